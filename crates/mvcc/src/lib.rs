@@ -1,0 +1,275 @@
+//! Cairn's MVCC state machine.
+//!
+//! Owns: the backend database (redb), the revision counter, the in-memory key index, and etcd's
+//! exact semantics for Range, Put, DeleteRange, Txn and Compact, plus Hash/HashKV. It also keeps
+//! the *consistent index* (the last Raft index applied) in the same backend transaction as the
+//! data, which makes applying a log entry idempotent across crashes.
+//!
+//! Must not: know about the network, gRPC, Raft or durability policy beyond "commit durably now
+//! or not". Responses carry only `header.revision`; the server fills in cluster, member and term.
+//!
+//! # Backend layout
+//!
+//! | table | key | value |
+//! |---|---|---|
+//! | `kv` | `u128` = `(main << 64) \| sub` | `kind u8` (0 put, 1 tombstone) + encoded `mvccpb.KeyValue` |
+//! | `meta` | name | bytes (`consistent_index`, `term`, `current_rev`, `compact_rev`, and any name the server stores) |
+//!
+//! # Concurrency
+//!
+//! One writer (the apply loop) at a time holds the state's write lock for a batch of requests;
+//! readers take the read lock only long enough to resolve keys to revisions in the index and open
+//! a backend read transaction, so a read sees exactly the revisions the index showed it.
+
+pub mod index;
+mod ops;
+
+use cairn_proto::mvccpb::KeyValue;
+use parking_lot::{RwLock, RwLockWriteGuard};
+use prost::Message;
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use std::path::{Path, PathBuf};
+
+pub use index::{KeyIndex, Revision};
+pub use ops::{Applier, CompactOutcome};
+
+const KV: TableDefinition<u128, &[u8]> = TableDefinition::new("kv");
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+
+const KIND_PUT: u8 = 0;
+const KIND_TOMBSTONE: u8 = 1;
+
+/// Errors of the MVCC layer. The `Display` strings of the first variants are etcd's.
+#[derive(Debug, thiserror::Error)]
+pub enum MvccError {
+    #[error("mvcc: required revision has been compacted")]
+    Compacted,
+    #[error("mvcc: required revision is a future revision")]
+    FutureRevision,
+    #[error("etcdserver: key not found")]
+    KeyNotFound,
+    #[error("mvcc: backend error: {0}")]
+    Backend(String),
+    #[error("mvcc: corrupt backend record at revision {rev:?}: {reason}")]
+    Corrupt { rev: Revision, reason: String },
+}
+
+impl MvccError {
+    fn backend(e: impl std::fmt::Display) -> Self {
+        MvccError::Backend(e.to_string())
+    }
+}
+
+pub type Result<T> = std::result::Result<T, MvccError>;
+
+/// State guarded by the store's lock.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    pub(crate) index: KeyIndex,
+    pub(crate) current: i64,
+    pub(crate) compacted: i64,
+    pub(crate) consistent_index: u64,
+    pub(crate) term: u64,
+}
+
+/// The MVCC key-value store.
+pub struct Store {
+    db: Database,
+    path: PathBuf,
+    state: RwLock<State>,
+}
+
+fn encode_record(kind: u8, kv: &KeyValue) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(1 + kv.encoded_len());
+    buf.push(kind);
+    // Encoding into a Vec cannot run out of space.
+    let _ = kv.encode(&mut buf);
+    buf
+}
+
+fn decode_record(rev: Revision, raw: &[u8]) -> Result<(u8, KeyValue)> {
+    let corrupt = |reason: String| MvccError::Corrupt { rev, reason };
+    let (&kind, body) = raw
+        .split_first()
+        .ok_or_else(|| corrupt("empty record".into()))?;
+    if kind != KIND_PUT && kind != KIND_TOMBSTONE {
+        return Err(corrupt(format!("unknown kind {kind}")));
+    }
+    let kv = KeyValue::decode(body).map_err(|e| corrupt(e.to_string()))?;
+    Ok((kind, kv))
+}
+
+fn meta_u64<T: ReadableTable<&'static str, &'static [u8]>>(t: &T, name: &str) -> Result<u64> {
+    let v = t.get(name).map_err(MvccError::backend)?;
+    Ok(
+        v.and_then(|g| g.value().try_into().ok().map(u64::from_le_bytes))
+            .unwrap_or(0),
+    )
+}
+
+impl Store {
+    /// Opens or creates the backend at `path` and rebuilds the key index from it.
+    pub fn open(path: impl AsRef<Path>) -> Result<Store> {
+        let path = path.as_ref().to_path_buf();
+        let db = Database::create(&path).map_err(MvccError::backend)?;
+        {
+            let w = db.begin_write().map_err(MvccError::backend)?;
+            w.open_table(KV).map_err(MvccError::backend)?;
+            w.open_table(META).map_err(MvccError::backend)?;
+            w.commit().map_err(MvccError::backend)?;
+        }
+        let mut state = State::default();
+        {
+            let r = db.begin_read().map_err(MvccError::backend)?;
+            let meta = r.open_table(META).map_err(MvccError::backend)?;
+            state.consistent_index = meta_u64(&meta, "consistent_index")?;
+            state.term = meta_u64(&meta, "term")?;
+            state.current = meta_u64(&meta, "current_rev")? as i64;
+            state.compacted = meta_u64(&meta, "compact_rev")? as i64;
+            let kv = r.open_table(KV).map_err(MvccError::backend)?;
+            for item in kv.iter().map_err(MvccError::backend)? {
+                let (k, v) = item.map_err(MvccError::backend)?;
+                let rev = Revision::from_key(k.value());
+                let (kind, kv) = decode_record(rev, v.value())?;
+                let hist = state.index.entry(&kv.key);
+                if kind == KIND_PUT {
+                    hist.record_put(rev, kv.create_revision, kv.version);
+                } else {
+                    hist.record_delete(rev);
+                }
+                state.current = state.current.max(rev.main);
+            }
+        }
+        state.current = state.current.max(state.compacted);
+        Ok(Store {
+            db,
+            path,
+            state: RwLock::new(state),
+        })
+    }
+
+    /// The store revision: the revision of the last write transaction.
+    pub fn revision(&self) -> i64 {
+        self.state.read().current
+    }
+
+    pub fn compact_revision(&self) -> i64 {
+        self.state.read().compacted
+    }
+
+    /// The last Raft index whose effects are in the backend (durable or not yet).
+    pub fn consistent_index(&self) -> u64 {
+        self.state.read().consistent_index
+    }
+
+    pub fn term(&self) -> u64 {
+        self.state.read().term
+    }
+
+    /// Number of keys (live or with history) in the index.
+    pub fn key_count(&self) -> usize {
+        self.state.read().index.len()
+    }
+
+    /// Size of the backend file in bytes.
+    pub fn db_size(&self) -> u64 {
+        std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// Bytes of the backend file holding live pages.
+    pub fn db_size_in_use(&self) -> u64 {
+        let stats = self.db.begin_write().ok().and_then(|w| {
+            let s = w.stats().ok();
+            w.abort().ok();
+            s
+        });
+        match stats {
+            Some(s) => s.allocated_pages() * s.page_size() as u64,
+            None => self.db_size(),
+        }
+    }
+
+    /// A value stored with [`Applier::put_meta`].
+    pub fn meta(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        let r = self.db.begin_read().map_err(MvccError::backend)?;
+        let t = r.open_table(META).map_err(MvccError::backend)?;
+        let v = t.get(name).map_err(MvccError::backend)?;
+        Ok(v.map(|g| g.value().to_vec()))
+    }
+
+    /// Serves a Range outside of any write: resolves keys in the index under the read lock, then
+    /// reads the values from a backend snapshot taken under the same lock.
+    pub fn range(
+        &self,
+        req: &cairn_proto::etcdserverpb::RangeRequest,
+    ) -> Result<cairn_proto::etcdserverpb::RangeResponse> {
+        let state = self.state.read();
+        let rtxn = self.db.begin_read().map_err(MvccError::backend)?;
+        let table = rtxn.open_table(KV).map_err(MvccError::backend)?;
+        ops::range(&state, &table, state.current, req)
+    }
+
+    /// Starts applying a batch of writes. The batch becomes visible to readers when it commits.
+    pub fn begin_apply(&self) -> Result<Applier<'_>> {
+        let mut wtxn = self.db.begin_write().map_err(MvccError::backend)?;
+        wtxn.set_durability(Durability::None)
+            .map_err(MvccError::backend)?;
+        Ok(Applier::new(self.state.write(), wtxn))
+    }
+
+    /// Hash of every key-value record up to `rev` (0 = current), and the compact revision.
+    pub fn hash_kv(&self, rev: i64) -> Result<(u32, i64, i64)> {
+        let state = self.state.read();
+        let rev = if rev <= 0 { state.current } else { rev };
+        if rev > state.current {
+            return Err(MvccError::FutureRevision);
+        }
+        if rev < state.compacted {
+            return Err(MvccError::Compacted);
+        }
+        let rtxn = self.db.begin_read().map_err(MvccError::backend)?;
+        let table = rtxn.open_table(KV).map_err(MvccError::backend)?;
+        let upper = Revision::new(rev, i64::MAX).to_key();
+        let mut h = 0u32;
+        for item in table.range(..=upper).map_err(MvccError::backend)? {
+            let (k, v) = item.map_err(MvccError::backend)?;
+            h = crc32c::crc32c_append(h, &k.value().to_be_bytes());
+            h = crc32c::crc32c_append(h, v.value());
+        }
+        Ok((h, state.compacted, rev))
+    }
+
+    /// Hash of the whole backend: every table's keys and values.
+    pub fn hash(&self) -> Result<u32> {
+        let _state = self.state.read();
+        let rtxn = self.db.begin_read().map_err(MvccError::backend)?;
+        let mut h = 0u32;
+        let kv = rtxn.open_table(KV).map_err(MvccError::backend)?;
+        for item in kv.iter().map_err(MvccError::backend)? {
+            let (k, v) = item.map_err(MvccError::backend)?;
+            h = crc32c::crc32c_append(h, &k.value().to_be_bytes());
+            h = crc32c::crc32c_append(h, v.value());
+        }
+        let meta = rtxn.open_table(META).map_err(MvccError::backend)?;
+        for item in meta.iter().map_err(MvccError::backend)? {
+            let (k, v) = item.map_err(MvccError::backend)?;
+            h = crc32c::crc32c_append(h, k.value().as_bytes());
+            h = crc32c::crc32c_append(h, v.value());
+        }
+        Ok(h)
+    }
+
+    /// Makes everything committed so far durable (one backend fsync).
+    pub fn flush(&self) -> Result<()> {
+        let _state = self.state.write();
+        let mut w = self.db.begin_write().map_err(MvccError::backend)?;
+        w.set_durability(Durability::Immediate)
+            .map_err(MvccError::backend)?;
+        w.commit().map_err(MvccError::backend)
+    }
+}
+
+pub(crate) type WriteGuard<'a> = RwLockWriteGuard<'a, State>;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,512 @@
+//! etcd's KV semantics over the key index and the backend tables.
+
+use crate::index::{History, Revision};
+use crate::{
+    KIND_PUT, KIND_TOMBSTONE, KV, META, MvccError, Result, State, WriteGuard, decode_record,
+    encode_record,
+};
+use bytes::Bytes;
+use cairn_proto::etcdserverpb::{
+    Compare, DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse, RangeRequest,
+    RangeResponse, RequestOp, ResponseHeader, ResponseOp, TxnRequest, TxnResponse,
+    compare::{CompareResult, CompareTarget, TargetUnion},
+    range_request::{SortOrder, SortTarget},
+    request_op, response_op,
+};
+use cairn_proto::mvccpb::KeyValue;
+use redb::{ReadableTable, WriteTransaction};
+use std::cmp::Ordering;
+
+/// What a compaction removed, for metrics and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompactOutcome {
+    pub removed_revisions: usize,
+}
+
+fn header(rev: i64) -> Option<ResponseHeader> {
+    Some(ResponseHeader {
+        revision: rev,
+        ..Default::default()
+    })
+}
+
+fn fetch<T: ReadableTable<u128, &'static [u8]>>(table: &T, rev: Revision) -> Result<KeyValue> {
+    let raw = table
+        .get(rev.to_key())
+        .map_err(MvccError::backend)?
+        .ok_or_else(|| MvccError::Corrupt {
+            rev,
+            reason: "revision in index but not in backend".into(),
+        })?;
+    let (kind, kv) = decode_record(rev, raw.value())?;
+    if kind != KIND_PUT {
+        return Err(MvccError::Corrupt {
+            rev,
+            reason: "index points at a tombstone".into(),
+        });
+    }
+    Ok(kv)
+}
+
+/// Resolves the revision a read at `requested` sees, given the current revision.
+fn read_revision(state: &State, current: i64, requested: i64) -> Result<i64> {
+    if requested > current {
+        return Err(MvccError::FutureRevision);
+    }
+    let rev = if requested <= 0 { current } else { requested };
+    if rev < state.compacted {
+        return Err(MvccError::Compacted);
+    }
+    Ok(rev)
+}
+
+/// etcd's Range: `current` is the revision a read "now" sees (inside a writing txn it includes the
+/// txn's own writes).
+pub(crate) fn range<T: ReadableTable<u128, &'static [u8]>>(
+    state: &State,
+    table: &T,
+    current: i64,
+    req: &RangeRequest,
+) -> Result<RangeResponse> {
+    let rev = read_revision(state, current, req.revision)?;
+    let visible = state
+        .index
+        .range(&req.key, &req.range_end)
+        .filter_map(|(_, h): (_, &History)| h.visible_at(rev));
+    let sort_order = SortOrder::try_from(req.sort_order).unwrap_or(SortOrder::None);
+    let sort_target = SortTarget::try_from(req.sort_target).unwrap_or(SortTarget::Key);
+    let filtered = req.min_mod_revision != 0
+        || req.max_mod_revision != 0
+        || req.min_create_revision != 0
+        || req.max_create_revision != 0;
+    let needs_all = sort_order != SortOrder::None || filtered;
+
+    let mut count = 0i64;
+    let mut kvs = Vec::new();
+    // Without sorting or filtering, only limit + 1 values are read (the extra one sets `more`).
+    let fetch_limit = if req.limit > 0 && !needs_all {
+        req.limit as usize + 1
+    } else {
+        usize::MAX
+    };
+    for r in visible {
+        count += 1;
+        if !req.count_only && kvs.len() < fetch_limit {
+            kvs.push(fetch(table, r)?);
+        }
+    }
+    if req.count_only {
+        return Ok(RangeResponse {
+            header: header(current),
+            kvs: Vec::new(),
+            more: false,
+            count,
+        });
+    }
+    if filtered {
+        kvs.retain(|kv| {
+            (req.min_mod_revision == 0 || kv.mod_revision >= req.min_mod_revision)
+                && (req.max_mod_revision == 0 || kv.mod_revision <= req.max_mod_revision)
+                && (req.min_create_revision == 0 || kv.create_revision >= req.min_create_revision)
+                && (req.max_create_revision == 0 || kv.create_revision <= req.max_create_revision)
+        });
+    }
+    // Results come in key order; etcd sorts ascending by default for non-key targets and never
+    // re-sorts for (KEY, ASCEND).
+    let order = match (sort_target, sort_order) {
+        (SortTarget::Key, SortOrder::Ascend) => SortOrder::None,
+        (t, SortOrder::None) if t != SortTarget::Key => SortOrder::Ascend,
+        (_, o) => o,
+    };
+    if order != SortOrder::None {
+        let cmp = |a: &KeyValue, b: &KeyValue| -> Ordering {
+            match sort_target {
+                SortTarget::Key => a.key.cmp(&b.key),
+                SortTarget::Version => a.version.cmp(&b.version),
+                SortTarget::Create => a.create_revision.cmp(&b.create_revision),
+                SortTarget::Mod => a.mod_revision.cmp(&b.mod_revision),
+                SortTarget::Value => a.value.cmp(&b.value),
+            }
+        };
+        // Stable sorts keep key order among equal targets, as etcd's sort does.
+        if order == SortOrder::Descend {
+            kvs.sort_by(|a, b| cmp(b, a));
+        } else {
+            kvs.sort_by(cmp);
+        }
+    }
+    let mut more = false;
+    if req.limit > 0 && kvs.len() > req.limit as usize {
+        kvs.truncate(req.limit as usize);
+        more = true;
+    }
+    if req.keys_only {
+        for kv in &mut kvs {
+            kv.value = Bytes::new();
+        }
+    }
+    Ok(RangeResponse {
+        header: header(current),
+        kvs,
+        more,
+        count,
+    })
+}
+
+/// Applies a batch of writes inside one backend transaction.
+pub struct Applier<'a> {
+    state: WriteGuard<'a>,
+    wtxn: WriteTransaction,
+    /// Subrevision counter of the write request being applied; > 0 means it wrote something.
+    sub: i64,
+}
+
+impl<'a> Applier<'a> {
+    pub(crate) fn new(state: WriteGuard<'a>, wtxn: WriteTransaction) -> Self {
+        Applier {
+            state,
+            wtxn,
+            sub: 0,
+        }
+    }
+
+    /// The store revision (including requests applied earlier in this batch).
+    pub fn revision(&self) -> i64 {
+        self.state.current
+    }
+
+    /// The revision reads see right now: the txn's own writes are visible.
+    fn read_rev(&self) -> i64 {
+        self.state.current + i64::from(self.sub > 0)
+    }
+
+    fn write_rev(&mut self) -> Revision {
+        let rev = Revision::new(self.state.current + 1, self.sub);
+        self.sub += 1;
+        rev
+    }
+
+    /// Ends one write request: a request that wrote anything takes a new store revision.
+    fn finish_request(&mut self) {
+        if self.sub > 0 {
+            self.state.current += 1;
+            self.sub = 0;
+        }
+    }
+
+    fn live_kv(&self, key: &[u8]) -> Result<Option<KeyValue>> {
+        let Some(rev) = self.state.index.get(key).and_then(History::live) else {
+            return Ok(None);
+        };
+        let table = self.wtxn.open_table(KV).map_err(MvccError::backend)?;
+        fetch(&table, rev).map(Some)
+    }
+
+    pub fn range(&self, req: &RangeRequest) -> Result<RangeResponse> {
+        let table = self.wtxn.open_table(KV).map_err(MvccError::backend)?;
+        range(&self.state, &table, self.read_rev(), req)
+    }
+
+    fn check_put(&self, req: &PutRequest) -> Result<()> {
+        if (req.ignore_value || req.ignore_lease)
+            && self
+                .state
+                .index
+                .get(&req.key)
+                .and_then(History::live)
+                .is_none()
+        {
+            return Err(MvccError::KeyNotFound);
+        }
+        Ok(())
+    }
+
+    fn do_put(&mut self, req: &PutRequest) -> Result<PutResponse> {
+        let prev = if req.prev_kv || req.ignore_value || req.ignore_lease {
+            self.live_kv(&req.key)?
+        } else {
+            None
+        };
+        let rev = self.write_rev();
+        let (create, version) = self
+            .state
+            .index
+            .get(&req.key)
+            .map_or((rev.main, 1), |h| h.next_put(rev.main));
+        let kv = KeyValue {
+            key: req.key.clone(),
+            create_revision: create,
+            mod_revision: rev.main,
+            version,
+            value: match (&prev, req.ignore_value) {
+                (Some(p), true) => p.value.clone(),
+                _ => req.value.clone(),
+            },
+            lease: match (&prev, req.ignore_lease) {
+                (Some(p), true) => p.lease,
+                _ => req.lease,
+            },
+        };
+        {
+            let mut table = self.wtxn.open_table(KV).map_err(MvccError::backend)?;
+            table
+                .insert(rev.to_key(), encode_record(KIND_PUT, &kv).as_slice())
+                .map_err(MvccError::backend)?;
+        }
+        self.state
+            .index
+            .entry(&req.key)
+            .record_put(rev, create, version);
+        Ok(PutResponse {
+            header: None,
+            prev_kv: if req.prev_kv { prev } else { None },
+        })
+    }
+
+    fn do_delete(&mut self, req: &DeleteRangeRequest) -> Result<DeleteRangeResponse> {
+        let live: Vec<(Bytes, Revision)> = self
+            .state
+            .index
+            .range(&req.key, &req.range_end)
+            .filter_map(|(k, h)| h.live().map(|r| (k.clone(), r)))
+            .collect();
+        let mut prev_kvs = Vec::new();
+        for (key, old) in &live {
+            if req.prev_kv {
+                let table = self.wtxn.open_table(KV).map_err(MvccError::backend)?;
+                prev_kvs.push(fetch(&table, *old)?);
+            }
+            let rev = self.write_rev();
+            let tomb = KeyValue {
+                key: key.clone(),
+                mod_revision: rev.main,
+                ..Default::default()
+            };
+            {
+                let mut table = self.wtxn.open_table(KV).map_err(MvccError::backend)?;
+                table
+                    .insert(
+                        rev.to_key(),
+                        encode_record(KIND_TOMBSTONE, &tomb).as_slice(),
+                    )
+                    .map_err(MvccError::backend)?;
+            }
+            self.state.index.entry(key).record_delete(rev);
+        }
+        Ok(DeleteRangeResponse {
+            header: None,
+            deleted: live.len() as i64,
+            prev_kvs,
+        })
+    }
+
+    /// Put as a request of its own.
+    pub fn put(&mut self, req: &PutRequest) -> Result<PutResponse> {
+        self.check_put(req)?;
+        let mut resp = self.do_put(req)?;
+        self.finish_request();
+        resp.header = header(self.state.current);
+        Ok(resp)
+    }
+
+    /// DeleteRange as a request of its own; deleting nothing does not bump the revision.
+    pub fn delete_range(&mut self, req: &DeleteRangeRequest) -> Result<DeleteRangeResponse> {
+        let mut resp = self.do_delete(req)?;
+        self.finish_request();
+        resp.header = header(self.state.current);
+        Ok(resp)
+    }
+
+    fn compare(&self, c: &Compare) -> Result<bool> {
+        let table = self.wtxn.open_table(KV).map_err(MvccError::backend)?;
+        let rev = self.read_rev();
+        let revs: Vec<Revision> = self
+            .state
+            .index
+            .range(&c.key, &c.range_end)
+            .filter_map(|(_, h)| h.visible_at(rev))
+            .collect();
+        let target = CompareTarget::try_from(c.target).unwrap_or(CompareTarget::Version);
+        if revs.is_empty() {
+            if target == CompareTarget::Value {
+                return Ok(false);
+            }
+            return Ok(compare_kv(c, target, &KeyValue::default()));
+        }
+        for r in revs {
+            if !compare_kv(c, target, &fetch(&table, r)?) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Evaluates every compare on the path the txn will take (nested txns included) before
+    /// anything is written, as etcd does.
+    fn txn_path(&self, req: &TxnRequest, path: &mut Vec<bool>) -> Result<()> {
+        let mut ok = true;
+        for c in &req.compare {
+            if !self.compare(c)? {
+                ok = false;
+                break;
+            }
+        }
+        path.push(ok);
+        let ops = if ok { &req.success } else { &req.failure };
+        for op in ops {
+            if let Some(request_op::Request::RequestTxn(t)) = &op.request {
+                self.txn_path(t, path)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn check_ops(&self, req: &TxnRequest, path: &[bool], at: &mut usize) -> Result<()> {
+        let ok = path.get(*at).copied().unwrap_or(false);
+        *at += 1;
+        for op in if ok { &req.success } else { &req.failure } {
+            match &op.request {
+                Some(request_op::Request::RequestPut(p)) => self.check_put(p)?,
+                Some(request_op::Request::RequestRange(r)) => {
+                    read_revision(&self.state, self.state.current, r.revision)?;
+                }
+                Some(request_op::Request::RequestTxn(t)) => self.check_ops(t, path, at)?,
+                Some(request_op::Request::RequestDeleteRange(_)) | None => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn exec_txn(&mut self, req: &TxnRequest, path: &[bool], at: &mut usize) -> Result<TxnResponse> {
+        let ok = path.get(*at).copied().unwrap_or(false);
+        *at += 1;
+        let ops: &[RequestOp] = if ok { &req.success } else { &req.failure };
+        let mut responses = Vec::with_capacity(ops.len());
+        for op in ops {
+            let response = match &op.request {
+                Some(request_op::Request::RequestRange(r)) => {
+                    response_op::Response::ResponseRange(self.range(r)?)
+                }
+                Some(request_op::Request::RequestPut(p)) => {
+                    response_op::Response::ResponsePut(self.do_put(p)?)
+                }
+                Some(request_op::Request::RequestDeleteRange(d)) => {
+                    response_op::Response::ResponseDeleteRange(self.do_delete(d)?)
+                }
+                Some(request_op::Request::RequestTxn(t)) => {
+                    response_op::Response::ResponseTxn(self.exec_txn(t, path, at)?)
+                }
+                None => continue,
+            };
+            responses.push(ResponseOp {
+                response: Some(response),
+            });
+        }
+        Ok(TxnResponse {
+            header: None,
+            succeeded: ok,
+            responses,
+        })
+    }
+
+    /// Txn: all-or-nothing; every write in it shares one new revision.
+    pub fn txn(&mut self, req: &TxnRequest) -> Result<TxnResponse> {
+        let mut path = Vec::new();
+        self.txn_path(req, &mut path)?;
+        self.check_ops(req, &path, &mut 0)?;
+        let mut resp = self.exec_txn(req, &path, &mut 0)?;
+        self.finish_request();
+        let rev = self.state.current;
+        set_headers(&mut resp, rev);
+        Ok(resp)
+    }
+
+    /// Compacts history at `rev`: afterwards reads below `rev` fail with `Compacted`.
+    pub fn compact(&mut self, rev: i64) -> Result<CompactOutcome> {
+        if rev <= self.state.compacted {
+            return Err(MvccError::Compacted);
+        }
+        if rev > self.state.current {
+            return Err(MvccError::FutureRevision);
+        }
+        let removed = self.state.index.compact(rev);
+        {
+            let mut table = self.wtxn.open_table(KV).map_err(MvccError::backend)?;
+            for r in &removed {
+                table.remove(r.to_key()).map_err(MvccError::backend)?;
+            }
+        }
+        self.state.compacted = rev;
+        Ok(CompactOutcome {
+            removed_revisions: removed.len(),
+        })
+    }
+
+    /// Stores a named value in the backend's meta table within this batch.
+    pub fn put_meta(&mut self, name: &str, value: &[u8]) -> Result<()> {
+        let mut meta = self.wtxn.open_table(META).map_err(MvccError::backend)?;
+        meta.insert(name, value).map_err(MvccError::backend)?;
+        Ok(())
+    }
+
+    /// Records that the batch covers the Raft log up to `index` and commits it; with `durable`,
+    /// the commit (and every earlier one) is on disk when this returns.
+    pub fn commit(mut self, index: u64, term: u64, durable: bool) -> Result<()> {
+        self.state.consistent_index = self.state.consistent_index.max(index);
+        self.state.term = self.state.term.max(term);
+        {
+            let mut meta = self.wtxn.open_table(META).map_err(MvccError::backend)?;
+            let s = &self.state;
+            for (name, v) in [
+                ("consistent_index", s.consistent_index),
+                ("term", s.term),
+                ("current_rev", s.current as u64),
+                ("compact_rev", s.compacted as u64),
+            ] {
+                meta.insert(name, v.to_le_bytes().as_slice())
+                    .map_err(MvccError::backend)?;
+            }
+        }
+        if durable {
+            self.wtxn
+                .set_durability(redb::Durability::Immediate)
+                .map_err(MvccError::backend)?;
+        }
+        self.wtxn.commit().map_err(MvccError::backend)
+    }
+}
+
+fn set_headers(resp: &mut TxnResponse, rev: i64) {
+    resp.header = header(rev);
+    for op in &mut resp.responses {
+        match &mut op.response {
+            Some(response_op::Response::ResponseRange(r)) => r.header = header(rev),
+            Some(response_op::Response::ResponsePut(p)) => p.header = header(rev),
+            Some(response_op::Response::ResponseDeleteRange(d)) => d.header = header(rev),
+            Some(response_op::Response::ResponseTxn(t)) => set_headers(t, rev),
+            None => {}
+        }
+    }
+}
+
+fn compare_kv(c: &Compare, target: CompareTarget, kv: &KeyValue) -> bool {
+    let ord = match (target, &c.target_union) {
+        (CompareTarget::Value, Some(TargetUnion::Value(v))) => kv.value.as_ref().cmp(v.as_ref()),
+        (CompareTarget::Value, _) => kv.value.as_ref().cmp(&[][..]),
+        (CompareTarget::Create, Some(TargetUnion::CreateRevision(v))) => kv.create_revision.cmp(v),
+        (CompareTarget::Mod, Some(TargetUnion::ModRevision(v))) => kv.mod_revision.cmp(v),
+        (CompareTarget::Version, Some(TargetUnion::Version(v))) => kv.version.cmp(v),
+        (CompareTarget::Lease, Some(TargetUnion::Lease(v))) => kv.lease.cmp(v),
+        // A union that does not match the target compares against zero, as etcd's getters do.
+        (CompareTarget::Create, _) => kv.create_revision.cmp(&0),
+        (CompareTarget::Mod, _) => kv.mod_revision.cmp(&0),
+        (CompareTarget::Version, _) => kv.version.cmp(&0),
+        (CompareTarget::Lease, _) => kv.lease.cmp(&0),
+    };
+    match CompareResult::try_from(c.result).unwrap_or(CompareResult::Equal) {
+        CompareResult::Equal => ord == Ordering::Equal,
+        CompareResult::NotEqual => ord != Ordering::Equal,
+        CompareResult::Greater => ord == Ordering::Greater,
+        CompareResult::Less => ord == Ordering::Less,
+    }
+}

@@ -1,0 +1,284 @@
+use super::*;
+use proptest::prelude::*;
+
+fn entry(index: u64, term: u64, data: &str) -> EntryRecord {
+    EntryRecord {
+        index,
+        term,
+        data: Bytes::from(data.to_owned()),
+    }
+}
+
+fn write_n(dir: &Path, n: u64) -> Vec<EntryRecord> {
+    let (mut wal, _) = Wal::open(dir).unwrap();
+    let entries: Vec<_> = (1..=n)
+        .map(|i| entry(i, 1, &format!("value-{i}")))
+        .collect();
+    for e in &entries {
+        wal.append_entries(std::slice::from_ref(e));
+        wal.set_hard_state(&e.index.to_le_bytes());
+        wal.sync().unwrap();
+    }
+    entries
+}
+
+fn only_segment(dir: &Path) -> PathBuf {
+    let (wal, _) = Wal::open(dir).unwrap();
+    let paths = wal.segment_paths();
+    assert_eq!(paths.len(), 1);
+    paths[0].clone()
+}
+
+#[test]
+fn roundtrip_entries_and_hard_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let written = write_n(dir.path(), 10);
+    let (_, rec) = Wal::open(dir.path()).unwrap();
+    assert_eq!(rec.entries, written);
+    assert_eq!(rec.hard_state.as_deref(), Some(&10u64.to_le_bytes()[..]));
+    assert_eq!(rec.repaired_bytes, 0);
+}
+
+#[test]
+fn unsynced_appends_are_not_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (mut wal, _) = Wal::open(dir.path()).unwrap();
+        wal.append_entries(&[entry(1, 1, "a")]);
+        wal.sync().unwrap();
+        wal.append_entries(&[entry(2, 1, "b")]);
+        assert!(wal.has_pending());
+    }
+    let (_, rec) = Wal::open(dir.path()).unwrap();
+    assert_eq!(rec.entries, vec![entry(1, 1, "a")]);
+}
+
+#[test]
+fn reappended_index_overwrites_suffix() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (mut wal, _) = Wal::open(dir.path()).unwrap();
+        wal.append_entries(&[entry(1, 1, "a"), entry(2, 1, "b"), entry(3, 1, "c")]);
+        wal.append_entries(&[entry(2, 2, "B")]);
+        wal.sync().unwrap();
+    }
+    let (_, rec) = Wal::open(dir.path()).unwrap();
+    assert_eq!(rec.entries, vec![entry(1, 1, "a"), entry(2, 2, "B")]);
+}
+
+#[test]
+fn truncated_tail_is_repaired() {
+    let dir = tempfile::tempdir().unwrap();
+    let written = write_n(dir.path(), 5);
+    let seg = only_segment(dir.path());
+    let len = fs::metadata(&seg).unwrap().len();
+    OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .unwrap()
+        .set_len(len - 3)
+        .unwrap();
+    let (mut wal, rec) = Wal::open(dir.path()).unwrap();
+    assert!(rec.repaired_bytes > 0);
+    // The last record was the hard state of entry 5; entry 5 itself survives.
+    assert_eq!(rec.entries, written);
+    assert_eq!(rec.hard_state.as_deref(), Some(&4u64.to_le_bytes()[..]));
+    // The repaired log accepts appends and replays them.
+    wal.append_entries(&[entry(6, 1, "six")]);
+    wal.sync().unwrap();
+    drop(wal);
+    let (_, rec) = Wal::open(dir.path()).unwrap();
+    assert_eq!(rec.entries.last(), Some(&entry(6, 1, "six")));
+    assert_eq!(rec.repaired_bytes, 0);
+}
+
+#[test]
+fn bit_flip_in_last_record_is_repaired() {
+    let dir = tempfile::tempdir().unwrap();
+    write_n(dir.path(), 5);
+    let seg = only_segment(dir.path());
+    let mut data = fs::read(&seg).unwrap();
+    let last = data.len() - 1;
+    data[last] ^= 0x40;
+    fs::write(&seg, &data).unwrap();
+    let (_, rec) = Wal::open(dir.path()).unwrap();
+    assert_eq!(rec.entries.len(), 5);
+    assert!(rec.repaired_bytes > 0);
+}
+
+#[test]
+fn corruption_in_the_middle_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    write_n(dir.path(), 20);
+    let seg = only_segment(dir.path());
+    let mut data = fs::read(&seg).unwrap();
+    let mid = data.len() / 2;
+    data[mid] ^= 0x01;
+    fs::write(&seg, &data).unwrap();
+    let err = Wal::open(dir.path()).unwrap_err();
+    assert!(matches!(err, WalError::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains("Refusing to start"));
+    // Nothing was truncated by the failed open.
+    assert_eq!(fs::read(&seg).unwrap(), data);
+}
+
+#[test]
+fn segments_roll_over_and_replay_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let written: Vec<_> = (1..=200).map(|i| entry(i, 1, &"x".repeat(100))).collect();
+    {
+        let (mut wal, _) = Wal::open_with_segment_size(dir.path(), 2048).unwrap();
+        for chunk in written.chunks(7) {
+            wal.append_entries(chunk);
+            wal.sync().unwrap();
+        }
+        assert!(wal.segment_paths().len() > 5);
+    }
+    let (_, rec) = Wal::open(dir.path()).unwrap();
+    assert_eq!(rec.entries, written);
+}
+
+#[test]
+fn corruption_in_an_older_segment_is_refused_even_at_its_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = {
+        let (mut wal, _) = Wal::open_with_segment_size(dir.path(), 1024).unwrap();
+        for i in 1..=50 {
+            wal.append_entries(&[entry(i, 1, &"y".repeat(64))]);
+            wal.sync().unwrap();
+        }
+        wal.segment_paths()
+    };
+    let first = &paths[0];
+    let mut data = fs::read(first).unwrap();
+    let last = data.len() - 1;
+    data[last] ^= 0x01;
+    fs::write(first, &data).unwrap();
+    assert!(matches!(
+        Wal::open(dir.path()),
+        Err(WalError::Corrupt { .. })
+    ));
+}
+
+#[test]
+fn snapshot_drops_old_segments_and_keeps_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (mut wal, _) = Wal::open_with_segment_size(dir.path(), 1024).unwrap();
+        for i in 1..=40 {
+            wal.append_entries(&[entry(i, 1, &"z".repeat(64))]);
+            wal.sync().unwrap();
+        }
+        let snap = SnapshotRecord {
+            index: 30,
+            term: 1,
+            data: Bytes::from_static(b"conf"),
+        };
+        let tail: Vec<_> = (31..=40).map(|i| entry(i, 1, &"z".repeat(64))).collect();
+        wal.snapshot(&snap, b"hs", &tail).unwrap();
+        assert_eq!(wal.segment_paths().len(), 1);
+        wal.append_entries(&[entry(41, 2, "after")]);
+        wal.sync().unwrap();
+    }
+    let (wal, rec) = Wal::open(dir.path()).unwrap();
+    assert_eq!(rec.snapshot.as_ref().map(|s| s.index), Some(30));
+    assert_eq!(rec.hard_state.as_deref(), Some(&b"hs"[..]));
+    let idx: Vec<u64> = rec.entries.iter().map(|e| e.index).collect();
+    assert_eq!(idx, (31..=41).collect::<Vec<_>>());
+    assert_eq!(wal.last_index(), 41);
+}
+
+#[test]
+fn leftover_temp_segment_is_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    write_n(dir.path(), 3);
+    fs::write(
+        dir.path().join("0000000000000009-0000000000000004.wal.tmp"),
+        b"junk",
+    )
+    .unwrap();
+    let (_, rec) = Wal::open(dir.path()).unwrap();
+    assert_eq!(rec.entries.len(), 3);
+}
+
+#[test]
+fn foreign_wal_file_name_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("garbage.wal"), b"").unwrap();
+    assert!(matches!(
+        Wal::open(dir.path()),
+        Err(WalError::BadSegmentName(_))
+    ));
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Append(u8, Vec<u8>),
+    Sync,
+    Snapshot,
+    Reopen,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (1u8..4, proptest::collection::vec(any::<u8>(), 0..200)).prop_map(|(n, d)| Op::Append(n, d)),
+        2 => Just(Op::Sync),
+        1 => Just(Op::Snapshot),
+        1 => Just(Op::Reopen),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Whatever the interleaving of appends, syncs, snapshots and reopens, a reopened WAL holds
+    /// exactly the synced entries above the last snapshot, in order.
+    #[test]
+    fn replay_matches_model(ops in proptest::collection::vec(op(), 1..60)) {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut wal, _) = Wal::open_with_segment_size(dir.path(), 512).unwrap();
+        let mut durable: Vec<EntryRecord> = Vec::new();
+        let mut pending: Vec<EntryRecord> = Vec::new();
+        let mut snap_index = 0u64;
+        let mut next = 1u64;
+        for op in ops {
+            match op {
+                Op::Append(n, data) => {
+                    for _ in 0..n {
+                        let e = EntryRecord { index: next, term: 1, data: Bytes::from(data.clone()) };
+                        next += 1;
+                        wal.append_entries(std::slice::from_ref(&e));
+                        pending.push(e);
+                    }
+                }
+                Op::Sync => {
+                    wal.sync().unwrap();
+                    durable.append(&mut pending);
+                }
+                Op::Snapshot => {
+                    wal.sync().unwrap();
+                    durable.append(&mut pending);
+                    if let Some(last) = durable.last().map(|e| e.index) {
+                        let at = snap_index + (last - snap_index).div_ceil(2);
+                        let tail: Vec<_> = durable.iter().filter(|e| e.index > at).cloned().collect();
+                        wal.snapshot(&SnapshotRecord { index: at, term: 1, data: Bytes::new() }, b"hs", &tail).unwrap();
+                        snap_index = at;
+                        durable = tail;
+                    }
+                }
+                Op::Reopen => {
+                    drop(wal);
+                    let (w, rec) = Wal::open_with_segment_size(dir.path(), 512).unwrap();
+                    wal = w;
+                    prop_assert_eq!(&rec.entries, &durable);
+                    pending.clear();
+                    next = durable.last().map_or(snap_index + 1, |e| e.index + 1);
+                }
+            }
+        }
+        drop(wal);
+        let (_, rec) = Wal::open(dir.path()).unwrap();
+        prop_assert_eq!(rec.entries, durable);
+        prop_assert_eq!(rec.snapshot.map_or(0, |s| s.index), snap_index);
+    }
+}
