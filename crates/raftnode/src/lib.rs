@@ -1,1 +1,492 @@
-//! placeholder
+//! Cairn's Raft node.
+//!
+//! Owns: one thread that owns `raft::RawNode` and the WAL. It batches proposals and ReadIndex
+//! requests (everything that arrived since the last step goes into one Ready), persists each
+//! Ready with a single WAL fsync, hands committed entries to the apply loop over a channel, and
+//! compacts the log once the state machine reports a durable index.
+//!
+//! Must not: touch MVCC or know what an entry means. Entries leave this crate as opaque bytes
+//! ([`CommittedEntry`]); no raft type crosses the crate boundary.
+//!
+//! No lock surrounds the Raft state: other tasks talk to the node thread through [`RaftHandle`]'s
+//! channel and read its progress from atomics.
+
+mod logstore;
+
+use bytes::Bytes;
+use cairn_wal::{EntryRecord, SnapshotRecord, Wal};
+use logstore::LogStore;
+use raft::eraftpb::{ConfState, Entry, EntryType, SnapshotMetadata};
+use raft::{RawNode, StateRole};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// Errors from the Raft node.
+#[derive(Debug, thiserror::Error)]
+pub enum RaftError {
+    #[error("etcdserver: no leader")]
+    NoLeader,
+    #[error("etcdserver: server stopped")]
+    Stopped,
+    #[error("raft: wal: {0}")]
+    Wal(#[from] cairn_wal::WalError),
+    #[error("raft: {0}")]
+    Raft(#[from] raft::Error),
+    #[error("raft: corrupt log record at index {index}: {reason}")]
+    Corrupt { index: u64, reason: String },
+    #[error("raft: {0}")]
+    Invalid(String),
+}
+
+/// How the node is set up.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub id: u64,
+    /// Voting members of a new cluster (ignored once the log holds a configuration).
+    pub voters: Vec<u64>,
+    pub wal_dir: PathBuf,
+    pub tick: Duration,
+    pub election_ticks: usize,
+    pub heartbeat_ticks: usize,
+    /// The state machine's consistent index: entries up to it are not handed out again.
+    pub applied: u64,
+}
+
+/// A committed log entry on its way to the state machine.
+#[derive(Debug, Clone)]
+pub struct CommittedEntry {
+    pub index: u64,
+    pub term: u64,
+    /// Empty for the no-op entries a new leader appends.
+    pub data: Bytes,
+}
+
+/// Progress of the node, readable from any thread.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub term: AtomicU64,
+    pub leader: AtomicU64,
+    pub commit: AtomicU64,
+    pub last_index: AtomicU64,
+    pub is_leader: AtomicBool,
+}
+
+enum Command {
+    Propose {
+        data: Vec<u8>,
+        done: oneshot::Sender<Result<(), RaftError>>,
+    },
+    ReadIndex {
+        done: oneshot::Sender<Result<u64, RaftError>>,
+    },
+    /// The state machine has made everything up to `index` durable.
+    Durable {
+        index: u64,
+    },
+    Stop,
+}
+
+/// Cheap to clone; talks to the node thread.
+#[derive(Clone)]
+pub struct RaftHandle {
+    tx: Sender<Command>,
+    progress: Arc<Progress>,
+    id: u64,
+}
+
+impl RaftHandle {
+    /// Appends `data` to the log. Returns once the leader accepted it; the outcome arrives
+    /// through the apply loop.
+    pub async fn propose(&self, data: Vec<u8>) -> Result<(), RaftError> {
+        let (done, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Propose { data, done })
+            .map_err(|_| RaftError::Stopped)?;
+        rx.await.map_err(|_| RaftError::Stopped)?
+    }
+
+    /// A commit index that a linearizable read must wait for the state machine to reach.
+    pub async fn read_index(&self) -> Result<u64, RaftError> {
+        let (done, rx) = oneshot::channel();
+        self.tx
+            .send(Command::ReadIndex { done })
+            .map_err(|_| RaftError::Stopped)?;
+        rx.await.map_err(|_| RaftError::Stopped)?
+    }
+
+    /// Tells the node the state machine durably holds everything up to `index`; the log below
+    /// it may be compacted.
+    pub fn report_durable(&self, index: u64) {
+        let _ = self.tx.send(Command::Durable { index });
+    }
+
+    pub fn stop(&self) {
+        let _ = self.tx.send(Command::Stop);
+    }
+
+    pub fn progress(&self) -> &Progress {
+        &self.progress
+    }
+
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    pub fn term(&self) -> u64 {
+        self.progress.term.load(Ordering::Acquire)
+    }
+
+    pub fn leader(&self) -> u64 {
+        self.progress.leader.load(Ordering::Acquire)
+    }
+}
+
+/// Forwards raft-rs's slog records to `tracing`.
+struct TracingDrain;
+
+impl slog::Drain for TracingDrain {
+    type Ok = ();
+    type Err = slog::Never;
+
+    fn log(&self, record: &slog::Record, _: &slog::OwnedKVList) -> Result<(), slog::Never> {
+        match record.level() {
+            slog::Level::Critical | slog::Level::Error => {
+                tracing::error!(target: "raft", "{}", record.msg())
+            }
+            slog::Level::Warning => tracing::warn!(target: "raft", "{}", record.msg()),
+            slog::Level::Info => tracing::info!(target: "raft", "{}", record.msg()),
+            _ => tracing::debug!(target: "raft", "{}", record.msg()),
+        }
+        Ok(())
+    }
+}
+
+fn decode<M: prost011::Message + Default>(bytes: &[u8], index: u64) -> Result<M, RaftError> {
+    M::decode(bytes).map_err(|e| RaftError::Corrupt {
+        index,
+        reason: e.to_string(),
+    })
+}
+
+fn encode<M: prost011::Message>(m: &M) -> Result<Vec<u8>, RaftError> {
+    Ok(m.encode_to_vec())
+}
+
+fn to_record(e: &Entry) -> Result<EntryRecord, RaftError> {
+    Ok(EntryRecord {
+        index: e.index,
+        term: e.term,
+        data: Bytes::from(encode(e)?),
+    })
+}
+
+/// Rebuilds the in-memory log from the WAL.
+fn recover(config: &NodeConfig) -> Result<(Wal, LogStore), RaftError> {
+    let (wal, rec) = Wal::open(&config.wal_dir)?;
+    if rec.repaired_bytes > 0 {
+        tracing::warn!(bytes = rec.repaired_bytes, "cut a torn tail off the WAL");
+    }
+    let mut store = LogStore::default();
+    match &rec.snapshot {
+        Some(snap) => {
+            let meta: SnapshotMetadata = decode(&snap.data, snap.index)?;
+            store.snap_index = snap.index;
+            store.snap_term = snap.term;
+            store.conf_state = meta.get_conf_state().clone();
+        }
+        None => {
+            store.conf_state = ConfState::from((config.voters.clone(), Vec::<u64>::new()));
+        }
+    }
+    if let Some(hs) = &rec.hard_state {
+        store.hard_state = decode(hs, 0)?;
+    }
+    let mut entries = Vec::with_capacity(rec.entries.len());
+    for r in &rec.entries {
+        entries.push(decode::<Entry>(&r.data, r.index)?);
+    }
+    store.append(&entries);
+    if config.applied > store.last() {
+        return Err(RaftError::Invalid(format!(
+            "the backend has applied index {} but the WAL ends at {}: the WAL is missing or belongs to another data dir",
+            config.applied,
+            store.last()
+        )));
+    }
+    // Anything the state machine applied was committed, even if the hard state recording that
+    // commit was not yet written.
+    let commit = store
+        .hard_state
+        .commit
+        .max(config.applied)
+        .max(store.snap_index);
+    store.hard_state.commit = commit;
+    Ok((wal, store))
+}
+
+/// Starts the node thread. Committed entries are sent, in order and in batches, to `apply`.
+pub fn start(
+    config: NodeConfig,
+    apply: Sender<Vec<CommittedEntry>>,
+) -> Result<(RaftHandle, JoinHandle<()>), RaftError> {
+    let (wal, store) = recover(&config)?;
+    let raft_config = raft::Config {
+        id: config.id,
+        election_tick: config.election_ticks,
+        heartbeat_tick: config.heartbeat_ticks,
+        applied: config.applied.max(store.snap_index),
+        max_size_per_msg: 1 << 20,
+        max_inflight_msgs: 256,
+        pre_vote: true,
+        check_quorum: true,
+        ..Default::default()
+    };
+    raft_config.validate()?;
+    let logger = slog::Logger::root(slog::Drain::fuse(TracingDrain), slog::o!());
+    let mut node = RawNode::new(&raft_config, store, &logger)?;
+    let progress = Arc::new(Progress::default());
+    let (tx, rx) = mpsc::channel();
+    // A member that is the only voter need not wait an election timeout to lead.
+    let voters = node
+        .raft
+        .prs()
+        .conf()
+        .voters()
+        .ids()
+        .iter()
+        .collect::<Vec<_>>();
+    if voters == [config.id] {
+        node.campaign()?;
+    }
+    let mut runner = Runner {
+        node,
+        wal,
+        apply,
+        progress: progress.clone(),
+        pending_reads: HashMap::new(),
+        waiting_reads: Vec::new(),
+        next_read_ctx: 0,
+        tick: config.tick,
+    };
+    let thread = std::thread::Builder::new()
+        .name("raft".into())
+        .spawn(move || {
+            if let Err(e) = runner.run(rx) {
+                tracing::error!(error = %e, "raft node stopped on error");
+                // A member that cannot persist its log must not go on acknowledging writes.
+                std::process::exit(2);
+            }
+        })
+        .map_err(|e| RaftError::Invalid(format!("spawn raft thread: {e}")))?;
+    Ok((
+        RaftHandle {
+            tx,
+            progress,
+            id: config.id,
+        },
+        thread,
+    ))
+}
+
+type ReadWaiters = Vec<oneshot::Sender<Result<u64, RaftError>>>;
+
+struct Runner {
+    node: RawNode<LogStore>,
+    wal: Wal,
+    apply: Sender<Vec<CommittedEntry>>,
+    progress: Arc<Progress>,
+    /// Read requests sent to raft, by the context that identifies their batch.
+    pending_reads: HashMap<u64, ReadWaiters>,
+    /// Read requests that arrived since the last step; they go out as one ReadIndex.
+    waiting_reads: ReadWaiters,
+    next_read_ctx: u64,
+    tick: Duration,
+}
+
+impl Runner {
+    fn run(&mut self, rx: Receiver<Command>) -> Result<(), RaftError> {
+        let mut next_tick = Instant::now() + self.tick;
+        loop {
+            let wait = next_tick.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(wait) {
+                Ok(cmd) => {
+                    if !self.handle(cmd)? {
+                        return Ok(());
+                    }
+                    // Take everything already queued so that it shares one Ready and one fsync.
+                    while let Ok(cmd) = rx.try_recv() {
+                        if !self.handle(cmd)? {
+                            return Ok(());
+                        }
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            }
+            if Instant::now() >= next_tick {
+                self.node.tick();
+                next_tick += self.tick;
+                if next_tick < Instant::now() {
+                    next_tick = Instant::now() + self.tick;
+                }
+            }
+            self.flush_reads();
+            self.on_ready()?;
+        }
+    }
+
+    /// Returns false on Stop.
+    fn handle(&mut self, cmd: Command) -> Result<bool, RaftError> {
+        match cmd {
+            Command::Propose { data, done } => {
+                let res = if self.node.raft.leader_id == raft::INVALID_ID {
+                    Err(RaftError::NoLeader)
+                } else {
+                    self.node.propose(vec![], data).map_err(|e| match e {
+                        raft::Error::ProposalDropped => RaftError::NoLeader,
+                        other => RaftError::Raft(other),
+                    })
+                };
+                let _ = done.send(res);
+            }
+            Command::ReadIndex { done } => self.waiting_reads.push(done),
+            Command::Durable { index } => self.compact(index)?,
+            Command::Stop => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    fn flush_reads(&mut self) {
+        if self.waiting_reads.is_empty() {
+            return;
+        }
+        if self.node.raft.leader_id == raft::INVALID_ID {
+            for w in self.waiting_reads.drain(..) {
+                let _ = w.send(Err(RaftError::NoLeader));
+            }
+            return;
+        }
+        self.next_read_ctx += 1;
+        let ctx = self.next_read_ctx;
+        self.node.read_index(ctx.to_le_bytes().to_vec());
+        self.pending_reads
+            .insert(ctx, std::mem::take(&mut self.waiting_reads));
+    }
+
+    fn publish_progress(&self) {
+        let raft = &self.node.raft;
+        let p = &self.progress;
+        p.term.store(raft.term, Ordering::Release);
+        p.leader.store(raft.leader_id, Ordering::Release);
+        p.commit.store(raft.raft_log.committed, Ordering::Release);
+        p.last_index
+            .store(raft.raft_log.last_index(), Ordering::Release);
+        p.is_leader
+            .store(raft.state == StateRole::Leader, Ordering::Release);
+    }
+
+    fn send_committed(&mut self, entries: Vec<Entry>) {
+        if entries.is_empty() {
+            return;
+        }
+        let batch = entries
+            .into_iter()
+            .filter(|e| e.get_entry_type() == EntryType::EntryNormal)
+            .map(|e| CommittedEntry {
+                index: e.index,
+                term: e.term,
+                data: Bytes::from(e.data),
+            })
+            .collect::<Vec<_>>();
+        // The apply loop going away means the server is shutting down.
+        let _ = self.apply.send(batch);
+    }
+
+    fn on_ready(&mut self) -> Result<(), RaftError> {
+        if !self.node.has_ready() {
+            self.publish_progress();
+            return Ok(());
+        }
+        let mut ready = self.node.ready();
+        // Single-member: there are no peers to send messages to yet.
+        let _ = ready.take_messages();
+        let committed = ready.take_committed_entries();
+        self.send_committed(committed);
+
+        if !ready.entries().is_empty() {
+            let records = ready
+                .entries()
+                .iter()
+                .map(to_record)
+                .collect::<Result<Vec<_>, _>>()?;
+            self.wal.append_entries(&records);
+            self.node.mut_store().append(ready.entries());
+        }
+        if let Some(hs) = ready.hs() {
+            self.wal.set_hard_state(&encode(hs)?);
+            self.node.mut_store().hard_state = hs.clone();
+        }
+        // Group commit: one fsync for every entry and state change in this Ready.
+        self.wal.sync()?;
+
+        for rs in ready.take_read_states() {
+            let ctx = rs
+                .request_ctx
+                .as_slice()
+                .try_into()
+                .map(u64::from_le_bytes)
+                .unwrap_or(0);
+            if let Some(waiters) = self.pending_reads.remove(&ctx) {
+                for w in waiters {
+                    let _ = w.send(Ok(rs.index));
+                }
+            }
+        }
+        let _ = ready.take_persisted_messages();
+        let mut light = self.node.advance(ready);
+        if let Some(commit) = light.commit_index() {
+            self.node.mut_store().hard_state.commit = commit;
+        }
+        let _ = light.take_messages();
+        let committed = light.take_committed_entries();
+        self.send_committed(committed);
+        self.node.advance_apply();
+        self.publish_progress();
+        Ok(())
+    }
+
+    /// Folds the log up to `index` into a WAL snapshot marker and drops it from memory.
+    fn compact(&mut self, index: u64) -> Result<(), RaftError> {
+        let store = self.node.store();
+        if index <= store.snap_index || index > store.last() {
+            return Ok(());
+        }
+        let term = raft::Storage::term(store, index)?;
+        let mut meta = SnapshotMetadata::default();
+        meta.index = index;
+        meta.term = term;
+        meta.set_conf_state(store.conf_state.clone());
+        let snapshot = SnapshotRecord {
+            index,
+            term,
+            data: Bytes::from(encode(&meta)?),
+        };
+        let tail = store
+            .entries
+            .iter()
+            .filter(|e| e.index > index)
+            .map(to_record)
+            .collect::<Result<Vec<_>, _>>()?;
+        let hs = encode(&store.hard_state)?;
+        self.wal.snapshot(&snapshot, &hs, &tail)?;
+        self.node.mut_store().compact(index, term);
+        tracing::info!(index, "compacted raft log");
+        Ok(())
+    }
+}

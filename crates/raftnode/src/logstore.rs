@@ -1,0 +1,137 @@
+//! The in-memory view of the durable Raft log that `raft::RawNode` reads through its `Storage`
+//! trait. Everything in it is also in the WAL; it is rebuilt from the WAL on start.
+
+use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
+use raft::{GetEntriesContext, RaftState, Storage, StorageError};
+
+#[derive(Debug, Default)]
+pub struct LogStore {
+    pub(crate) hard_state: HardState,
+    pub(crate) conf_state: ConfState,
+    /// Index and term of the last entry folded into the state machine by a log compaction.
+    pub(crate) snap_index: u64,
+    pub(crate) snap_term: u64,
+    /// Entries above `snap_index`, contiguous.
+    pub(crate) entries: Vec<Entry>,
+}
+
+impl LogStore {
+    pub fn first(&self) -> u64 {
+        self.snap_index + 1
+    }
+
+    pub fn last(&self) -> u64 {
+        self.entries.last().map_or(self.snap_index, |e| e.index)
+    }
+
+    /// Appends entries, replacing any suffix they overwrite.
+    pub fn append(&mut self, ents: &[Entry]) {
+        let Some(first) = ents.first() else { return };
+        let keep = first.index.saturating_sub(self.first()) as usize;
+        self.entries.truncate(keep);
+        self.entries.extend_from_slice(ents);
+    }
+
+    /// Drops the entries at or below `index` (which the state machine has made durable).
+    pub fn compact(&mut self, index: u64, term: u64) {
+        if index <= self.snap_index {
+            return;
+        }
+        let drop = (index - self.snap_index).min(self.entries.len() as u64) as usize;
+        self.entries.drain(..drop);
+        self.snap_index = index;
+        self.snap_term = term;
+    }
+}
+
+impl Storage for LogStore {
+    fn initial_state(&self) -> raft::Result<RaftState> {
+        Ok(RaftState {
+            hard_state: self.hard_state.clone(),
+            conf_state: self.conf_state.clone(),
+        })
+    }
+
+    fn entries(
+        &self,
+        low: u64,
+        high: u64,
+        max_size: impl Into<Option<u64>>,
+        _context: GetEntriesContext,
+    ) -> raft::Result<Vec<Entry>> {
+        if low < self.first() {
+            return Err(raft::Error::Store(StorageError::Compacted));
+        }
+        if high > self.last() + 1 {
+            return Err(raft::Error::Store(StorageError::Unavailable));
+        }
+        let lo = (low - self.first()) as usize;
+        let hi = (high - self.first()) as usize;
+        let mut ents = self.entries[lo..hi].to_vec();
+        raft::util::limit_size(&mut ents, max_size.into());
+        Ok(ents)
+    }
+
+    fn term(&self, idx: u64) -> raft::Result<u64> {
+        if idx == self.snap_index {
+            return Ok(self.snap_term);
+        }
+        if idx < self.snap_index {
+            return Err(raft::Error::Store(StorageError::Compacted));
+        }
+        if idx > self.last() {
+            return Err(raft::Error::Store(StorageError::Unavailable));
+        }
+        Ok(self.entries[(idx - self.first()) as usize].term)
+    }
+
+    fn first_index(&self) -> raft::Result<u64> {
+        Ok(self.first())
+    }
+
+    fn last_index(&self) -> raft::Result<u64> {
+        Ok(self.last())
+    }
+
+    fn snapshot(&self, _request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+        // Shipping the state machine to a lagging peer arrives with multi-member clusters; until
+        // then no peer can ask for one, and raft retries on this error.
+        Err(raft::Error::Store(
+            StorageError::SnapshotTemporarilyUnavailable,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ent(index: u64, term: u64) -> Entry {
+        Entry {
+            index,
+            term,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn append_overwrite_and_compact() {
+        let mut s = LogStore::default();
+        s.append(&[ent(1, 1), ent(2, 1), ent(3, 1)]);
+        s.append(&[ent(3, 2), ent(4, 2)]);
+        assert_eq!(s.last(), 4);
+        assert_eq!(s.term(3).ok(), Some(2));
+        s.compact(2, 1);
+        assert_eq!(s.first(), 3);
+        assert_eq!(s.term(2).ok(), Some(1));
+        assert!(s.term(1).is_err());
+        let got = s
+            .entries(3, 5, None, GetEntriesContext::empty(false))
+            .unwrap();
+        assert_eq!(got.iter().map(|e| e.index).collect::<Vec<_>>(), vec![3, 4]);
+        assert!(
+            s.entries(2, 4, None, GetEntriesContext::empty(false))
+                .is_err()
+        );
+    }
+}
