@@ -1,1 +1,106 @@
-//! placeholder
+//! The Cairn server: etcd's v3 gRPC API and HTTP endpoints on top of Raft and MVCC.
+//!
+//! Owns: configuration (etcd's flags, `ETCD_*` variables, YAML file), bootstrap of a member's
+//! data dir, the gRPC services with etcd's validation and error strings, the apply loop that
+//! feeds committed entries into the MVCC store, and HTTP on the client port (`/health`,
+//! `/version`, …).
+//!
+//! Must not: hold state that is neither in the Raft log nor derived from it, or reach into the
+//! internals of the MVCC store or the Raft node; it uses their public APIs only.
+
+pub mod config;
+mod errors;
+pub mod etcd;
+mod http;
+mod kv;
+mod maintenance;
+
+pub use config::Config;
+pub use errors::ServerError;
+pub use etcd::EtcdServer;
+pub use maintenance::ETCD_VERSION;
+
+use cairn_proto::etcdserverpb::{
+    cluster_server::ClusterServer, kv_server::KvServer, maintenance_server::MaintenanceServer,
+};
+use std::sync::Arc;
+
+/// gRPC overhead etcd allows on top of `--max-request-bytes` before the transport refuses a
+/// message outright.
+const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
+
+/// Starts a member and serves clients until SIGINT or SIGTERM.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let addrs = config.client_listen_addrs()?;
+    let server = EtcdServer::start(config.clone())?;
+    let recv_limit = config.max_request_bytes as usize + GRPC_OVERHEAD_BYTES;
+    let routes = tonic::service::Routes::new(
+        KvServer::new(kv::KvService {
+            server: server.clone(),
+        })
+        .max_decoding_message_size(recv_limit)
+        .max_encoding_message_size(usize::MAX),
+    )
+    .add_service(
+        MaintenanceServer::new(maintenance::MaintenanceService {
+            server: server.clone(),
+        })
+        .max_decoding_message_size(recv_limit)
+        .max_encoding_message_size(usize::MAX),
+    )
+    .add_service(
+        ClusterServer::new(maintenance::ClusterService {
+            server: server.clone(),
+        })
+        .max_decoding_message_size(recv_limit),
+    );
+    let router = http::routes(routes.into_axum_router(), server.clone());
+
+    let mut tasks = Vec::new();
+    for addr in addrs {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("listen on {addr}: {e}"))?;
+        tracing::info!(%addr, "serving client traffic (gRPC and HTTP)");
+        let router = router.clone();
+        tasks.push(tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    shutdown(&server);
+    Ok(())
+}
+
+fn shutdown(server: &Arc<EtcdServer>) {
+    server.raft.stop();
+    if let Err(e) = server.store.flush() {
+        tracing::error!(error = %e, "flushing the backend on shutdown failed");
+    }
+    tracing::info!("stopped");
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

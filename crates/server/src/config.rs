@@ -1,0 +1,433 @@
+//! Server configuration with etcd's flag names, `ETCD_*` environment variables and etcd's YAML
+//! configuration file.
+
+use clap::Parser;
+use serde::Deserialize;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Configuration errors: always reported before anything is opened or bound.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid URL {url:?} for --{flag}: {reason}")]
+    BadUrl {
+        flag: &'static str,
+        url: String,
+        reason: String,
+    },
+    #[error("--initial-cluster: {0}")]
+    InitialCluster(String),
+    #[error("cannot read config file {path}: {reason}")]
+    ConfigFile { path: PathBuf, reason: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The server's settings. Field names follow etcd's flags: `--foo-bar`, `ETCD_FOO_BAR`, and the
+/// YAML key `foo-bar` all set `foo_bar`.
+#[derive(Debug, Clone, Parser, Deserialize)]
+#[command(
+    name = "cairn",
+    version,
+    about = "Cairn: an etcd-compatible, Raft-replicated key-value store",
+    long_about = None
+)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Config {
+    /// Path to a YAML config file with etcd's keys; when given, flags and env vars are ignored.
+    #[arg(long, env = "ETCD_CONFIG_FILE")]
+    #[serde(skip)]
+    pub config_file: Option<PathBuf>,
+
+    /// Human-readable name for this member.
+    #[arg(long, env = "ETCD_NAME", default_value = "default")]
+    pub name: String,
+
+    /// Path to the data directory (default: ${name}.etcd).
+    #[arg(long, env = "ETCD_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Path to the dedicated WAL directory (default: ${data-dir}/member/wal).
+    #[arg(long, env = "ETCD_WAL_DIR")]
+    pub wal_dir: Option<PathBuf>,
+
+    /// Number of committed transactions that trigger a snapshot and WAL compaction.
+    #[arg(long, env = "ETCD_SNAPSHOT_COUNT", default_value_t = 10_000)]
+    pub snapshot_count: u64,
+
+    /// Time (in milliseconds) of a heartbeat interval.
+    #[arg(long, env = "ETCD_HEARTBEAT_INTERVAL", default_value_t = 100)]
+    pub heartbeat_interval: u64,
+
+    /// Time (in milliseconds) for an election to timeout.
+    #[arg(long, env = "ETCD_ELECTION_TIMEOUT", default_value_t = 1000)]
+    pub election_timeout: u64,
+
+    /// List of URLs to listen on for peer traffic.
+    #[arg(
+        long,
+        env = "ETCD_LISTEN_PEER_URLS",
+        default_value = "http://localhost:2380"
+    )]
+    pub listen_peer_urls: String,
+
+    /// List of URLs to listen on for client gRPC and HTTP traffic.
+    #[arg(
+        long,
+        env = "ETCD_LISTEN_CLIENT_URLS",
+        default_value = "http://localhost:2379"
+    )]
+    pub listen_client_urls: String,
+
+    /// List of this member's client URLs to advertise to the rest of the cluster.
+    #[arg(
+        long,
+        env = "ETCD_ADVERTISE_CLIENT_URLS",
+        default_value = "http://localhost:2379"
+    )]
+    pub advertise_client_urls: String,
+
+    /// List of this member's peer URLs to advertise to the rest of the cluster.
+    #[arg(
+        long,
+        env = "ETCD_INITIAL_ADVERTISE_PEER_URLS",
+        default_value = "http://localhost:2380"
+    )]
+    pub initial_advertise_peer_urls: String,
+
+    /// Initial cluster configuration for bootstrapping: name=peerURL,...
+    #[arg(
+        long,
+        env = "ETCD_INITIAL_CLUSTER",
+        default_value = "default=http://localhost:2380"
+    )]
+    pub initial_cluster: String,
+
+    /// Initial cluster state ('new' or 'existing').
+    #[arg(long, env = "ETCD_INITIAL_CLUSTER_STATE", default_value = "new")]
+    pub initial_cluster_state: String,
+
+    /// Initial cluster token for the cluster during bootstrap.
+    #[arg(
+        long,
+        env = "ETCD_INITIAL_CLUSTER_TOKEN",
+        default_value = "etcd-cluster"
+    )]
+    pub initial_cluster_token: String,
+
+    /// Maximum client request size in bytes the server will accept.
+    #[arg(long, env = "ETCD_MAX_REQUEST_BYTES", default_value_t = 1_572_864)]
+    pub max_request_bytes: u32,
+
+    /// Maximum number of operations permitted in a transaction.
+    #[arg(long, env = "ETCD_MAX_TXN_OPS", default_value_t = 128)]
+    pub max_txn_ops: u32,
+
+    /// Backend quota in bytes; 0 means the default of 2 GiB.
+    #[arg(long, env = "ETCD_QUOTA_BACKEND_BYTES", default_value_t = 0)]
+    pub quota_backend_bytes: u64,
+
+    /// Log level: debug, info, warn, error, panic, or fatal.
+    #[arg(long, env = "ETCD_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+
+    /// Enable the JSON gateway on the client port (accepted for compatibility).
+    #[arg(long, env = "ETCD_ENABLE_GRPC_GATEWAY", default_value_t = true, action = clap::ArgAction::Set)]
+    pub enable_grpc_gateway: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        // The flag defaults are the one source of truth for defaults, YAML included.
+        Config::parse_from(["cairn"])
+    }
+}
+
+/// One member of `--initial-cluster`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitialMember {
+    pub name: String,
+    pub peer_urls: Vec<String>,
+}
+
+/// etcd's quota default when `--quota-backend-bytes` is 0.
+pub const DEFAULT_QUOTA_BYTES: u64 = 2 << 30;
+
+impl Config {
+    /// Parses the command line (and `ETCD_*`), then, if a config file is named, replaces every
+    /// setting with the file's, as etcd does.
+    pub fn load() -> Result<Config, ConfigError> {
+        let cli = Config::parse();
+        match &cli.config_file {
+            Some(path) => Config::from_yaml_file(path),
+            None => Ok(cli),
+        }
+    }
+
+    pub fn from_yaml_file(path: &std::path::Path) -> Result<Config, ConfigError> {
+        let err = |reason: String| ConfigError::ConfigFile {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        Config::from_yaml(&text).map_err(|e| err(e.to_string()))
+    }
+
+    pub fn from_yaml(text: &str) -> Result<Config, ConfigError> {
+        let mut cfg: Config = serde_yaml::from_str(text)
+            .map_err(|e| ConfigError::Invalid(format!("config file: {e}")))?;
+        cfg.config_file = None;
+        Ok(cfg)
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("{}.etcd", self.name)))
+    }
+
+    pub fn wal_dir(&self) -> PathBuf {
+        self.wal_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir().join("member").join("wal"))
+    }
+
+    pub fn backend_path(&self) -> PathBuf {
+        self.data_dir().join("member").join("snap").join("db")
+    }
+
+    pub fn quota_bytes(&self) -> u64 {
+        if self.quota_backend_bytes == 0 {
+            DEFAULT_QUOTA_BYTES
+        } else {
+            self.quota_backend_bytes
+        }
+    }
+
+    pub fn tick(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_interval)
+    }
+
+    /// Everything that can be checked without touching the disk or network.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.heartbeat_interval == 0 {
+            return Err(ConfigError::Invalid(
+                "--heartbeat-interval must be greater than 0".into(),
+            ));
+        }
+        if self.election_timeout < 5 * self.heartbeat_interval {
+            return Err(ConfigError::Invalid(format!(
+                "--election-timeout[{}ms] should be at least as 5 times as --heartbeat-interval[{}ms]",
+                self.election_timeout, self.heartbeat_interval
+            )));
+        }
+        if self.election_timeout > 50_000 {
+            return Err(ConfigError::Invalid(format!(
+                "--election-timeout[{}ms] is too long, and should be set less than 50000ms",
+                self.election_timeout
+            )));
+        }
+        if self.max_txn_ops == 0 {
+            return Err(ConfigError::Invalid(
+                "--max-txn-ops must be greater than 0".into(),
+            ));
+        }
+        if self.snapshot_count == 0 {
+            return Err(ConfigError::Invalid(
+                "--snapshot-count must be greater than 0".into(),
+            ));
+        }
+        if !matches!(self.initial_cluster_state.as_str(), "new" | "existing") {
+            return Err(ConfigError::Invalid(format!(
+                "invalid value {:?} for --initial-cluster-state (valid: new, existing)",
+                self.initial_cluster_state
+            )));
+        }
+        if !matches!(
+            self.log_level.as_str(),
+            "debug" | "info" | "warn" | "error" | "dpanic" | "panic" | "fatal"
+        ) {
+            return Err(ConfigError::Invalid(format!(
+                "unknown --log-level {:?} (valid: debug, info, warn, error, dpanic, panic, fatal)",
+                self.log_level
+            )));
+        }
+        for (flag, urls) in [
+            ("listen-peer-urls", &self.listen_peer_urls),
+            ("listen-client-urls", &self.listen_client_urls),
+            ("advertise-client-urls", &self.advertise_client_urls),
+            (
+                "initial-advertise-peer-urls",
+                &self.initial_advertise_peer_urls,
+            ),
+        ] {
+            for u in split_list(urls) {
+                parse_url(flag, &u)?;
+            }
+        }
+        let members = self.initial_members()?;
+        let me = members
+            .iter()
+            .find(|m| m.name == self.name)
+            .ok_or_else(|| {
+                ConfigError::InitialCluster(format!(
+                    "couldn't find local name {:?} in the initial cluster configuration",
+                    self.name
+                ))
+            })?;
+        let mut advertised = split_list(&self.initial_advertise_peer_urls);
+        let mut listed = me.peer_urls.clone();
+        advertised.sort();
+        listed.sort();
+        if advertised != listed {
+            return Err(ConfigError::InitialCluster(format!(
+                "--initial-cluster has {}={} but missing from --initial-advertise-peer-urls={} (advertised peer URLs must match those in --initial-cluster)",
+                self.name,
+                me.peer_urls.join(","),
+                self.initial_advertise_peer_urls
+            )));
+        }
+        if members.len() > 1 {
+            return Err(ConfigError::InitialCluster(
+                "multi-member clusters are not supported by this version of Cairn yet; name exactly one member"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn initial_members(&self) -> Result<Vec<InitialMember>, ConfigError> {
+        let mut members: Vec<InitialMember> = Vec::new();
+        for item in split_list(&self.initial_cluster) {
+            let (name, url) = item.split_once('=').ok_or_else(|| {
+                ConfigError::InitialCluster(format!("{item:?} is not of the form name=url"))
+            })?;
+            parse_url("initial-cluster", url)?;
+            match members.iter_mut().find(|m| m.name == name) {
+                Some(m) => m.peer_urls.push(url.to_string()),
+                None => members.push(InitialMember {
+                    name: name.to_string(),
+                    peer_urls: vec![url.to_string()],
+                }),
+            }
+        }
+        if members.is_empty() {
+            return Err(ConfigError::InitialCluster("no members given".into()));
+        }
+        Ok(members)
+    }
+
+    /// Socket addresses to listen on for clients.
+    pub fn client_listen_addrs(&self) -> Result<Vec<SocketAddr>, ConfigError> {
+        let mut out = Vec::new();
+        for u in split_list(&self.listen_client_urls) {
+            for a in parse_url("listen-client-urls", &u)? {
+                if !out.contains(&a) {
+                    out.push(a);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+pub fn split_list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Parses `http://host:port` into socket addresses (a name such as `localhost` may give several).
+pub fn parse_url(flag: &'static str, url: &str) -> Result<Vec<SocketAddr>, ConfigError> {
+    let bad = |reason: &str| ConfigError::BadUrl {
+        flag,
+        url: url.to_string(),
+        reason: reason.to_string(),
+    };
+    let rest = if let Some(r) = url.strip_prefix("http://") {
+        r
+    } else if url.starts_with("https://") || url.starts_with("unixs://") {
+        return Err(bad("TLS is not supported by this version of Cairn yet"));
+    } else {
+        return Err(bad("URL scheme must be http"));
+    };
+    let hostport = rest.trim_end_matches('/');
+    if hostport.contains('/') {
+        return Err(bad("URL must not have a path"));
+    }
+    let (host, port) = hostport
+        .rsplit_once(':')
+        .ok_or_else(|| bad("missing port"))?;
+    let port: u16 = port.parse().map_err(|_| bad("invalid port"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let addrs: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| bad(&format!("cannot resolve host: {e}")))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(bad("host resolves to no address"));
+    }
+    // `localhost` resolving to both families would bind twice; etcd binds the first.
+    Ok(if host == "localhost" {
+        addrs
+            .into_iter()
+            .filter(SocketAddr::is_ipv4)
+            .take(1)
+            .collect()
+    } else {
+        addrs
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_like_etcd() {
+        let c = Config::default();
+        assert_eq!(c.name, "default");
+        assert_eq!(c.data_dir(), PathBuf::from("default.etcd"));
+        assert_eq!(c.wal_dir(), PathBuf::from("default.etcd/member/wal"));
+        assert_eq!(c.max_request_bytes, 1_572_864);
+        assert_eq!(c.max_txn_ops, 128);
+        assert_eq!(c.snapshot_count, 10_000);
+        c.validate().unwrap();
+        assert_eq!(
+            c.client_listen_addrs().unwrap(),
+            vec!["127.0.0.1:2379".parse().unwrap()]
+        );
+    }
+
+    #[test]
+    fn yaml_uses_flag_names_and_rejects_unknown_keys() {
+        let c = Config::from_yaml(
+            "name: m1\ndata-dir: /tmp/x\nsnapshot-count: 5\nlisten-client-urls: http://127.0.0.1:4000\ninitial-cluster: m1=http://localhost:2380\n",
+        )
+        .unwrap();
+        assert_eq!(c.name, "m1");
+        assert_eq!(c.snapshot_count, 5);
+        assert_eq!(c.heartbeat_interval, 100);
+        c.validate().unwrap();
+        assert!(Config::from_yaml("no-such-key: 1\n").is_err());
+    }
+
+    #[test]
+    fn bad_values_are_rejected() {
+        let mut c = Config::default();
+        c.listen_client_urls = "localhost:2379".into();
+        assert!(c.validate().is_err());
+        let mut c = Config::default();
+        c.election_timeout = 200;
+        assert!(c.validate().is_err());
+        let mut c = Config::default();
+        c.initial_cluster = "other=http://localhost:2380".into();
+        assert!(c.validate().is_err());
+        let mut c = Config::default();
+        c.initial_cluster_state = "old".into();
+        assert!(c.validate().is_err());
+    }
+}

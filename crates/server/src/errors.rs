@@ -1,0 +1,63 @@
+//! Server errors and their mapping to etcd's gRPC status codes and exact messages.
+
+use cairn_mvcc::MvccError;
+use cairn_raft::RaftError;
+use tonic::{Code, Status};
+
+/// etcd's client-facing error strings (api/v3rpc/rpctypes), kept in one place.
+pub mod msg {
+    pub const EMPTY_KEY: &str = "etcdserver: key is not provided";
+    pub const KEY_NOT_FOUND: &str = "etcdserver: key not found";
+    pub const VALUE_PROVIDED: &str = "etcdserver: value is provided";
+    pub const LEASE_PROVIDED: &str = "etcdserver: lease is provided";
+    pub const TOO_MANY_OPS: &str = "etcdserver: too many operations in txn request";
+    pub const DUPLICATE_KEY: &str = "etcdserver: duplicate key given in txn request";
+    pub const INVALID_SORT: &str = "etcdserver: invalid sort option";
+    pub const COMPACTED: &str = "etcdserver: mvcc: required revision has been compacted";
+    pub const FUTURE_REV: &str = "etcdserver: mvcc: required revision is a future revision";
+    pub const TOO_LARGE: &str = "etcdserver: request is too large";
+    pub const NO_LEADER: &str = "etcdserver: no leader";
+    pub const STOPPED: &str = "etcdserver: server stopped";
+    pub const TIMEOUT: &str = "etcdserver: request timed out";
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Mvcc(#[from] MvccError),
+    #[error(transparent)]
+    Raft(#[from] RaftError),
+    #[error("{}", msg::TOO_LARGE)]
+    RequestTooLarge,
+    #[error("{}", msg::TIMEOUT)]
+    Timeout,
+    #[error("{}", msg::STOPPED)]
+    Stopped,
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error(transparent)]
+    ConfigError(#[from] crate::config::ConfigError),
+    #[error("io: {0}")]
+    Io(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<ServerError> for Status {
+    fn from(e: ServerError) -> Status {
+        match e {
+            ServerError::Mvcc(MvccError::Compacted) => Status::out_of_range(msg::COMPACTED),
+            ServerError::Mvcc(MvccError::FutureRevision) => Status::out_of_range(msg::FUTURE_REV),
+            ServerError::Mvcc(MvccError::KeyNotFound) => {
+                Status::invalid_argument(msg::KEY_NOT_FOUND)
+            }
+            ServerError::Raft(RaftError::NoLeader) => Status::unavailable(msg::NO_LEADER),
+            ServerError::Raft(RaftError::Stopped) | ServerError::Stopped => {
+                Status::unavailable(msg::STOPPED)
+            }
+            ServerError::RequestTooLarge => Status::invalid_argument(msg::TOO_LARGE),
+            ServerError::Timeout => Status::unavailable(msg::TIMEOUT),
+            other => Status::new(Code::Internal, other.to_string()),
+        }
+    }
+}

@@ -1,0 +1,332 @@
+//! The member: bootstraps storage and Raft, proposes client writes, runs the apply loop, and
+//! serves linearizable reads.
+
+use crate::config::Config;
+use crate::errors::ServerError;
+use cairn_mvcc::{MvccError, Store};
+use cairn_proto::cairnpb::{InternalRequest, internal_request::Request};
+use cairn_proto::etcdserverpb::{
+    CompactionResponse, DeleteRangeResponse, PutResponse, RangeRequest, RangeResponse,
+    ResponseHeader, TxnResponse,
+};
+use cairn_raft::{CommittedEntry, NodeConfig, RaftHandle};
+use parking_lot::Mutex;
+use prost::Message;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::Receiver;
+use std::time::Duration;
+use tokio::sync::{oneshot, watch};
+
+/// The result of applying one replicated request.
+#[derive(Debug)]
+pub enum Applied {
+    Put(PutResponse),
+    DeleteRange(DeleteRangeResponse),
+    Txn(TxnResponse),
+    Compaction(CompactionResponse),
+}
+
+type ApplyResult = Result<Applied, MvccError>;
+
+/// One member of a Cairn cluster.
+pub struct EtcdServer {
+    pub store: Arc<Store>,
+    pub raft: RaftHandle,
+    pub cluster_id: u64,
+    pub member_id: u64,
+    pub config: Config,
+    waiters: Arc<Mutex<HashMap<u64, oneshot::Sender<ApplyResult>>>>,
+    next_id: AtomicU64,
+    applied: watch::Receiver<u64>,
+    request_timeout: Duration,
+}
+
+fn hash_u64(parts: &[&[u8]]) -> u64 {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p);
+    }
+    let d = h.finalize();
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&d[..8]);
+    u64::from_be_bytes(b)
+}
+
+/// Member and cluster IDs derived, like etcd's, from peer URLs and the cluster token, then kept in
+/// the backend so that later flag changes cannot alter a member's identity.
+fn identity(store: &Store, config: &Config) -> Result<(u64, u64), ServerError> {
+    let stored = |name: &str| -> Result<Option<u64>, ServerError> {
+        Ok(store
+            .meta(name)?
+            .and_then(|v| v.try_into().ok().map(u64::from_le_bytes)))
+    };
+    if let (Some(c), Some(m)) = (stored("cluster_id")?, stored("member_id")?) {
+        return Ok((c, m));
+    }
+    let members = config.initial_members()?;
+    let mut ids: Vec<(String, u64)> = members
+        .iter()
+        .map(|m| {
+            let mut urls = m.peer_urls.clone();
+            urls.sort();
+            let id = hash_u64(&[
+                urls.join(",").as_bytes(),
+                config.initial_cluster_token.as_bytes(),
+            ])
+            .max(1);
+            (m.name.clone(), id)
+        })
+        .collect();
+    ids.sort_by_key(|(_, id)| *id);
+    let member_id = ids
+        .iter()
+        .find(|(n, _)| *n == config.name)
+        .map(|(_, id)| *id)
+        .ok_or_else(|| ServerError::Config("local member not in --initial-cluster".into()))?;
+    let all: Vec<u8> = ids.iter().flat_map(|(_, id)| id.to_be_bytes()).collect();
+    let cluster_id = hash_u64(&[&all]).max(1);
+    let (index, term) = (store.consistent_index(), store.term());
+    let mut a = store.begin_apply()?;
+    a.put_meta("cluster_id", &cluster_id.to_le_bytes())?;
+    a.put_meta("member_id", &member_id.to_le_bytes())?;
+    a.put_meta("member_name", config.name.as_bytes())?;
+    a.commit(index, term, true)?;
+    Ok((cluster_id, member_id))
+}
+
+impl EtcdServer {
+    /// Opens the data dir, replays the WAL above the backend's consistent index and starts Raft
+    /// and the apply loop.
+    pub fn start(config: Config) -> Result<Arc<EtcdServer>, ServerError> {
+        config.validate()?;
+        let backend = config.backend_path();
+        if let Some(dir) = backend.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| ServerError::Io(format!("create {}: {e}", dir.display())))?;
+        }
+        let store = Arc::new(Store::open(&backend)?);
+        let (cluster_id, member_id) = identity(&store, &config)?;
+        let applied_index = store.consistent_index();
+        let (apply_tx, apply_rx) = std::sync::mpsc::channel();
+        let election_ticks = (config.election_timeout / config.heartbeat_interval).max(2) as usize;
+        let (raft, _thread) = cairn_raft::start(
+            NodeConfig {
+                id: member_id,
+                voters: vec![member_id],
+                wal_dir: config.wal_dir(),
+                tick: config.tick(),
+                election_ticks,
+                heartbeat_ticks: 1,
+                applied: applied_index,
+            },
+            apply_tx,
+        )?;
+        let (applied_tx, applied_rx) = watch::channel(applied_index);
+        let waiters = Arc::new(Mutex::new(HashMap::new()));
+        let request_timeout =
+            Duration::from_secs(5) + 2 * Duration::from_millis(config.election_timeout);
+        let server = Arc::new(EtcdServer {
+            store: store.clone(),
+            raft: raft.clone(),
+            cluster_id,
+            member_id,
+            waiters: waiters.clone(),
+            next_id: AtomicU64::new(1),
+            applied: applied_rx,
+            request_timeout,
+            config: config.clone(),
+        });
+        let applier = ApplyLoop {
+            store,
+            raft,
+            waiters,
+            applied: applied_tx,
+            member_id,
+            snapshot_count: config.snapshot_count,
+            last_compacted: applied_index,
+        };
+        std::thread::Builder::new()
+            .name("apply".into())
+            .spawn(move || applier.run(apply_rx))
+            .map_err(|e| ServerError::Io(format!("spawn apply thread: {e}")))?;
+        tracing::info!(
+            name = %config.name,
+            member_id = format!("{member_id:x}"),
+            cluster_id = format!("{cluster_id:x}"),
+            applied_index,
+            "member started"
+        );
+        Ok(server)
+    }
+
+    pub fn header(&self, revision: i64) -> Option<ResponseHeader> {
+        Some(ResponseHeader {
+            cluster_id: self.cluster_id,
+            member_id: self.member_id,
+            revision,
+            raft_term: self.raft.term(),
+        })
+    }
+
+    pub fn applied_index(&self) -> u64 {
+        *self.applied.borrow()
+    }
+
+    /// Replicates `request` and waits for this member to apply it.
+    pub async fn propose(&self, request: Request) -> Result<Applied, ServerError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let envelope = InternalRequest {
+            id,
+            origin: self.member_id,
+            request: Some(request),
+        };
+        let data = envelope.encode_to_vec();
+        if data.len() > self.config.max_request_bytes as usize {
+            return Err(ServerError::RequestTooLarge);
+        }
+        let (tx, rx) = oneshot::channel();
+        self.waiters.lock().insert(id, tx);
+        let outcome = async {
+            self.raft.propose(data).await?;
+            match tokio::time::timeout(self.request_timeout, rx).await {
+                Ok(Ok(res)) => res.map_err(ServerError::from),
+                Ok(Err(_)) => Err(ServerError::Stopped),
+                Err(_) => Err(ServerError::Timeout),
+            }
+        }
+        .await;
+        if outcome.is_err() {
+            self.waiters.lock().remove(&id);
+        }
+        outcome
+    }
+
+    /// Waits until this member has applied everything committed before the call: the basis of
+    /// linearizable reads.
+    pub async fn linearizable_barrier(&self) -> Result<(), ServerError> {
+        let fut = async {
+            let index = self.raft.read_index().await?;
+            let mut applied = self.applied.clone();
+            applied
+                .wait_for(|a| *a >= index)
+                .await
+                .map_err(|_| ServerError::Stopped)?;
+            Ok::<_, ServerError>(())
+        };
+        match tokio::time::timeout(self.request_timeout, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(ServerError::Timeout),
+        }
+    }
+
+    pub async fn range(&self, req: RangeRequest) -> Result<RangeResponse, ServerError> {
+        if !req.serializable {
+            self.linearizable_barrier().await?;
+        }
+        let store = self.store.clone();
+        // Large ranges read many values: keep them off the async workers.
+        let mut resp = tokio::task::spawn_blocking(move || store.range(&req))
+            .await
+            .map_err(|e| ServerError::Internal(e.to_string()))??;
+        let rev = resp.header.as_ref().map_or(0, |h| h.revision);
+        resp.header = self.header(rev);
+        Ok(resp)
+    }
+}
+
+/// The state machine side: applies committed entries in order, in batches, off the network path.
+struct ApplyLoop {
+    store: Arc<Store>,
+    raft: RaftHandle,
+    waiters: Arc<Mutex<HashMap<u64, oneshot::Sender<ApplyResult>>>>,
+    applied: watch::Sender<u64>,
+    member_id: u64,
+    snapshot_count: u64,
+    last_compacted: u64,
+}
+
+impl ApplyLoop {
+    fn run(mut self, rx: Receiver<Vec<CommittedEntry>>) {
+        while let Ok(mut batch) = rx.recv() {
+            // Everything already waiting joins this backend transaction.
+            while let Ok(more) = rx.try_recv() {
+                batch.extend(more);
+            }
+            if let Err(e) = self.apply_batch(batch) {
+                tracing::error!(error = %e, "apply failed; stopping the member to protect the data");
+                std::process::exit(2);
+            }
+        }
+        if let Err(e) = self.store.flush() {
+            tracing::error!(error = %e, "final backend flush failed");
+        }
+    }
+
+    fn apply_batch(&mut self, batch: Vec<CommittedEntry>) -> Result<(), ServerError> {
+        let consistent = self.store.consistent_index();
+        let Some(last) = batch.last() else {
+            return Ok(());
+        };
+        let (last_index, last_term) = (last.index, last.term);
+        if last_index <= consistent {
+            return Ok(());
+        }
+        let mut results = Vec::new();
+        {
+            let mut a = self.store.begin_apply()?;
+            for entry in &batch {
+                if entry.index <= consistent || entry.data.is_empty() {
+                    continue;
+                }
+                let req = match InternalRequest::decode(entry.data.as_ref()) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        return Err(ServerError::Internal(format!(
+                            "undecodable log entry at index {}: {e}",
+                            entry.index
+                        )));
+                    }
+                };
+                let res = match req.request {
+                    Some(Request::Put(p)) => a.put(&p).map(Applied::Put),
+                    Some(Request::DeleteRange(d)) => a.delete_range(&d).map(Applied::DeleteRange),
+                    Some(Request::Txn(t)) => a.txn(&t).map(Applied::Txn),
+                    Some(Request::Compaction(c)) => a.compact(c.revision).map(|_| {
+                        Applied::Compaction(CompactionResponse {
+                            header: Some(ResponseHeader {
+                                revision: a.revision(),
+                                ..Default::default()
+                            }),
+                        })
+                    }),
+                    None => continue,
+                };
+                if let Err(MvccError::Backend(e) | MvccError::Corrupt { reason: e, .. }) = &res {
+                    return Err(ServerError::Internal(e.clone()));
+                }
+                if req.origin == self.member_id {
+                    results.push((req.id, res));
+                }
+            }
+            let durable = last_index - self.last_compacted >= self.snapshot_count;
+            a.commit(last_index, last_term, durable)?;
+            if durable {
+                self.raft.report_durable(last_index);
+                self.last_compacted = last_index;
+            }
+        }
+        // Wake handlers only after the batch is visible to readers.
+        let mut waiters = self.waiters.lock();
+        for (id, res) in results {
+            if let Some(tx) = waiters.remove(&id) {
+                let _ = tx.send(res);
+            }
+        }
+        drop(waiters);
+        self.applied.send_replace(last_index);
+        Ok(())
+    }
+}

@@ -1,0 +1,295 @@
+//! The KV service: request validation with etcd's checks and messages, then the member.
+
+use crate::errors::msg;
+use crate::etcd::{Applied, EtcdServer};
+use bytes::Bytes;
+use cairn_proto::cairnpb::internal_request::Request;
+use cairn_proto::etcdserverpb::{
+    CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest,
+    PutResponse, RangeRequest, RangeResponse, RequestOp, TxnRequest, TxnResponse,
+    kv_server::Kv,
+    range_request::{SortOrder, SortTarget},
+    request_op, response_op,
+};
+use std::sync::Arc;
+use tonic::{Request as GrpcRequest, Response, Status};
+
+pub struct KvService {
+    pub server: Arc<EtcdServer>,
+}
+
+fn check_range(r: &RangeRequest) -> Result<(), Status> {
+    if r.key.is_empty() {
+        return Err(Status::invalid_argument(msg::EMPTY_KEY));
+    }
+    if SortOrder::try_from(r.sort_order).is_err() || SortTarget::try_from(r.sort_target).is_err() {
+        return Err(Status::invalid_argument(msg::INVALID_SORT));
+    }
+    Ok(())
+}
+
+fn check_put(r: &PutRequest) -> Result<(), Status> {
+    if r.key.is_empty() {
+        return Err(Status::invalid_argument(msg::EMPTY_KEY));
+    }
+    if r.ignore_value && !r.value.is_empty() {
+        return Err(Status::invalid_argument(msg::VALUE_PROVIDED));
+    }
+    if r.ignore_lease && r.lease != 0 {
+        return Err(Status::invalid_argument(msg::LEASE_PROVIDED));
+    }
+    Ok(())
+}
+
+fn check_delete(r: &DeleteRangeRequest) -> Result<(), Status> {
+    if r.key.is_empty() {
+        return Err(Status::invalid_argument(msg::EMPTY_KEY));
+    }
+    Ok(())
+}
+
+fn check_txn(r: &TxnRequest, max_ops: usize) -> Result<(), Status> {
+    if r.compare.len() > max_ops || r.success.len() > max_ops || r.failure.len() > max_ops {
+        return Err(Status::invalid_argument(msg::TOO_MANY_OPS));
+    }
+    for c in &r.compare {
+        if c.key.is_empty() {
+            return Err(Status::invalid_argument(msg::EMPTY_KEY));
+        }
+    }
+    for op in r.success.iter().chain(&r.failure) {
+        match &op.request {
+            Some(request_op::Request::RequestRange(q)) => check_range(q)?,
+            Some(request_op::Request::RequestPut(q)) => check_put(q)?,
+            Some(request_op::Request::RequestDeleteRange(q)) => check_delete(q)?,
+            Some(request_op::Request::RequestTxn(q)) => check_txn(q, max_ops)?,
+            None => return Err(Status::invalid_argument(msg::KEY_NOT_FOUND)),
+        }
+    }
+    for branch in [&r.success, &r.failure] {
+        check_branch_keys(branch, &mut Vec::new(), &mut Vec::new())?;
+    }
+    Ok(())
+}
+
+/// Whether `key` falls in the etcd range `[start, end)`.
+fn in_range(key: &[u8], start: &[u8], end: &[u8]) -> bool {
+    match end {
+        [] => key == start,
+        [0] => key >= start,
+        _ => key >= start && key < end,
+    }
+}
+
+/// etcd rejects a txn branch that writes one key twice: two puts, or a put inside a deleted
+/// range, counting nested txns on the path.
+fn check_branch_keys(
+    ops: &[RequestOp],
+    puts: &mut Vec<Bytes>,
+    dels: &mut Vec<(Bytes, Bytes)>,
+) -> Result<(), Status> {
+    let dup = || Status::invalid_argument(msg::DUPLICATE_KEY);
+    for op in ops {
+        match &op.request {
+            Some(request_op::Request::RequestPut(p)) => {
+                if puts.contains(&p.key) || dels.iter().any(|(s, e)| in_range(&p.key, s, e)) {
+                    return Err(dup());
+                }
+                puts.push(p.key.clone());
+            }
+            Some(request_op::Request::RequestDeleteRange(d)) => {
+                if puts.iter().any(|k| in_range(k, &d.key, &d.range_end)) {
+                    return Err(dup());
+                }
+                dels.push((d.key.clone(), d.range_end.clone()));
+            }
+            Some(request_op::Request::RequestTxn(t)) => {
+                // Either nested branch may run: each must be free of clashes with this path, and
+                // later ops on this path must not clash with either.
+                let (mut new_puts, mut new_dels) = (Vec::new(), Vec::new());
+                for branch in [&t.success, &t.failure] {
+                    let (mut p, mut d) = (puts.clone(), dels.clone());
+                    check_branch_keys(branch, &mut p, &mut d)?;
+                    new_puts.extend(p.into_iter().skip(puts.len()));
+                    new_dels.extend(d.into_iter().skip(dels.len()));
+                }
+                puts.extend(new_puts);
+                dels.extend(new_dels);
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn unexpected(what: &str) -> Status {
+    Status::internal(format!(
+        "cairn: apply returned an unexpected result for {what}"
+    ))
+}
+
+impl KvService {
+    fn check_size<M: prost::Message>(&self, m: &M) -> Result<(), Status> {
+        if m.encoded_len() > self.server.config.max_request_bytes as usize {
+            return Err(Status::invalid_argument(msg::TOO_LARGE));
+        }
+        Ok(())
+    }
+
+    /// Fills member, cluster and term into the headers the state machine filled with revisions.
+    fn fill_txn_headers(&self, resp: &mut TxnResponse) {
+        let rev = |h: &Option<cairn_proto::etcdserverpb::ResponseHeader>| {
+            h.as_ref().map_or(0, |h| h.revision)
+        };
+        resp.header = self.server.header(rev(&resp.header));
+        for op in &mut resp.responses {
+            match &mut op.response {
+                Some(response_op::Response::ResponseRange(r)) => {
+                    r.header = self.server.header(rev(&r.header))
+                }
+                Some(response_op::Response::ResponsePut(r)) => {
+                    r.header = self.server.header(rev(&r.header))
+                }
+                Some(response_op::Response::ResponseDeleteRange(r)) => {
+                    r.header = self.server.header(rev(&r.header))
+                }
+                Some(response_op::Response::ResponseTxn(t)) => self.fill_txn_headers(t),
+                None => {}
+            }
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Kv for KvService {
+    async fn range(
+        &self,
+        request: GrpcRequest<RangeRequest>,
+    ) -> Result<Response<RangeResponse>, Status> {
+        let req = request.into_inner();
+        check_range(&req)?;
+        Ok(Response::new(self.server.range(req).await?))
+    }
+
+    async fn put(&self, request: GrpcRequest<PutRequest>) -> Result<Response<PutResponse>, Status> {
+        let req = request.into_inner();
+        check_put(&req)?;
+        self.check_size(&req)?;
+        match self.server.propose(Request::Put(req)).await? {
+            Applied::Put(mut r) => {
+                r.header = self.server.header(r.header.map_or(0, |h| h.revision));
+                Ok(Response::new(r))
+            }
+            _ => Err(unexpected("put")),
+        }
+    }
+
+    async fn delete_range(
+        &self,
+        request: GrpcRequest<DeleteRangeRequest>,
+    ) -> Result<Response<DeleteRangeResponse>, Status> {
+        let req = request.into_inner();
+        check_delete(&req)?;
+        self.check_size(&req)?;
+        match self.server.propose(Request::DeleteRange(req)).await? {
+            Applied::DeleteRange(mut r) => {
+                r.header = self.server.header(r.header.map_or(0, |h| h.revision));
+                Ok(Response::new(r))
+            }
+            _ => Err(unexpected("delete")),
+        }
+    }
+
+    async fn txn(&self, request: GrpcRequest<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
+        let req = request.into_inner();
+        check_txn(&req, self.server.config.max_txn_ops as usize)?;
+        self.check_size(&req)?;
+        // Read-only txns go through the log too: their compares and reads are then atomic with
+        // respect to concurrent writes, which the apply order gives for free.
+        match self.server.propose(Request::Txn(req)).await? {
+            Applied::Txn(mut r) => {
+                self.fill_txn_headers(&mut r);
+                Ok(Response::new(r))
+            }
+            _ => Err(unexpected("txn")),
+        }
+    }
+
+    async fn compact(
+        &self,
+        request: GrpcRequest<CompactionRequest>,
+    ) -> Result<Response<CompactionResponse>, Status> {
+        let req = request.into_inner();
+        // Compaction is applied synchronously, so `physical` holds whether or not it was asked.
+        match self.server.propose(Request::Compaction(req)).await? {
+            Applied::Compaction(mut r) => {
+                r.header = self.server.header(r.header.map_or(0, |h| h.revision));
+                Ok(Response::new(r))
+            }
+            _ => Err(unexpected("compaction")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(k: &str) -> RequestOp {
+        RequestOp {
+            request: Some(request_op::Request::RequestPut(PutRequest {
+                key: Bytes::from(k.to_owned()),
+                ..Default::default()
+            })),
+        }
+    }
+
+    fn del(k: &str, e: &str) -> RequestOp {
+        RequestOp {
+            request: Some(request_op::Request::RequestDeleteRange(
+                DeleteRangeRequest {
+                    key: Bytes::from(k.to_owned()),
+                    range_end: Bytes::from(e.to_owned()),
+                    ..Default::default()
+                },
+            )),
+        }
+    }
+
+    fn txn(success: Vec<RequestOp>) -> TxnRequest {
+        TxnRequest {
+            compare: vec![],
+            success,
+            failure: vec![],
+        }
+    }
+
+    #[test]
+    fn duplicate_keys_are_rejected() {
+        assert!(check_txn(&txn(vec![put("a"), put("b")]), 128).is_ok());
+        let e = check_txn(&txn(vec![put("a"), put("a")]), 128).unwrap_err();
+        assert_eq!(e.message(), msg::DUPLICATE_KEY);
+        assert!(check_txn(&txn(vec![del("a", "c"), put("b")]), 128).is_err());
+        assert!(check_txn(&txn(vec![del("a", "c"), del("b", "d")]), 128).is_ok());
+        let nested = RequestOp {
+            request: Some(request_op::Request::RequestTxn(txn(vec![put("a")]))),
+        };
+        assert!(check_txn(&txn(vec![put("a"), nested]), 128).is_err());
+    }
+
+    #[test]
+    fn too_many_ops_and_empty_keys() {
+        let many = txn((0..5).map(|i| put(&format!("k{i}"))).collect());
+        assert_eq!(
+            check_txn(&many, 4).unwrap_err().message(),
+            msg::TOO_MANY_OPS
+        );
+        assert!(check_txn(&many, 5).is_ok());
+        assert_eq!(
+            check_txn(&txn(vec![put("")]), 8).unwrap_err().message(),
+            msg::EMPTY_KEY
+        );
+        let empty_op = txn(vec![RequestOp { request: None }]);
+        assert!(check_txn(&empty_op, 8).is_err());
+    }
+}

@@ -1,0 +1,193 @@
+//! Maintenance and Cluster services: what a single member can answer today, and etcd-style
+//! UNIMPLEMENTED for the operations that arrive with later work.
+
+use crate::etcd::EtcdServer;
+use cairn_proto::etcdserverpb::{
+    AlarmRequest, AlarmResponse, DefragmentRequest, DefragmentResponse, DowngradeInfo,
+    DowngradeRequest, DowngradeResponse, HashKvRequest, HashKvResponse, HashRequest, HashResponse,
+    Member, MemberAddRequest, MemberAddResponse, MemberListRequest, MemberListResponse,
+    MemberPromoteRequest, MemberPromoteResponse, MemberRemoveRequest, MemberRemoveResponse,
+    MemberUpdateRequest, MemberUpdateResponse, MoveLeaderRequest, MoveLeaderResponse,
+    SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse, alarm_request::AlarmAction,
+    cluster_server::Cluster, maintenance_server::Maintenance,
+};
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+/// The etcd version Cairn reports to clients: kube-apiserver gates features on it.
+pub const ETCD_VERSION: &str = "3.6.0";
+/// The storage schema version etcd 3.6 reports.
+pub const STORAGE_VERSION: &str = "3.6.0";
+
+fn not_yet(what: &str) -> Status {
+    Status::unimplemented(format!("cairn: {what} is not implemented yet"))
+}
+
+pub struct MaintenanceService {
+    pub server: Arc<EtcdServer>,
+}
+
+type SnapshotStream = Pin<Box<dyn Stream<Item = Result<SnapshotResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Maintenance for MaintenanceService {
+    async fn alarm(
+        &self,
+        request: Request<AlarmRequest>,
+    ) -> Result<Response<AlarmResponse>, Status> {
+        match AlarmAction::try_from(request.get_ref().action) {
+            // No alarm can be raised yet (quota and corruption checks arrive later), so the
+            // alarm list is truthfully empty.
+            Ok(AlarmAction::Get) => Ok(Response::new(AlarmResponse {
+                header: self.server.header(self.server.store.revision()),
+                alarms: vec![],
+            })),
+            _ => Err(not_yet("Maintenance.Alarm ACTIVATE/DEACTIVATE")),
+        }
+    }
+
+    async fn status(&self, _: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
+        let s = &self.server;
+        let progress = s.raft.progress();
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Acquire);
+        Ok(Response::new(StatusResponse {
+            header: s.header(s.store.revision()),
+            version: ETCD_VERSION.to_string(),
+            db_size: s.store.db_size() as i64,
+            leader: load(&progress.leader),
+            raft_index: load(&progress.commit),
+            raft_term: load(&progress.term),
+            raft_applied_index: s.applied_index(),
+            errors: vec![],
+            db_size_in_use: s.store.db_size_in_use() as i64,
+            is_learner: false,
+            storage_version: STORAGE_VERSION.to_string(),
+            db_size_quota: s.config.quota_bytes() as i64,
+            downgrade_info: Some(DowngradeInfo {
+                enabled: false,
+                target_version: String::new(),
+            }),
+        }))
+    }
+
+    async fn defragment(
+        &self,
+        _: Request<DefragmentRequest>,
+    ) -> Result<Response<DefragmentResponse>, Status> {
+        Err(not_yet("Maintenance.Defragment"))
+    }
+
+    async fn hash(&self, _: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+        let store = self.server.store.clone();
+        let hash = tokio::task::spawn_blocking(move || store.hash())
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(crate::errors::ServerError::from)?;
+        Ok(Response::new(HashResponse {
+            header: self.server.header(self.server.store.revision()),
+            hash,
+        }))
+    }
+
+    async fn hash_kv(
+        &self,
+        request: Request<HashKvRequest>,
+    ) -> Result<Response<HashKvResponse>, Status> {
+        let rev = request.get_ref().revision;
+        let store = self.server.store.clone();
+        let (hash, compact_revision, hash_revision) =
+            tokio::task::spawn_blocking(move || store.hash_kv(rev))
+                .await
+                .map_err(|e| Status::internal(e.to_string()))?
+                .map_err(crate::errors::ServerError::from)?;
+        Ok(Response::new(HashKvResponse {
+            header: self.server.header(self.server.store.revision()),
+            hash,
+            compact_revision,
+            hash_revision,
+        }))
+    }
+
+    type SnapshotStream = SnapshotStream;
+
+    async fn snapshot(
+        &self,
+        _: Request<SnapshotRequest>,
+    ) -> Result<Response<Self::SnapshotStream>, Status> {
+        Err(not_yet("Maintenance.Snapshot"))
+    }
+
+    async fn move_leader(
+        &self,
+        _: Request<MoveLeaderRequest>,
+    ) -> Result<Response<MoveLeaderResponse>, Status> {
+        Err(not_yet("Maintenance.MoveLeader"))
+    }
+
+    async fn downgrade(
+        &self,
+        _: Request<DowngradeRequest>,
+    ) -> Result<Response<DowngradeResponse>, Status> {
+        Err(not_yet("Maintenance.Downgrade"))
+    }
+}
+
+pub struct ClusterService {
+    pub server: Arc<EtcdServer>,
+}
+
+impl ClusterService {
+    fn me(&self) -> Member {
+        let c = &self.server.config;
+        Member {
+            id: self.server.member_id,
+            name: c.name.clone(),
+            peer_ur_ls: crate::config::split_list(&c.initial_advertise_peer_urls),
+            client_ur_ls: crate::config::split_list(&c.advertise_client_urls),
+            is_learner: false,
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Cluster for ClusterService {
+    async fn member_add(
+        &self,
+        _: Request<MemberAddRequest>,
+    ) -> Result<Response<MemberAddResponse>, Status> {
+        Err(not_yet("Cluster.MemberAdd"))
+    }
+
+    async fn member_remove(
+        &self,
+        _: Request<MemberRemoveRequest>,
+    ) -> Result<Response<MemberRemoveResponse>, Status> {
+        Err(not_yet("Cluster.MemberRemove"))
+    }
+
+    async fn member_update(
+        &self,
+        _: Request<MemberUpdateRequest>,
+    ) -> Result<Response<MemberUpdateResponse>, Status> {
+        Err(not_yet("Cluster.MemberUpdate"))
+    }
+
+    async fn member_list(
+        &self,
+        _: Request<MemberListRequest>,
+    ) -> Result<Response<MemberListResponse>, Status> {
+        Ok(Response::new(MemberListResponse {
+            header: self.server.header(self.server.store.revision()),
+            members: vec![self.me()],
+        }))
+    }
+
+    async fn member_promote(
+        &self,
+        _: Request<MemberPromoteRequest>,
+    ) -> Result<Response<MemberPromoteResponse>, Status> {
+        Err(not_yet("Cluster.MemberPromote"))
+    }
+}
