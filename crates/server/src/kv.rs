@@ -9,7 +9,7 @@ use cairn_proto::etcdserverpb::{
     PutResponse, RangeRequest, RangeResponse, RequestOp, TxnRequest, TxnResponse,
     kv_server::Kv,
     range_request::{SortOrder, SortTarget},
-    request_op, response_op,
+    request_op,
 };
 use std::sync::Arc;
 use tonic::{Request as GrpcRequest, Response, Status};
@@ -135,29 +135,6 @@ impl KvService {
         }
         Ok(())
     }
-
-    /// Fills member, cluster and term into the headers the state machine filled with revisions.
-    fn fill_txn_headers(&self, resp: &mut TxnResponse) {
-        let rev = |h: &Option<cairn_proto::etcdserverpb::ResponseHeader>| {
-            h.as_ref().map_or(0, |h| h.revision)
-        };
-        resp.header = self.server.header(rev(&resp.header));
-        for op in &mut resp.responses {
-            match &mut op.response {
-                Some(response_op::Response::ResponseRange(r)) => {
-                    r.header = self.server.header(rev(&r.header))
-                }
-                Some(response_op::Response::ResponsePut(r)) => {
-                    r.header = self.server.header(rev(&r.header))
-                }
-                Some(response_op::Response::ResponseDeleteRange(r)) => {
-                    r.header = self.server.header(rev(&r.header))
-                }
-                Some(response_op::Response::ResponseTxn(t)) => self.fill_txn_headers(t),
-                None => {}
-            }
-        }
-    }
 }
 
 #[tonic::async_trait]
@@ -208,7 +185,8 @@ impl Kv for KvService {
         // respect to concurrent writes, which the apply order gives for free.
         match self.server.propose(Request::Txn(req)).await? {
             Applied::Txn(mut r) => {
-                self.fill_txn_headers(&mut r);
+                // Inner responses keep a revision-only header, exactly as etcd sends them.
+                r.header = self.server.header(r.header.map_or(0, |h| h.revision));
                 Ok(Response::new(r))
             }
             _ => Err(unexpected("txn")),
