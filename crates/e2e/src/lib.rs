@@ -1,1 +1,276 @@
-//! placeholder
+//! Process-level test harness: starts real `cairn` members on loopback ports, kills and restarts
+//! them, and runs real `etcdctl` and `cairnctl` against them.
+//!
+//! Owns: building the binaries under test, port allocation, process lifetimes, and small helpers
+//! for running command-line clients. Must not: reach into the server's internals; everything goes
+//! through processes, files on disk and the public wire API.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Mutex, Once};
+use std::time::{Duration, Instant};
+
+static BUILD: Once = Once::new();
+static PORTS: Mutex<u16> = Mutex::new(0);
+
+/// Directory holding the binaries of the profile the tests were built with.
+fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    // target/<profile>/deps/<test-binary>
+    exe.parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// Builds `cairn` and `cairnctl` once per test process, so tests never run a stale binary.
+pub fn ensure_built() {
+    BUILD.call_once(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "-q", "-p", "cairn", "-p", "cairnctl"]);
+        if bin_dir().ends_with("release") {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("run cargo build");
+        assert!(status.success(), "building cairn and cairnctl failed");
+    });
+}
+
+pub fn cairn_bin() -> PathBuf {
+    ensure_built();
+    bin_dir().join("cairn")
+}
+
+pub fn cairnctl_bin() -> PathBuf {
+    ensure_built();
+    bin_dir().join("cairnctl")
+}
+
+/// A free loopback port. Ports are handed out from a per-process range offset by the pid so that
+/// test binaries running side by side rarely collide; each is checked by binding it.
+pub fn free_port() -> u16 {
+    let mut next = PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    if *next == 0 {
+        *next = 20000 + (std::process::id() % 2000) as u16 * 10;
+    }
+    loop {
+        *next = next.wrapping_add(1).max(20000);
+        if TcpListener::bind(("127.0.0.1", *next)).is_ok() {
+            return *next;
+        }
+    }
+}
+
+/// The path of real etcdctl; tests that compare against etcd fail loudly without it.
+pub fn etcdctl_bin() -> PathBuf {
+    for p in ["/usr/bin/etcdctl", "/usr/local/bin/etcdctl"] {
+        if Path::new(p).exists() {
+            return PathBuf::from(p);
+        }
+    }
+    panic!("etcdctl not found: install Debian's etcd-client (`apt-get install etcd-client`); .ci/run does this");
+}
+
+/// One `cairn` process with its own data dir and ports.
+pub struct Member {
+    pub data_dir: PathBuf,
+    pub client_port: u16,
+    pub peer_port: u16,
+    pub extra: Vec<String>,
+    child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl Member {
+    /// Starts a single-member cluster in `data_dir` and waits until it serves.
+    pub fn start(data_dir: &Path, extra: &[&str]) -> Member {
+        let mut m = Member {
+            data_dir: data_dir.to_path_buf(),
+            client_port: free_port(),
+            peer_port: free_port(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            child: None,
+            log: data_dir.with_extension("log"),
+        };
+        m.spawn();
+        m.wait_ready();
+        m
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("127.0.0.1:{}", self.client_port)
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.client_port)
+    }
+
+    /// The command line that starts this member (without spawning it).
+    pub fn command(&self) -> Command {
+        let peer = format!("http://127.0.0.1:{}", self.peer_port);
+        let mut cmd = Command::new(cairn_bin());
+        cmd.arg("--name")
+            .arg("m1")
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--listen-client-urls")
+            .arg(self.url())
+            .arg("--advertise-client-urls")
+            .arg(self.url())
+            .arg("--listen-peer-urls")
+            .arg(&peer)
+            .arg("--initial-advertise-peer-urls")
+            .arg(&peer)
+            .arg("--initial-cluster")
+            .arg(format!("m1={peer}"))
+            .args(&self.extra);
+        cmd
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("open member log");
+        let err = log.try_clone().expect("clone log handle");
+        let child = self
+            .command()
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(err))
+            .spawn()
+            .expect("spawn cairn");
+        self.child = Some(child);
+    }
+
+    /// Waits until `/health` answers healthy (a linearizable read through Raft).
+    pub fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!(
+                    "cairn exited early with {status}; log:\n{}",
+                    self.log_text()
+                );
+            }
+            if http_get(self.client_port, "/health").is_some_and(|b| b.contains("\"true\"")) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("cairn did not become healthy; log:\n{}", self.log_text());
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL: no shutdown hooks, no flushes.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+        self.wait_ready();
+    }
+
+    /// Starts the member and waits for it to exit on its own (for start-up failures).
+    pub fn run_to_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        self.kill9();
+        self.spawn();
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(c) = self.child.as_mut()
+                && let Ok(Some(s)) = c.try_wait()
+            {
+                self.child = None;
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A minimal HTTP/1.1 GET on loopback; `None` if the server is not answering.
+pub fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    buf.split_once("\r\n\r\n").map(|(_, body)| body.to_string())
+}
+
+/// Result of running a command-line client.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+fn run_with_stdin(mut cmd: Command, stdin: Option<&str>) -> Run {
+    use std::io::Write;
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn client");
+    if let Some(mut pipe) = child.stdin.take() {
+        if let Some(input) = stdin {
+            let _ = pipe.write_all(input.as_bytes());
+        }
+    }
+    child.wait_with_output().expect("client output").into()
+}
+
+/// Runs real etcdctl (API v3) against `endpoint`.
+pub fn etcdctl(endpoint: &str, args: &[&str], stdin: Option<&str>) -> Run {
+    let mut cmd = Command::new(etcdctl_bin());
+    cmd.env("ETCDCTL_API", "3")
+        .arg("--endpoints")
+        .arg(endpoint)
+        .args(args);
+    run_with_stdin(cmd, stdin)
+}
+
+/// Runs cairnctl against `endpoint`.
+pub fn cairnctl(endpoint: &str, args: &[&str], stdin: Option<&str>) -> Run {
+    let mut cmd = Command::new(cairnctl_bin());
+    cmd.arg("--endpoints").arg(endpoint).args(args);
+    run_with_stdin(cmd, stdin)
+}

@@ -140,7 +140,8 @@ impl Store {
                 state.current = state.current.max(rev.main);
             }
         }
-        state.current = state.current.max(state.compacted);
+        // Like etcd, a new store is at revision 1, so the first write is revision 2.
+        state.current = state.current.max(state.compacted).max(1);
         Ok(Store {
             db,
             path,

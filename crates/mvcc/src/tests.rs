@@ -71,32 +71,33 @@ fn get(
 #[test]
 fn put_get_versions_and_revisions() {
     let (_d, s) = open();
-    assert_eq!(s.revision(), 0);
-    assert_eq!(put(&s, "a", "1"), 1);
-    assert_eq!(put(&s, "a", "2"), 2);
-    assert_eq!(put(&s, "b", "x"), 3);
+    // Like etcd, a new store is at revision 1.
+    assert_eq!(s.revision(), 1);
+    assert_eq!(put(&s, "a", "1"), 2);
+    assert_eq!(put(&s, "a", "2"), 3);
+    assert_eq!(put(&s, "b", "x"), 4);
     assert_eq!(
         get(&s, "a", "", 0).unwrap(),
-        vec![("a".into(), "2".into(), 1, 2, 2)]
+        vec![("a".into(), "2".into(), 2, 3, 2)]
     );
     assert_eq!(
-        get(&s, "a", "", 1).unwrap(),
-        vec![("a".into(), "1".into(), 1, 1, 1)]
+        get(&s, "a", "", 2).unwrap(),
+        vec![("a".into(), "1".into(), 2, 2, 1)]
     );
     assert_eq!(del(&s, "a", ""), 1);
-    assert_eq!(s.revision(), 4);
+    assert_eq!(s.revision(), 5);
     assert!(get(&s, "a", "", 0).unwrap().is_empty());
     // Deleting nothing does not create a revision.
     assert_eq!(del(&s, "zzz", ""), 0);
-    assert_eq!(s.revision(), 4);
+    assert_eq!(s.revision(), 5);
     // Recreated keys start a new generation.
-    assert_eq!(put(&s, "a", "3"), 5);
+    assert_eq!(put(&s, "a", "3"), 6);
     assert_eq!(
         get(&s, "a", "", 0).unwrap(),
-        vec![("a".into(), "3".into(), 5, 5, 1)]
+        vec![("a".into(), "3".into(), 6, 6, 1)]
     );
     assert!(matches!(
-        get(&s, "a", "", 6),
+        get(&s, "a", "", 7),
         Err(MvccError::FutureRevision)
     ));
 }
@@ -169,7 +170,7 @@ fn ranges_prefix_from_key_limit_count_sort() {
             key: Bytes::from_static(b"k"),
             range_end: Bytes::from_static(b"l"),
             keys_only: true,
-            min_mod_revision: 2,
+            min_mod_revision: 3,
             ..Default::default()
         })
         .unwrap();
@@ -213,7 +214,7 @@ fn put_options() {
             ..Default::default()
         })
         .unwrap();
-    assert_eq!(resp.header.unwrap().revision, 3);
+    assert_eq!(resp.header.unwrap().revision, 4);
     a.commit(1, 1, true).unwrap();
     let kv = &s
         .range(&RangeRequest {
@@ -277,12 +278,12 @@ fn txn_compares_branches_and_single_revision() {
         })
         .unwrap();
     assert!(resp.succeeded);
-    assert_eq!(resp.header.as_ref().unwrap().revision, 2);
+    assert_eq!(resp.header.as_ref().unwrap().revision, 3);
     // The range in the txn sees the txn's own write at the txn's revision.
     match &resp.responses[2].response {
         Some(response_op::Response::ResponseRange(r)) => {
             assert_eq!(r.kvs[0].value.as_ref(), b"new");
-            assert_eq!(r.kvs[0].mod_revision, 2);
+            assert_eq!(r.kvs[0].mod_revision, 3);
         }
         other => panic!("{other:?}"),
     }
@@ -300,7 +301,7 @@ fn txn_compares_branches_and_single_revision() {
         })
         .unwrap();
     assert!(!resp.succeeded);
-    assert_eq!(resp.header.unwrap().revision, 2);
+    assert_eq!(resp.header.unwrap().revision, 3);
     // Range compare: every key in [b, d) has version 1.
     let mut c = cmp(
         "b",
@@ -330,10 +331,10 @@ fn txn_compares_branches_and_single_revision() {
         })
         .unwrap();
     assert!(resp.succeeded);
-    assert_eq!(resp.header.unwrap().revision, 3);
+    assert_eq!(resp.header.unwrap().revision, 4);
     ap.commit(1, 1, false).unwrap();
-    assert_eq!(get(&s, "n", "", 0).unwrap()[0].3, 3);
-    assert_eq!(get(&s, "o", "", 0).unwrap()[0].3, 3);
+    assert_eq!(get(&s, "n", "", 0).unwrap()[0].3, 4);
+    assert_eq!(get(&s, "o", "", 0).unwrap()[0].3, 4);
 }
 
 #[test]
@@ -360,7 +361,7 @@ fn txn_with_failing_op_writes_nothing() {
         .unwrap_err();
     assert!(matches!(err, MvccError::KeyNotFound));
     ap.commit(1, 1, false).unwrap();
-    assert_eq!(s.revision(), 0);
+    assert_eq!(s.revision(), 1);
     assert!(get(&s, "first", "", 0).unwrap().is_empty());
 }
 
@@ -370,30 +371,30 @@ fn compaction_and_restart() {
     let path = dir.path().join("db");
     {
         let s = Store::open(&path).unwrap();
-        put(&s, "a", "1"); // 1
-        put(&s, "a", "2"); // 2
-        put(&s, "b", "1"); // 3
-        del(&s, "b", ""); // 4
-        put(&s, "c", "1"); // 5
+        put(&s, "a", "1"); // 2
+        put(&s, "a", "2"); // 3
+        put(&s, "b", "1"); // 4
+        del(&s, "b", ""); // 5
+        put(&s, "c", "1"); // 6
         let mut ap = s.begin_apply().unwrap();
         assert!(matches!(ap.compact(9), Err(MvccError::FutureRevision)));
-        let out = ap.compact(4).unwrap();
+        let out = ap.compact(5).unwrap();
         assert_eq!(out.removed_revisions, 3);
-        assert!(matches!(ap.compact(4), Err(MvccError::Compacted)));
+        assert!(matches!(ap.compact(5), Err(MvccError::Compacted)));
         ap.commit(42, 3, true).unwrap();
-        assert!(matches!(get(&s, "a", "", 3), Err(MvccError::Compacted)));
-        assert_eq!(get(&s, "a", "", 4).unwrap()[0].1, "2");
+        assert!(matches!(get(&s, "a", "", 4), Err(MvccError::Compacted)));
+        assert_eq!(get(&s, "a", "", 5).unwrap()[0].1, "2");
     }
     let s = Store::open(&path).unwrap();
-    assert_eq!(s.revision(), 5);
-    assert_eq!(s.compact_revision(), 4);
+    assert_eq!(s.revision(), 6);
+    assert_eq!(s.compact_revision(), 5);
     assert_eq!(s.consistent_index(), 42);
     assert_eq!(s.term(), 3);
     assert_eq!(get(&s, "\0", "\0", 0).unwrap().len(), 2);
-    assert!(matches!(get(&s, "a", "", 3), Err(MvccError::Compacted)));
+    assert!(matches!(get(&s, "a", "", 4), Err(MvccError::Compacted)));
     let (h1, c, r) = s.hash_kv(0).unwrap();
-    assert_eq!((c, r), (4, 5));
-    assert_eq!(s.hash_kv(5).unwrap().0, h1);
+    assert_eq!((c, r), (5, 6));
+    assert_eq!(s.hash_kv(6).unwrap().0, h1);
 }
 
 #[test]
@@ -413,7 +414,7 @@ fn uncommitted_batch_is_invisible_after_reopen_without_flush() {
         drop(ap); // aborted
     }
     let s = Store::open(&path).unwrap();
-    assert_eq!(s.revision(), 1);
+    assert_eq!(s.revision(), 2);
     assert_eq!(get(&s, "\0", "\0", 0).unwrap().len(), 1);
 }
 
@@ -512,7 +513,7 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db");
         let mut store = Store::open(&path).unwrap();
-        let mut model = Model { snapshots: vec![BTreeMap::new()], compacted: 0 };
+        let mut model = Model { snapshots: vec![BTreeMap::new(), BTreeMap::new()], compacted: 0 };
         for op in ops {
             match op {
                 Op::Put(k, v) => {
