@@ -12,7 +12,7 @@ use cairn_proto::etcdserverpb::{
 use cairn_raft::{CommittedEntry, NodeConfig, RaftHandle};
 use parking_lot::Mutex;
 use prost::Message;
-use sha2::{Digest, Sha256};
+use sha1::{Digest, Sha1};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,19 +44,33 @@ pub struct EtcdServer {
     request_timeout: Duration,
 }
 
-fn hash_u64(parts: &[&[u8]]) -> u64 {
-    let mut h = Sha256::new();
-    for p in parts {
-        h.update(p);
-    }
-    let d = h.finalize();
+fn sha1_u64(data: &[u8]) -> u64 {
+    let d = Sha1::digest(data);
     let mut b = [0u8; 8];
     b.copy_from_slice(&d[..8]);
     u64::from_be_bytes(b)
 }
 
-/// Member and cluster IDs derived, like etcd's, from peer URLs and the cluster token, then kept in
-/// the backend so that later flag changes cannot alter a member's identity.
+/// etcd's member ID: the first 8 bytes of SHA-1 over the sorted peer URLs and the cluster token,
+/// so that a member started with etcd's flags gets the ID etcd would give it.
+pub fn member_id(peer_urls: &[String], token: &str) -> u64 {
+    let mut urls = peer_urls.to_vec();
+    urls.sort();
+    let mut data = urls.concat().into_bytes();
+    data.extend_from_slice(token.as_bytes());
+    sha1_u64(&data)
+}
+
+/// etcd's cluster ID: the first 8 bytes of SHA-1 over the sorted member IDs.
+pub fn cluster_id(member_ids: &[u64]) -> u64 {
+    let mut ids = member_ids.to_vec();
+    ids.sort_unstable();
+    let data: Vec<u8> = ids.iter().flat_map(|id| id.to_be_bytes()).collect();
+    sha1_u64(&data)
+}
+
+/// Member and cluster IDs, computed as etcd computes them at bootstrap, then kept in the backend
+/// so that later flag changes cannot alter a member's identity.
 fn identity(store: &Store, config: &Config) -> Result<(u64, u64), ServerError> {
     let stored = |name: &str| -> Result<Option<u64>, ServerError> {
         Ok(store
@@ -67,27 +81,22 @@ fn identity(store: &Store, config: &Config) -> Result<(u64, u64), ServerError> {
         return Ok((c, m));
     }
     let members = config.initial_members()?;
-    let mut ids: Vec<(String, u64)> = members
+    let ids: Vec<(String, u64)> = members
         .iter()
         .map(|m| {
-            let mut urls = m.peer_urls.clone();
-            urls.sort();
-            let id = hash_u64(&[
-                urls.join(",").as_bytes(),
-                config.initial_cluster_token.as_bytes(),
-            ])
-            .max(1);
-            (m.name.clone(), id)
+            (
+                m.name.clone(),
+                member_id(&m.peer_urls, &config.initial_cluster_token),
+            )
         })
         .collect();
-    ids.sort_by_key(|(_, id)| *id);
     let member_id = ids
         .iter()
         .find(|(n, _)| *n == config.name)
         .map(|(_, id)| *id)
         .ok_or_else(|| ServerError::Config("local member not in --initial-cluster".into()))?;
-    let all: Vec<u8> = ids.iter().flat_map(|(_, id)| id.to_be_bytes()).collect();
-    let cluster_id = hash_u64(&[&all]).max(1);
+    let all: Vec<u64> = ids.iter().map(|(_, id)| *id).collect();
+    let cluster_id = cluster_id(&all);
     let (index, term) = (store.consistent_index(), store.term());
     let mut a = store.begin_apply()?;
     a.put_meta("cluster_id", &cluster_id.to_le_bytes())?;
@@ -328,5 +337,18 @@ impl ApplyLoop {
         drop(waiters);
         self.applied.send_replace(last_index);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_match_etcd_for_default_flags() {
+        // What etcd 3.4 reports for `etcd` started with no flags.
+        let m = member_id(&["http://localhost:2380".to_string()], "etcd-cluster");
+        assert_eq!(format!("{m:x}"), "8e9e05c52164694d");
+        assert_eq!(cluster_id(&[m]), 14841639068965178418);
     }
 }
