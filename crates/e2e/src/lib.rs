@@ -70,7 +70,9 @@ pub fn etcdctl_bin() -> PathBuf {
             return PathBuf::from(p);
         }
     }
-    panic!("etcdctl not found: install Debian's etcd-client (`apt-get install etcd-client`); .ci/run does this");
+    panic!(
+        "etcdctl not found: install Debian's etcd-client (`apt-get install etcd-client`); .ci/run does this"
+    );
 }
 
 /// One `cairn` process with its own data dir and ports.
@@ -273,4 +275,117 @@ pub fn cairnctl(endpoint: &str, args: &[&str], stdin: Option<&str>) -> Run {
     let mut cmd = Command::new(cairnctl_bin());
     cmd.arg("--endpoints").arg(endpoint).args(args);
     run_with_stdin(cmd, stdin)
+}
+
+/// Real etcd (Debian's `etcd-server`), for side-by-side comparisons.
+pub struct RealEtcd {
+    pub client_port: u16,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl RealEtcd {
+    pub fn start() -> RealEtcd {
+        let bin = ["/usr/bin/etcd", "/usr/local/bin/etcd"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .unwrap_or_else(|| {
+                panic!("etcd not found: install Debian's etcd-server; .ci/run does this")
+            });
+        let dir = tempfile::tempdir().expect("tempdir");
+        let client_port = free_port();
+        let peer = format!("http://127.0.0.1:{}", free_port());
+        let client = format!("http://127.0.0.1:{client_port}");
+        let log = std::fs::File::create(dir.path().join("etcd.log")).expect("etcd log");
+        let child = Command::new(bin)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(["--listen-client-urls", &client])
+            .args(["--advertise-client-urls", &client])
+            .args(["--listen-peer-urls", &peer])
+            .args(["--initial-advertise-peer-urls", &peer])
+            .args(["--initial-cluster", &format!("default={peer}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawn etcd");
+        let e = RealEtcd {
+            client_port,
+            child,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if http_get(client_port, "/health").is_some_and(|b| b.contains("\"true\"")) {
+                return e;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("etcd did not become healthy");
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("127.0.0.1:{}", self.client_port)
+    }
+}
+
+impl Drop for RealEtcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Replaces the digits after each occurrence of `prefix` with `N`.
+fn mask_after(s: &str, prefix: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find(prefix) {
+        out.push_str(&rest[..i + prefix.len()]);
+        rest = &rest[i + prefix.len()..];
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        if digits > 0 {
+            out.push('N');
+        }
+        rest = &rest[digits..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Output of a client with what legitimately differs between two servers masked: cluster and
+/// member IDs and the Raft term. Of stderr only `Error:` lines are kept (etcdctl's retry logs
+/// carry timestamps).
+pub fn normalized(run: &Run) -> (i32, String, String) {
+    let mut out = run.stdout.clone();
+    for p in [
+        "\"cluster_id\":",
+        "\"member_id\":",
+        "\"raft_term\":",
+        "\"ClusterID\" : ",
+        "\"MemberID\" : ",
+        "\"RaftTerm\" : ",
+    ] {
+        out = mask_after(&out, p);
+    }
+    let err = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("Error:"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    (run.code, out, err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_ids() {
+        assert_eq!(
+            mask_after("{\"cluster_id\":123,\"x\":1}", "\"cluster_id\":"),
+            "{\"cluster_id\":N,\"x\":1}"
+        );
+    }
 }
