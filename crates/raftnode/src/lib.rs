@@ -372,6 +372,11 @@ impl Runner {
             }
             return;
         }
+        // raft drops a ReadIndex silently while the leader has not yet committed an entry of its
+        // own term; keep the reads queued until it has (the no-op entry commits right away).
+        if self.node.raft.state == StateRole::Leader && !self.node.raft.commit_to_current_term() {
+            return;
+        }
         self.next_read_ctx += 1;
         let ctx = self.next_read_ctx;
         self.node.read_index(ctx.to_le_bytes().to_vec());

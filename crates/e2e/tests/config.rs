@@ -1,0 +1,125 @@
+//! The server's command line, environment and config file, as etcd's.
+
+use cairn_e2e::{cairn_bin, etcdctl, free_port, http_get};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn wait_healthy(port: u16, child: &mut std::process::Child) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(Some(s)) = child.try_wait() {
+            panic!("cairn exited with {s}");
+        }
+        if http_get(port, "/health").is_some_and(|b| b.contains("\"true\"")) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("not healthy");
+}
+
+fn run(args: &[&str]) -> std::process::Output {
+    Command::new(cairn_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn unknown_or_malformed_flags_fail_clearly() {
+    let out = run(&["--no-such-flag"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--no-such-flag"), "{err}");
+
+    let out = run(&["--snapshot-count", "many"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("snapshot-count"));
+
+    let out = run(&["--listen-client-urls", "localhost:2379"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("listen-client-urls"));
+
+    let out = run(&["--election-timeout", "100"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("election-timeout"));
+
+    let out = run(&["--initial-cluster", "other=http://localhost:2380"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("initial-cluster"));
+
+    let out = run(&["--version"]);
+    assert!(out.status.success());
+}
+
+#[test]
+fn env_vars_and_default_data_dir() {
+    let cwd = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let peer = format!("http://127.0.0.1:{}", free_port());
+    let mut child = Command::new(cairn_bin())
+        .current_dir(cwd.path())
+        .env("ETCD_LISTEN_CLIENT_URLS", &url)
+        .env("ETCD_ADVERTISE_CLIENT_URLS", &url)
+        .env("ETCD_LISTEN_PEER_URLS", &peer)
+        .env("ETCD_INITIAL_ADVERTISE_PEER_URLS", &peer)
+        .env("ETCD_INITIAL_CLUSTER", format!("default={peer}"))
+        .env("ETCD_MAX_TXN_OPS", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_healthy(port, &mut child);
+    let ep = format!("127.0.0.1:{port}");
+    assert_eq!(etcdctl(&ep, &["put", "a", "1"], None).code, 0);
+    // ETCD_MAX_TXN_OPS took effect.
+    let r = etcdctl(&ep, &["txn"], Some("\nput x 1\nput y 2\n\n\n"));
+    assert!(
+        r.stderr.contains("too many operations in txn request"),
+        "{r:?}"
+    );
+    // etcd's default data dir: <name>.etcd in the working directory.
+    assert!(cwd.path().join("default.etcd/member/wal").is_dir());
+    assert!(cwd.path().join("default.etcd/member/snap/db").is_file());
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn config_file_replaces_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let peer = format!("http://127.0.0.1:{}", free_port());
+    let yaml = format!(
+        "name: cfg\ndata-dir: {}\nlisten-client-urls: http://127.0.0.1:{port}\nadvertise-client-urls: http://127.0.0.1:{port}\nlisten-peer-urls: {peer}\ninitial-advertise-peer-urls: {peer}\ninitial-cluster: cfg={peer}\ninitial-cluster-state: new\nsnapshot-count: 50\nmax-txn-ops: 3\n",
+        dir.path().join("data").display()
+    );
+    let path = dir.path().join("cairn.yml");
+    std::fs::write(&path, yaml).unwrap();
+    // As with etcd, a config file makes the other flags irrelevant: this bogus value is ignored.
+    let mut child = Command::new(cairn_bin())
+        .arg("--config-file")
+        .arg(&path)
+        .args(["--max-txn-ops", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_healthy(port, &mut child);
+    let ep = format!("127.0.0.1:{port}");
+    let r = etcdctl(&ep, &["txn"], Some("\nput x 1\nput y 2\n\n\n"));
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = etcdctl(&ep, &["member", "list"], None);
+    assert!(r.stdout.contains(", started, cfg, "), "{}", r.stdout);
+    assert!(dir.path().join("data/member/snap/db").is_file());
+    let _ = child.kill();
+    let _ = child.wait();
+
+    // A config file with an unknown key is refused.
+    std::fs::write(&path, "name: x\nno-such-key: 1\n").unwrap();
+    let out = run(&["--config-file", path.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-key"));
+}
