@@ -252,10 +252,8 @@ fn run_with_stdin(mut cmd: Command, stdin: Option<&str>) -> Run {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn client");
-    if let Some(mut pipe) = child.stdin.take() {
-        if let Some(input) = stdin {
-            let _ = pipe.write_all(input.as_bytes());
-        }
+    if let (Some(mut pipe), Some(input)) = (child.stdin.take(), stdin) {
+        let _ = pipe.write_all(input.as_bytes());
     }
     child.wait_with_output().expect("client output").into()
 }

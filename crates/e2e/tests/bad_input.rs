@@ -85,7 +85,7 @@ async fn bad_requests_get_etcd_errors_and_nothing_is_lost() {
         &["--max-request-bytes", "4096", "--max-txn-ops", "4"],
     );
     let ep = m.endpoint();
-    let c = Client::connect(&[ep.clone()], Duration::from_secs(2))
+    let c = Client::connect(std::slice::from_ref(&ep), Duration::from_secs(2))
         .await
         .unwrap();
     c.put("keep", "me").await.unwrap();

@@ -46,7 +46,7 @@ async fn verify(endpoint: &str, acked: &Acked, min_rev: i64) -> i64 {
             )
         })
         .collect();
-    let acked = acked.lock().unwrap();
+    let acked = acked.lock().unwrap().clone();
     for (k, (v, rev)) in acked.iter() {
         match found.get(k) {
             Some((fv, frev)) => {

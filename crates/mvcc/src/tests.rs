@@ -41,12 +41,10 @@ fn del(store: &Store, key: &str, end: &str) -> i64 {
     resp.deleted
 }
 
-fn get(
-    store: &Store,
-    key: &str,
-    end: &str,
-    rev: i64,
-) -> Result<Vec<(String, String, i64, i64, i64)>> {
+/// (key, value, create_revision, mod_revision, version)
+type Row = (String, String, i64, i64, i64);
+
+fn get(store: &Store, key: &str, end: &str, rev: i64) -> Result<Vec<Row>> {
     let resp = store.range(&RangeRequest {
         key: Bytes::from(key.to_owned()),
         range_end: Bytes::from(end.to_owned()),

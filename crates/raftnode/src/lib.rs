@@ -473,10 +473,11 @@ impl Runner {
             return Ok(());
         }
         let term = raft::Storage::term(store, index)?;
-        let mut meta = SnapshotMetadata::default();
-        meta.index = index;
-        meta.term = term;
-        meta.set_conf_state(store.conf_state.clone());
+        let meta = SnapshotMetadata {
+            index,
+            term,
+            conf_state: Some(store.conf_state.clone()),
+        };
         let snapshot = SnapshotRecord {
             index,
             term,

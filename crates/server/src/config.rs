@@ -417,17 +417,25 @@ mod tests {
 
     #[test]
     fn bad_values_are_rejected() {
-        let mut c = Config::default();
-        c.listen_client_urls = "localhost:2379".into();
+        let c = Config {
+            listen_client_urls: "localhost:2379".into(),
+            ..Default::default()
+        };
         assert!(c.validate().is_err());
-        let mut c = Config::default();
-        c.election_timeout = 200;
+        let c = Config {
+            election_timeout: 200,
+            ..Default::default()
+        };
         assert!(c.validate().is_err());
-        let mut c = Config::default();
-        c.initial_cluster = "other=http://localhost:2380".into();
+        let c = Config {
+            initial_cluster: "other=http://localhost:2380".into(),
+            ..Default::default()
+        };
         assert!(c.validate().is_err());
-        let mut c = Config::default();
-        c.initial_cluster_state = "old".into();
+        let c = Config {
+            initial_cluster_state: "old".into(),
+            ..Default::default()
+        };
         assert!(c.validate().is_err());
     }
 }
