@@ -433,12 +433,20 @@ impl Runner {
             self.wal.append_entries(&records);
             self.node.mut_store().append(ready.entries());
         }
+        // Like etcd, only new entries or a new term or vote must be on disk before going on; a
+        // hard state that only moves the commit index rides along with the next sync (a lost
+        // commit index is recomputed after a restart).
+        let mut must_sync = !ready.entries().is_empty();
         if let Some(hs) = ready.hs() {
+            let old = &self.node.store().hard_state;
+            must_sync |= hs.term != old.term || hs.vote != old.vote;
             self.wal.set_hard_state(&encode(hs)?);
             self.node.mut_store().hard_state = hs.clone();
         }
-        // Group commit: one fsync for every entry and state change in this Ready.
-        self.wal.sync()?;
+        if must_sync {
+            // Group commit: one fsync for every entry and state change in this Ready.
+            self.wal.sync()?;
+        }
 
         for rs in ready.take_read_states() {
             let ctx = rs
