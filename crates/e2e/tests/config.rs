@@ -123,3 +123,17 @@ fn config_file_replaces_flags() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-key"));
 }
+
+#[test]
+fn dedicated_wal_dir_is_used_and_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = dir.path().join("wal-elsewhere");
+    let wal_arg = wal.to_str().unwrap().to_string();
+    let mut m = cairn_e2e::Member::start(&dir.path().join("m1"), &["--wal-dir", &wal_arg]);
+    assert_eq!(etcdctl(&m.endpoint(), &["put", "w", "1"], None).code, 0);
+    let segments = std::fs::read_dir(&wal).unwrap().count();
+    assert!(segments >= 1);
+    assert!(!dir.path().join("m1/member/wal").exists());
+    m.restart();
+    assert_eq!(etcdctl(&m.endpoint(), &["get", "w"], None).stdout, "w\n1\n");
+}
