@@ -114,4 +114,14 @@ async fn acknowledged_puts_survive_sigkill() {
         total > 300,
         "too few acknowledged writes to mean anything: {total}"
     );
+    // Log compaction keeps the WAL bounded: without it, every acknowledged put would still be in
+    // it (well over 100 bytes each).
+    let wal_bytes: u64 = std::fs::read_dir(dir.path().join("m1/member/wal"))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    assert!(
+        wal_bytes < 64 * 1024 + 300 * 512,
+        "WAL holds {wal_bytes} bytes after {total} puts with --snapshot-count 300"
+    );
 }
