@@ -1,0 +1,306 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark of Cairn and real etcd on this machine.
+
+Starts each server fresh with its data dir on the real disk (fsync counts), runs the same
+cairn-bench workloads against each, alternating etcd, Cairn, etcd, Cairn ... so that machine noise
+affects both alike, records peak RSS and data size, and prints Cairn/etcd ratios. It also measures
+the disk's fsync floor. Results go to docs/perf-results.json, the plot to docs/perf-put-clients.png,
+and the results table into docs/performance.md between its RESULTS markers.
+
+Usage: scripts/compare.py [--rounds N] [--quick] [--data-dir DIR] [--no-docs]
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "target", "release")
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def fsync_floor(directory, n=500):
+    """Median latency of a 512-byte append + fdatasync, in seconds."""
+    path = os.path.join(directory, "fsync-probe")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    lat = []
+    try:
+        for _ in range(n):
+            t = time.perf_counter()
+            os.write(fd, b"x" * 512)
+            os.fdatasync(fd)
+            lat.append(time.perf_counter() - t)
+    finally:
+        os.close(fd)
+        os.unlink(path)
+    return statistics.median(lat)
+
+
+class Server:
+    def __init__(self, kind, data_root):
+        self.kind = kind
+        self.port = free_port()
+        peer = f"http://127.0.0.1:{free_port()}"
+        client = f"http://127.0.0.1:{self.port}"
+        self.dir = os.path.join(data_root, f"{kind}-{self.port}")
+        os.makedirs(self.dir)
+        exe = shutil.which("etcd") if kind == "etcd" else os.path.join(BIN, "cairn")
+        args = [
+            exe, "--name", "m1", "--data-dir", os.path.join(self.dir, "data"),
+            "--listen-client-urls", client, "--advertise-client-urls", client,
+            "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+            "--initial-cluster", f"m1={peer}",
+            # The same settings for both: etcd 3.6's default snapshot count.
+            "--snapshot-count", "10000",
+        ]
+        self.log = open(os.path.join(self.dir, "server.log"), "wb")
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(f"{client}/health", timeout=2) as r:
+                    if b'"true"' in r.read():
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"{kind} did not become healthy")
+
+    @property
+    def endpoint(self):
+        return f"127.0.0.1:{self.port}"
+
+    def peak_rss(self):
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+    def data_size(self):
+        total = 0
+        for dirpath, _, files in os.walk(os.path.join(self.dir, "data")):
+            for name in files:
+                try:
+                    total += os.path.getsize(os.path.join(dirpath, name))
+                except OSError:
+                    pass
+        return total
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def bench(endpoint, args):
+    cmd = [os.path.join(BIN, "cairn-bench"), "--endpoints", endpoint, "--json"] + args
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out)
+
+
+def workloads(quick):
+    scale = 0.3 if quick else 1.0
+
+    def n(x):
+        return str(max(200, int(x * scale)))
+
+    put = ["put", "--key-size", "8", "--val-size", "256", "--key-space-size", "100000"]
+    w = [
+        ("put, 1 client", ["--clients", "1", "--conns", "1", "--total", n(3000)] + put),
+        ("put, 100 clients", ["--clients", "100", "--conns", "10", "--total", n(30000)] + put),
+        ("put, 1000 clients", ["--clients", "1000", "--conns", "100", "--total", n(100000)] + put),
+        ("txn-put, 100 clients", ["--clients", "100", "--conns", "10", "--total", n(20000),
+                                  "txn-put", "--key-size", "8", "--val-size", "256",
+                                  "--key-space-size", "10000"]),
+        ("range l, 1000 clients", ["--clients", "1000", "--conns", "100", "--total", n(100000),
+                                   "range", "00000001", "--consistency", "l"]),
+        ("range s, 1000 clients", ["--clients", "1000", "--conns", "100", "--total", n(100000),
+                                   "range", "00000001", "--consistency", "s"]),
+    ]
+    sweep = [
+        (c, ["--clients", str(c), "--conns", str(max(1, c // 10)), "--total", n(max(2000, c * 40))] + put)
+        for c in [1, 10, 50, 100, 300, 1000]
+    ]
+    return w, sweep
+
+
+def preload(endpoint):
+    bench(endpoint, ["--clients", "50", "--conns", "5", "--total", "2000", "put", "--key-size", "8",
+                     "--val-size", "256", "--key-space-size", "2000", "--sequential-keys"])
+
+
+def run(args):
+    data_root = os.path.abspath(args.data_dir)
+    os.makedirs(data_root, exist_ok=True)
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "cairn", "-p", "cairn-bench"],
+                   cwd=ROOT, check=True)
+    floor = fsync_floor(data_root)
+    log(f"fsync floor: {floor * 1e6:.0f} us")
+    named, sweep = workloads(args.quick)
+    results = {"etcd": {}, "cairn": {}}
+    sweep_results = {"etcd": {}, "cairn": {}}
+    rss = {"etcd": [], "cairn": []}
+    size = {"etcd": [], "cairn": []}
+    for rnd in range(args.rounds):
+        for kind in ("etcd", "cairn"):
+            log(f"round {rnd + 1}: {kind}")
+            srv = Server(kind, data_root)
+            try:
+                preload(srv.endpoint)
+                for name, wargs in named:
+                    r = bench(srv.endpoint, wargs)
+                    results[kind].setdefault(name, []).append(r)
+                    log(f"  {name}: {r['requests_per_second']:.0f} req/s, "
+                        f"p99 {r['latency_seconds']['p99'] * 1e3:.2f} ms, errors {r['errors']}")
+                for clients, wargs in sweep:
+                    r = bench(srv.endpoint, wargs)
+                    sweep_results[kind].setdefault(clients, []).append(r["requests_per_second"])
+                rss[kind].append(srv.peak_rss())
+                size[kind].append(srv.data_size())
+            finally:
+                srv.stop()
+    return summarize(floor, named, results, sweep_results, rss, size)
+
+
+def med(xs):
+    return statistics.median(xs) if xs else 0
+
+
+def summarize(floor, named, results, sweep_results, rss, size):
+    rows = []
+    for name, _ in named:
+        e, c = results["etcd"][name], results["cairn"][name]
+        row = {
+            "workload": name,
+            "etcd_rps": med([r["requests_per_second"] for r in e]),
+            "cairn_rps": med([r["requests_per_second"] for r in c]),
+            "etcd_p99": med([r["latency_seconds"]["p99"] for r in e]),
+            "cairn_p99": med([r["latency_seconds"]["p99"] for r in c]),
+            "etcd_p50": med([r["latency_seconds"]["p50"] for r in e]),
+            "cairn_p50": med([r["latency_seconds"]["p50"] for r in c]),
+            "errors": sum(r["errors"] for r in e + c),
+        }
+        row["ratio"] = row["cairn_rps"] / row["etcd_rps"] if row["etcd_rps"] else 0
+        rows.append(row)
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "fsync_floor_seconds": floor,
+        "rows": rows,
+        "sweep": {k: {str(c): med(v) for c, v in d.items()} for k, d in sweep_results.items()},
+        "peak_rss_bytes": {k: med(v) for k, v in rss.items()},
+        "data_size_bytes": {k: med(v) for k, v in size.items()},
+    }
+
+
+def table(res):
+    lines = [
+        f"fsync floor (512 B append + fdatasync, median): {res['fsync_floor_seconds'] * 1e6:.0f} µs",
+        "",
+        "| workload | etcd req/s | Cairn req/s | Cairn/etcd | etcd p50 / p99 (ms) | Cairn p50 / p99 (ms) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in res["rows"]:
+        lines.append(
+            f"| {r['workload']} | {r['etcd_rps']:.0f} | {r['cairn_rps']:.0f} | {r['ratio']:.2f}× "
+            f"| {r['etcd_p50'] * 1e3:.2f} / {r['etcd_p99'] * 1e3:.2f} "
+            f"| {r['cairn_p50'] * 1e3:.2f} / {r['cairn_p99'] * 1e3:.2f} |")
+    e_rss, c_rss = res["peak_rss_bytes"]["etcd"], res["peak_rss_bytes"]["cairn"]
+    e_sz, c_sz = res["data_size_bytes"]["etcd"], res["data_size_bytes"]["cairn"]
+    lines += [
+        "",
+        f"Peak RSS: etcd {e_rss / 2**20:.1f} MiB, Cairn {c_rss / 2**20:.1f} MiB "
+        f"({c_rss / e_rss if e_rss else 0:.2f}×). "
+        f"Data dir after the run: etcd {e_sz / 2**20:.1f} MiB, Cairn {c_sz / 2**20:.1f} MiB.",
+        "",
+        "Put throughput by client count (req/s):",
+        "",
+        "| clients | etcd | Cairn | Cairn/etcd |",
+        "|---:|---:|---:|---:|",
+    ]
+    for c in res["sweep"]["etcd"]:
+        e, k = res["sweep"]["etcd"][c], res["sweep"]["cairn"].get(c, 0)
+        lines.append(f"| {c} | {e:.0f} | {k:.0f} | {k / e if e else 0:.2f}× |")
+    return "\n".join(lines)
+
+
+def plot(res, path):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "matplotlib"], check=True)
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+    for kind, label in (("etcd", "etcd 3.4.23"), ("cairn", "Cairn")):
+        pts = sorted((int(c), v) for c, v in res["sweep"][kind].items())
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel("concurrent clients")
+    ax.set_ylabel("put requests / s (256-byte values)")
+    ax.set_title(f"Single member, same disk, {res['date']}")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def write_docs(res):
+    docs = os.path.join(ROOT, "docs")
+    with open(os.path.join(docs, "perf-results.json"), "w") as f:
+        json.dump(res, f, indent=2)
+    plot(res, os.path.join(docs, "perf-put-clients.png"))
+    md = os.path.join(docs, "performance.md")
+    with open(md) as f:
+        text = f.read()
+    start, end = "<!-- RESULTS START -->", "<!-- RESULTS END -->"
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        _, tail = rest.split(end, 1)
+        body = f"{start}\nMeasured {res['date']}.\n\n{table(res)}\n{end}"
+        with open(md, "w") as f:
+            f.write(head + body + tail)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rounds", type=int, default=2, help="alternating rounds per server")
+    p.add_argument("--quick", action="store_true", help="fewer requests per workload")
+    p.add_argument("--data-dir", default=os.path.join(ROOT, "target", "bench-data"),
+                   help="where the servers keep their data (must be on the real disk)")
+    p.add_argument("--no-docs", action="store_true", help="do not update docs/")
+    args = p.parse_args()
+    if not shutil.which("etcd"):
+        sys.exit("etcd not found: apt-get install etcd-server")
+    res = run(args)
+    print(table(res))
+    if not args.no_docs:
+        write_docs(res)
+
+
+if __name__ == "__main__":
+    main()
