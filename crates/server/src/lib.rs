@@ -63,6 +63,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("listen on {addr}: {e}"))?;
         tracing::info!(%addr, "serving client traffic (gRPC and HTTP)");
         let router = router.clone();
+        // Small gRPC responses must not wait for Nagle's algorithm.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         tasks.push(tokio::spawn(async move {
             axum::serve(listener, router)
                 .with_graceful_shutdown(shutdown_signal())
