@@ -95,6 +95,15 @@ impl History {
         self.entries.is_empty()
     }
 
+    /// The revision holding the value the key had just before `rev`, if it existed then.
+    pub fn prev_before(&self, rev: Revision) -> Option<Revision> {
+        let pos = self.entries.partition_point(|(r, _)| *r < rev);
+        match pos.checked_sub(1).map(|p| self.entries[p]) {
+            Some((r, false)) => Some(r),
+            _ => None,
+        }
+    }
+
     pub fn revisions(&self) -> impl Iterator<Item = (Revision, bool)> + '_ {
         self.entries.iter().copied()
     }

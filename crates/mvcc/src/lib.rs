@@ -23,6 +23,7 @@
 
 pub mod index;
 mod ops;
+pub mod watch;
 
 use cairn_proto::mvccpb::KeyValue;
 use parking_lot::{RwLock, RwLockWriteGuard};
@@ -32,6 +33,10 @@ use std::path::{Path, PathBuf};
 
 pub use index::{KeyIndex, Revision};
 pub use ops::{Applier, CompactOutcome};
+pub use watch::{StreamId, StreamSink, WatchError, WatchEvent, WatchId, WatchMsg, WatchSpec};
+
+use cairn_proto::mvccpb::{Event, event::EventType};
+use parking_lot::Mutex;
 
 const KV: TableDefinition<u128, &[u8]> = TableDefinition::new("kv");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -77,6 +82,8 @@ pub struct Store {
     db: Database,
     path: PathBuf,
     state: RwLock<State>,
+    /// Watchers. Lock order: `state` before `hub`.
+    hub: Mutex<watch::Hub>,
 }
 
 fn encode_record(kind: u8, kv: &KeyValue) -> Vec<u8> {
@@ -146,6 +153,7 @@ impl Store {
             db,
             path,
             state: RwLock::new(state),
+            hub: Mutex::new(watch::Hub::default()),
         })
     }
 
@@ -215,7 +223,95 @@ impl Store {
         let mut wtxn = self.db.begin_write().map_err(MvccError::backend)?;
         wtxn.set_durability(Durability::None)
             .map_err(MvccError::backend)?;
-        Ok(Applier::new(self.state.write(), wtxn))
+        Ok(Applier::new(self.state.write(), wtxn, &self.hub))
+    }
+
+    /// Opens a watch stream whose messages go to `sink`.
+    pub fn open_watch_stream(&self, sink: StreamSink) -> StreamId {
+        self.hub.lock().open_stream(sink)
+    }
+
+    pub fn close_watch_stream(&self, stream: StreamId) {
+        self.hub.lock().close_stream(stream);
+    }
+
+    /// Creates a watcher; its `Created` message (or `Refused`) is queued on the stream.
+    pub fn watch(
+        &self,
+        stream: StreamId,
+        spec: WatchSpec,
+    ) -> std::result::Result<WatchId, WatchError> {
+        let state = self.state.read();
+        self.hub.lock().create(stream, spec, state.current)
+    }
+
+    /// Cancels a watcher; false if there was none with that id.
+    pub fn cancel_watch(&self, stream: StreamId, id: WatchId) -> bool {
+        let state = self.state.read();
+        self.hub.lock().cancel(stream, id, state.current)
+    }
+
+    /// Queues a progress response (watch id -1) once every watcher of the stream is synced.
+    pub fn request_progress(&self, stream: StreamId) {
+        let state = self.state.read();
+        self.hub.lock().request_progress(stream, state.current);
+    }
+
+    /// Sends progress notifications to idle synced watchers that asked for them.
+    pub fn progress_tick(&self) {
+        let state = self.state.read();
+        self.hub.lock().progress_tick(state.current);
+    }
+
+    pub fn watcher_count(&self) -> usize {
+        self.hub.lock().watcher_count()
+    }
+
+    /// The watch spec of a watcher (for the stream that serves it).
+    pub fn watch_spec(&self, stream: StreamId, id: WatchId) -> Option<WatchSpec> {
+        self.hub.lock().spec(stream, id).cloned()
+    }
+
+    /// One catch-up pass over unsynced watchers: reads up to
+    /// [`watch::CATCH_UP_MAX_REVISIONS`] revisions of history for each and delivers what
+    /// matches. Returns how many watchers were still behind at the start of the pass.
+    pub fn sync_watchers(&self) -> Result<usize> {
+        let state = self.state.read();
+        let mut hub = self.hub.lock();
+        let behind = hub.unsynced();
+        if behind.is_empty() {
+            return Ok(0);
+        }
+        let rtxn = self.db.begin_read().map_err(MvccError::backend)?;
+        let table = rtxn.open_table(KV).map_err(MvccError::backend)?;
+        let mut cache: std::collections::HashMap<i64, (i64, Vec<WatchEvent>)> =
+            std::collections::HashMap::new();
+        for (sid, id, next) in &behind {
+            if *next < state.compacted {
+                hub.cancel_compacted(*sid, *id, state.compacted, state.current);
+                continue;
+            }
+            if !cache.contains_key(next) {
+                let upto = state.current.min(next + watch::CATCH_UP_MAX_REVISIONS - 1);
+                let events = history(&state, &table, *next, upto)?;
+                cache.insert(*next, (upto, events));
+            }
+            if let Some((upto, events)) = cache.get(next) {
+                hub.deliver_history(*sid, *id, events, *upto, state.current);
+            }
+        }
+        Ok(behind.len())
+    }
+
+    /// The key-value stored at exactly `rev`, if it is a put that has not been compacted away.
+    pub fn kv_at(&self, rev: Revision) -> Result<Option<KeyValue>> {
+        let rtxn = self.db.begin_read().map_err(MvccError::backend)?;
+        let table = rtxn.open_table(KV).map_err(MvccError::backend)?;
+        let Some(raw) = table.get(rev.to_key()).map_err(MvccError::backend)? else {
+            return Ok(None);
+        };
+        let (kind, kv) = decode_record(rev, raw.value())?;
+        Ok((kind == KIND_PUT).then_some(kv))
     }
 
     /// Hash of every key-value record up to `rev` (0 = current), and the compact revision.
@@ -272,5 +368,49 @@ impl Store {
 
 pub(crate) type WriteGuard<'a> = RwLockWriteGuard<'a, State>;
 
+/// The events of revisions `from..=upto`, read from the backend, in revision order.
+fn history<T: ReadableTable<u128, &'static [u8]>>(
+    state: &State,
+    table: &T,
+    from: i64,
+    upto: i64,
+) -> Result<Vec<WatchEvent>> {
+    let lo = Revision::new(from, 0).to_key();
+    let hi = Revision::new(upto, i64::MAX).to_key();
+    let mut out = Vec::new();
+    for item in table.range(lo..=hi).map_err(MvccError::backend)? {
+        let (k, v) = item.map_err(MvccError::backend)?;
+        let rev = Revision::from_key(k.value());
+        let (kind, kv) = decode_record(rev, v.value())?;
+        let prev = state.index.get(&kv.key).and_then(|h| h.prev_before(rev));
+        out.push(make_event(kind == KIND_PUT, kv, rev, prev));
+    }
+    Ok(out)
+}
+
+pub(crate) fn make_event(
+    put: bool,
+    kv: KeyValue,
+    revision: Revision,
+    prev: Option<Revision>,
+) -> WatchEvent {
+    let r#type = if put {
+        EventType::Put
+    } else {
+        EventType::Delete
+    } as i32;
+    WatchEvent {
+        event: Event {
+            r#type,
+            kv: Some(kv),
+            prev_kv: None,
+        },
+        revision,
+        prev,
+    }
+}
+
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod watch_tests;

@@ -1,9 +1,10 @@
 //! etcd's KV semantics over the key index and the backend tables.
 
 use crate::index::{History, Revision};
+use crate::watch::{Hub, WatchEvent};
 use crate::{
     KIND_PUT, KIND_TOMBSTONE, KV, META, MvccError, Result, State, WriteGuard, decode_record,
-    encode_record,
+    encode_record, make_event,
 };
 use bytes::Bytes;
 use cairn_proto::etcdserverpb::{
@@ -14,6 +15,7 @@ use cairn_proto::etcdserverpb::{
     request_op, response_op,
 };
 use cairn_proto::mvccpb::KeyValue;
+use parking_lot::Mutex;
 use redb::{ReadableTable, WriteTransaction};
 use std::cmp::Ordering;
 
@@ -159,14 +161,19 @@ pub struct Applier<'a> {
     wtxn: WriteTransaction,
     /// Subrevision counter of the write request being applied; > 0 means it wrote something.
     sub: i64,
+    hub: &'a Mutex<Hub>,
+    /// Changes of this batch, in revision order, for the watchers.
+    events: Vec<WatchEvent>,
 }
 
 impl<'a> Applier<'a> {
-    pub(crate) fn new(state: WriteGuard<'a>, wtxn: WriteTransaction) -> Self {
+    pub(crate) fn new(state: WriteGuard<'a>, wtxn: WriteTransaction, hub: &'a Mutex<Hub>) -> Self {
         Applier {
             state,
             wtxn,
             sub: 0,
+            hub,
+            events: Vec::new(),
         }
     }
 
@@ -228,11 +235,9 @@ impl<'a> Applier<'a> {
             None
         };
         let rev = self.write_rev();
-        let (create, version) = self
-            .state
-            .index
-            .get(&req.key)
-            .map_or((rev.main, 1), |h| h.next_put(rev.main));
+        let hist = self.state.index.get(&req.key);
+        let prev_rev = hist.and_then(History::live);
+        let (create, version) = hist.map_or((rev.main, 1), |h| h.next_put(rev.main));
         let kv = KeyValue {
             key: req.key.clone(),
             create_revision: create,
@@ -257,6 +262,7 @@ impl<'a> Applier<'a> {
             .index
             .entry(&req.key)
             .record_put(rev, create, version);
+        self.events.push(make_event(true, kv, rev, prev_rev));
         Ok(PutResponse {
             header: None,
             prev_kv: if req.prev_kv { prev } else { None },
@@ -292,6 +298,7 @@ impl<'a> Applier<'a> {
                     .map_err(MvccError::backend)?;
             }
             self.state.index.entry(key).record_delete(rev);
+            self.events.push(make_event(false, tomb, rev, Some(*old)));
         }
         Ok(DeleteRangeResponse {
             header: None,
@@ -472,7 +479,13 @@ impl<'a> Applier<'a> {
                 .set_durability(redb::Durability::Immediate)
                 .map_err(MvccError::backend)?;
         }
-        self.wtxn.commit().map_err(MvccError::backend)
+        self.wtxn.commit().map_err(MvccError::backend)?;
+        // Still under the write lock: no reader or watcher can see a revision before its events
+        // have been offered to the synced watchers.
+        if !self.events.is_empty() {
+            self.hub.lock().notify(&self.events, self.state.current);
+        }
+        Ok(())
     }
 }
 
