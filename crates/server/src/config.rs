@@ -132,6 +132,17 @@ pub struct Config {
     #[arg(long, env = "ETCD_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
 
+    /// Interval between progress notifications to watchers that asked for them (Go duration,
+    /// e.g. 10m or 5s; integer nanoseconds in YAML, as etcd).
+    #[arg(
+        long,
+        env = "ETCD_WATCH_PROGRESS_NOTIFY_INTERVAL",
+        alias = "experimental-watch-progress-notify-interval",
+        default_value = "10m"
+    )]
+    #[serde(alias = "experimental-watch-progress-notify-interval")]
+    pub watch_progress_notify_interval: GoDuration,
+
     /// Enable the JSON gateway on the client port (accepted for compatibility).
     #[arg(long, env = "ETCD_ENABLE_GRPC_GATEWAY", default_value_t = true, action = clap::ArgAction::Set)]
     pub enable_grpc_gateway: bool,
@@ -141,6 +152,72 @@ impl Default for Config {
     fn default() -> Self {
         // The flag defaults are the one source of truth for defaults, YAML included.
         Config::parse_from(["cairn"])
+    }
+}
+
+/// A duration written as Go writes them (`1h2m3.5s`, `500ms`, `10m`); in YAML also integer
+/// nanoseconds, which is what etcd's config file expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GoDuration(pub Duration);
+
+impl std::str::FromStr for GoDuration {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if let Ok(nanos) = s.parse::<u64>() {
+            return Ok(GoDuration(Duration::from_nanos(nanos)));
+        }
+        let mut total = 0f64;
+        let mut rest = s;
+        if rest.is_empty() {
+            return Err("empty duration".into());
+        }
+        while !rest.is_empty() {
+            let num_len = rest
+                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .ok_or_else(|| format!("missing unit in duration {s:?}"))?;
+            let n: f64 = rest[..num_len]
+                .parse()
+                .map_err(|_| format!("invalid duration {s:?}"))?;
+            rest = &rest[num_len..];
+            let unit_len = rest
+                .find(|c: char| c.is_ascii_digit() || c == '.')
+                .unwrap_or(rest.len());
+            let scale = match &rest[..unit_len] {
+                "ns" => 1e-9,
+                "us" | "µs" => 1e-6,
+                "ms" => 1e-3,
+                "s" => 1.0,
+                "m" => 60.0,
+                "h" => 3600.0,
+                u => return Err(format!("unknown unit {u:?} in duration {s:?}")),
+            };
+            total += n * scale;
+            rest = &rest[unit_len..];
+        }
+        Ok(GoDuration(Duration::from_secs_f64(total)))
+    }
+}
+
+impl std::fmt::Display for GoDuration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}s", self.0.as_secs_f64())
+    }
+}
+
+impl<'de> Deserialize<'de> for GoDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Nanos(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Nanos(n) => Ok(GoDuration(Duration::from_nanos(n))),
+            Raw::Text(t) => t.parse().map_err(serde::de::Error::custom),
+        }
     }
 }
 
@@ -231,6 +308,11 @@ impl Config {
         if self.max_txn_ops == 0 {
             return Err(ConfigError::Invalid(
                 "--max-txn-ops must be greater than 0".into(),
+            ));
+        }
+        if self.watch_progress_notify_interval.0.is_zero() {
+            return Err(ConfigError::Invalid(
+                "--watch-progress-notify-interval must be greater than 0".into(),
             ));
         }
         if self.snapshot_count == 0 {
@@ -413,6 +495,19 @@ mod tests {
         assert_eq!(c.heartbeat_interval, 100);
         c.validate().unwrap();
         assert!(Config::from_yaml("no-such-key: 1\n").is_err());
+    }
+
+    #[test]
+    fn go_durations() {
+        let d = |s: &str| s.parse::<GoDuration>().map(|d| d.0);
+        assert_eq!(d("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(d("1h2m3.5s"), Ok(Duration::from_secs_f64(3723.5)));
+        assert_eq!(d("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(d("5000000000"), Ok(Duration::from_secs(5)));
+        assert!(d("5x").is_err());
+        assert!(d("").is_err());
+        let c = Config::from_yaml("watch-progress-notify-interval: 5000000000\n").unwrap();
+        assert_eq!(c.watch_progress_notify_interval.0, Duration::from_secs(5));
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod etcd;
 mod http;
 mod kv;
 mod maintenance;
+mod watch;
 
 pub use config::Config;
 pub use errors::ServerError;
@@ -22,6 +23,7 @@ pub use maintenance::ETCD_VERSION;
 
 use cairn_proto::etcdserverpb::{
     cluster_server::ClusterServer, kv_server::KvServer, maintenance_server::MaintenanceServer,
+    watch_server::WatchServer,
 };
 use std::sync::Arc;
 
@@ -53,6 +55,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             server: server.clone(),
         })
         .max_decoding_message_size(recv_limit),
+    );
+    let catch_up = Arc::new(tokio::sync::Notify::new());
+    let routes = routes.add_service(
+        WatchServer::new(watch::WatchService {
+            server: server.clone(),
+            catch_up: catch_up.clone(),
+        })
+        .max_decoding_message_size(recv_limit)
+        .max_encoding_message_size(usize::MAX),
+    );
+    watch::spawn_background(
+        server.clone(),
+        catch_up,
+        config.watch_progress_notify_interval.0,
     );
     let router = http::routes(routes.into_axum_router(), server.clone());
 
