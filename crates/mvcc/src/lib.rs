@@ -40,6 +40,8 @@ use parking_lot::Mutex;
 
 const KV: TableDefinition<u128, &[u8]> = TableDefinition::new("kv");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// Lease id → the lessor's own encoding; written in the same transaction as the keys it affects.
+const LEASES: TableDefinition<i64, &[u8]> = TableDefinition::new("lease");
 
 const KIND_PUT: u8 = 0;
 const KIND_TOMBSTONE: u8 = 1;
@@ -53,6 +55,8 @@ pub enum MvccError {
     FutureRevision,
     #[error("etcdserver: key not found")]
     KeyNotFound,
+    #[error("etcdserver: requested lease not found")]
+    LeaseNotFound,
     #[error("mvcc: backend error: {0}")]
     Backend(String),
     #[error("mvcc: corrupt backend record at revision {rev:?}: {reason}")]
@@ -123,6 +127,7 @@ impl Store {
             let w = db.begin_write().map_err(MvccError::backend)?;
             w.open_table(KV).map_err(MvccError::backend)?;
             w.open_table(META).map_err(MvccError::backend)?;
+            w.open_table(LEASES).map_err(MvccError::backend)?;
             w.commit().map_err(MvccError::backend)?;
         }
         let mut state = State::default();
@@ -224,6 +229,35 @@ impl Store {
         wtxn.set_durability(Durability::None)
             .map_err(MvccError::backend)?;
         Ok(Applier::new(self.state.write(), wtxn, &self.hub))
+    }
+
+    /// Every stored lease record (see [`Applier::put_lease`]).
+    pub fn leases(&self) -> Result<Vec<(i64, Vec<u8>)>> {
+        let r = self.db.begin_read().map_err(MvccError::backend)?;
+        let t = r.open_table(LEASES).map_err(MvccError::backend)?;
+        let mut out = Vec::new();
+        for item in t.iter().map_err(MvccError::backend)? {
+            let (k, v) = item.map_err(MvccError::backend)?;
+            out.push((k.value(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Every live key that is attached to a lease, with its lease.
+    pub fn leased_keys(&self) -> Result<Vec<(bytes::Bytes, i64)>> {
+        let state = self.state.read();
+        let rtxn = self.db.begin_read().map_err(MvccError::backend)?;
+        let table = rtxn.open_table(KV).map_err(MvccError::backend)?;
+        let mut out = Vec::new();
+        for (key, hist) in state.index.range(b"\0", b"\0") {
+            if let Some(rev) = hist.live() {
+                let kv = ops::fetch(&table, rev)?;
+                if kv.lease != 0 {
+                    out.push((key.clone(), kv.lease));
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Opens a watch stream whose messages go to `sink`.

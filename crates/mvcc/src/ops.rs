@@ -3,8 +3,8 @@
 use crate::index::{History, Revision};
 use crate::watch::{Hub, WatchEvent};
 use crate::{
-    KIND_PUT, KIND_TOMBSTONE, KV, META, MvccError, Result, State, WriteGuard, decode_record,
-    encode_record, make_event,
+    KIND_PUT, KIND_TOMBSTONE, KV, LEASES, META, MvccError, Result, State, WriteGuard,
+    decode_record, encode_record, make_event,
 };
 use bytes::Bytes;
 use cairn_proto::etcdserverpb::{
@@ -32,7 +32,10 @@ fn header(rev: i64) -> Option<ResponseHeader> {
     })
 }
 
-fn fetch<T: ReadableTable<u128, &'static [u8]>>(table: &T, rev: Revision) -> Result<KeyValue> {
+pub(crate) fn fetch<T: ReadableTable<u128, &'static [u8]>>(
+    table: &T,
+    rev: Revision,
+) -> Result<KeyValue> {
     let raw = table
         .get(rev.to_key())
         .map_err(MvccError::backend)?
@@ -164,6 +167,8 @@ pub struct Applier<'a> {
     hub: &'a Mutex<Hub>,
     /// Changes of this batch, in revision order, for the watchers.
     events: Vec<WatchEvent>,
+    /// Whether a lease id exists; puts naming another lease fail with `LeaseNotFound`.
+    lease_exists: Option<Box<dyn Fn(i64) -> bool + 'a>>,
 }
 
 impl<'a> Applier<'a> {
@@ -174,7 +179,49 @@ impl<'a> Applier<'a> {
             sub: 0,
             hub,
             events: Vec::new(),
+            lease_exists: None,
         }
+    }
+
+    /// Makes puts (also inside txns) check that their lease exists.
+    pub fn set_lease_check(&mut self, exists: impl Fn(i64) -> bool + 'a) {
+        self.lease_exists = Some(Box::new(exists));
+    }
+
+    /// Changes applied so far in this batch, in revision order.
+    pub fn events(&self) -> &[WatchEvent] {
+        &self.events
+    }
+
+    /// Stores a lease record in the batch's transaction.
+    pub fn put_lease(&mut self, id: i64, record: &[u8]) -> Result<()> {
+        let mut t = self.wtxn.open_table(LEASES).map_err(MvccError::backend)?;
+        t.insert(id, record).map_err(MvccError::backend)?;
+        Ok(())
+    }
+
+    pub fn delete_lease(&mut self, id: i64) -> Result<()> {
+        let mut t = self.wtxn.open_table(LEASES).map_err(MvccError::backend)?;
+        t.remove(id).map_err(MvccError::backend)?;
+        Ok(())
+    }
+
+    /// Deletes the given keys (those that exist) in one new revision, as a lease revocation does.
+    pub fn delete_keys(&mut self, keys: &[Bytes]) -> Result<DeleteRangeResponse> {
+        let mut deleted = 0;
+        for key in keys {
+            let resp = self.do_delete(&DeleteRangeRequest {
+                key: key.clone(),
+                ..Default::default()
+            })?;
+            deleted += resp.deleted;
+        }
+        self.finish_request();
+        Ok(DeleteRangeResponse {
+            header: header(self.state.current),
+            deleted,
+            prev_kvs: Vec::new(),
+        })
     }
 
     /// The store revision (including requests applied earlier in this batch).
@@ -224,6 +271,12 @@ impl<'a> Applier<'a> {
                 .is_none()
         {
             return Err(MvccError::KeyNotFound);
+        }
+        if req.lease != 0
+            && let Some(exists) = &self.lease_exists
+            && !exists(req.lease)
+        {
+            return Err(MvccError::LeaseNotFound);
         }
         Ok(())
     }

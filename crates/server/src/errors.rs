@@ -19,6 +19,10 @@ pub mod msg {
     pub const NO_LEADER: &str = "etcdserver: no leader";
     pub const STOPPED: &str = "etcdserver: server stopped";
     pub const TIMEOUT: &str = "etcdserver: request timed out";
+    pub const LEASE_NOT_FOUND: &str = "etcdserver: requested lease not found";
+    pub const LEASE_EXISTS: &str = "etcdserver: lease already exists";
+    pub const TOO_LARGE_LEASE_TTL: &str = "etcdserver: too large lease TTL";
+    pub const NOT_LEADER: &str = "etcdserver: not leader";
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +35,8 @@ pub enum ServerError {
     RequestTooLarge,
     #[error("{}", msg::TIMEOUT)]
     Timeout,
+    #[error("{}", msg::LEASE_EXISTS)]
+    LeaseExists,
     #[error("{}", msg::STOPPED)]
     Stopped,
     #[error("configuration: {0}")]
@@ -51,6 +57,8 @@ impl From<ServerError> for Status {
             ServerError::Mvcc(MvccError::KeyNotFound) => {
                 Status::invalid_argument(msg::KEY_NOT_FOUND)
             }
+            ServerError::Mvcc(MvccError::LeaseNotFound) => Status::not_found(msg::LEASE_NOT_FOUND),
+            ServerError::LeaseExists => Status::failed_precondition(msg::LEASE_EXISTS),
             ServerError::Raft(RaftError::NoLeader) => Status::unavailable(msg::NO_LEADER),
             ServerError::Raft(RaftError::Stopped) | ServerError::Stopped => {
                 Status::unavailable(msg::STOPPED)

@@ -3,11 +3,12 @@
 
 use crate::config::Config;
 use crate::errors::ServerError;
+use crate::lease::Lessor;
 use cairn_mvcc::{MvccError, Store};
 use cairn_proto::cairnpb::{InternalRequest, internal_request::Request};
 use cairn_proto::etcdserverpb::{
-    CompactionResponse, DeleteRangeResponse, PutResponse, RangeRequest, RangeResponse,
-    ResponseHeader, TxnResponse,
+    CompactionResponse, DeleteRangeResponse, LeaseGrantResponse, LeaseRevokeResponse, PutResponse,
+    RangeRequest, RangeResponse, ResponseHeader, TxnResponse,
 };
 use cairn_raft::{CommittedEntry, NodeConfig, RaftHandle};
 use parking_lot::Mutex;
@@ -27,14 +28,18 @@ pub enum Applied {
     DeleteRange(DeleteRangeResponse),
     Txn(TxnResponse),
     Compaction(CompactionResponse),
+    LeaseGrant(LeaseGrantResponse),
+    LeaseRevoke(LeaseRevokeResponse),
+    LeaseCheckpoint,
 }
 
-type ApplyResult = Result<Applied, MvccError>;
+type ApplyResult = Result<Applied, ServerError>;
 
 /// One member of a Cairn cluster.
 pub struct EtcdServer {
     pub store: Arc<Store>,
     pub raft: RaftHandle,
+    pub lessor: Arc<Lessor>,
     pub cluster_id: u64,
     pub member_id: u64,
     pub config: Config,
@@ -118,6 +123,9 @@ impl EtcdServer {
         }
         let store = Arc::new(Store::open(&backend)?);
         let (cluster_id, member_id) = identity(&store, &config)?;
+        // etcd's minimum lease TTL: 1.5 election timeouts, rounded up to whole seconds.
+        let min_ttl = (config.election_timeout * 3 / 2).div_ceil(1000) as i64;
+        let lessor = Arc::new(Lessor::recover(&store, min_ttl, member_id)?);
         let applied_index = store.consistent_index();
         let (apply_tx, apply_rx) = std::sync::mpsc::channel();
         let election_ticks = (config.election_timeout / config.heartbeat_interval).max(2) as usize;
@@ -140,6 +148,7 @@ impl EtcdServer {
         let server = Arc::new(EtcdServer {
             store: store.clone(),
             raft: raft.clone(),
+            lessor: lessor.clone(),
             cluster_id,
             member_id,
             waiters: waiters.clone(),
@@ -151,6 +160,7 @@ impl EtcdServer {
         let applier = ApplyLoop {
             store,
             raft,
+            lessor,
             waiters,
             applied: applied_tx,
             member_id,
@@ -180,6 +190,13 @@ impl EtcdServer {
         })
     }
 
+    pub fn is_leader(&self) -> bool {
+        self.raft
+            .progress()
+            .is_leader
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
     pub fn applied_index(&self) -> u64 {
         *self.applied.borrow()
     }
@@ -201,7 +218,7 @@ impl EtcdServer {
         let outcome = async {
             self.raft.propose(data).await?;
             match tokio::time::timeout(self.request_timeout, rx).await {
-                Ok(Ok(res)) => res.map_err(ServerError::from),
+                Ok(Ok(res)) => res,
                 Ok(Err(_)) => Err(ServerError::Stopped),
                 Err(_) => Err(ServerError::Timeout),
             }
@@ -250,6 +267,7 @@ impl EtcdServer {
 struct ApplyLoop {
     store: Arc<Store>,
     raft: RaftHandle,
+    lessor: Arc<Lessor>,
     waiters: Arc<Mutex<HashMap<u64, oneshot::Sender<ApplyResult>>>>,
     applied: watch::Sender<u64>,
     member_id: u64,
@@ -286,6 +304,8 @@ impl ApplyLoop {
         let mut results = Vec::new();
         {
             let mut a = self.store.begin_apply()?;
+            let lessor = self.lessor.clone();
+            a.set_lease_check(move |id| lessor.exists(id));
             for entry in &batch {
                 if entry.index <= consistent || entry.data.is_empty() {
                     continue;
@@ -299,23 +319,38 @@ impl ApplyLoop {
                         )));
                     }
                 };
-                let res = match req.request {
-                    Some(Request::Put(p)) => a.put(&p).map(Applied::Put),
-                    Some(Request::DeleteRange(d)) => a.delete_range(&d).map(Applied::DeleteRange),
-                    Some(Request::Txn(t)) => a.txn(&t).map(Applied::Txn),
-                    Some(Request::Compaction(c)) => a.compact(c.revision).map(|_| {
-                        Applied::Compaction(CompactionResponse {
-                            header: Some(ResponseHeader {
-                                revision: a.revision(),
-                                ..Default::default()
-                            }),
+                let before = a.events().len();
+                let res: ApplyResult = match req.request {
+                    Some(Request::Put(p)) => a.put(&p).map(Applied::Put).map_err(Into::into),
+                    Some(Request::DeleteRange(d)) => a
+                        .delete_range(&d)
+                        .map(Applied::DeleteRange)
+                        .map_err(Into::into),
+                    Some(Request::Txn(t)) => a.txn(&t).map(Applied::Txn).map_err(Into::into),
+                    Some(Request::Compaction(c)) => a
+                        .compact(c.revision)
+                        .map(|_| {
+                            Applied::Compaction(CompactionResponse {
+                                header: Some(ResponseHeader {
+                                    revision: a.revision(),
+                                    ..Default::default()
+                                }),
+                            })
                         })
-                    }),
+                        .map_err(Into::into),
+                    Some(Request::LeaseGrant(g)) => self.lessor.apply_grant(&mut a, &g),
+                    Some(Request::LeaseRevoke(r)) => self.lessor.apply_revoke(&mut a, r.id),
+                    Some(Request::LeaseCheckpoint(c)) => self.lessor.apply_checkpoint(&mut a, &c),
                     None => continue,
                 };
-                if let Err(MvccError::Backend(e) | MvccError::Corrupt { reason: e, .. }) = &res {
-                    return Err(ServerError::Internal(e.clone()));
+                if let Err(
+                    e @ (ServerError::Mvcc(MvccError::Backend(_) | MvccError::Corrupt { .. })
+                    | ServerError::Internal(_)),
+                ) = res
+                {
+                    return Err(e);
                 }
+                self.lessor.track(&a.events()[before..]);
                 if req.origin == self.member_id {
                     results.push((req.id, res));
                 }

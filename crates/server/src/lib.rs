@@ -13,6 +13,7 @@ mod errors;
 pub mod etcd;
 mod http;
 mod kv;
+mod lease;
 mod maintenance;
 mod watch;
 
@@ -22,8 +23,8 @@ pub use etcd::EtcdServer;
 pub use maintenance::ETCD_VERSION;
 
 use cairn_proto::etcdserverpb::{
-    cluster_server::ClusterServer, kv_server::KvServer, maintenance_server::MaintenanceServer,
-    watch_server::WatchServer,
+    cluster_server::ClusterServer, kv_server::KvServer, lease_server::LeaseServer,
+    maintenance_server::MaintenanceServer, watch_server::WatchServer,
 };
 use std::sync::Arc;
 
@@ -65,6 +66,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .max_decoding_message_size(recv_limit)
         .max_encoding_message_size(usize::MAX),
     );
+    let routes = routes.add_service(
+        LeaseServer::new(lease::LeaseService {
+            server: server.clone(),
+        })
+        .max_decoding_message_size(recv_limit),
+    );
+    lease::spawn_background(server.clone());
     watch::spawn_background(
         server.clone(),
         catch_up,
