@@ -9,6 +9,7 @@
 //! internals of the MVCC store or the Raft node; it uses their public APIs only.
 
 pub mod config;
+mod election;
 mod errors;
 pub mod etcd;
 mod http;
@@ -72,6 +73,21 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         })
         .max_decoding_message_size(recv_limit),
     );
+    let routes = routes
+        .add_service(
+            cairn_proto::v3electionpb::election_server::ElectionServer::new(
+                election::ElectionService {
+                    server: server.clone(),
+                },
+            )
+            .max_decoding_message_size(recv_limit),
+        )
+        .add_service(
+            cairn_proto::v3lockpb::lock_server::LockServer::new(election::LockService {
+                server: server.clone(),
+            })
+            .max_decoding_message_size(recv_limit),
+        );
     lease::spawn_background(server.clone());
     watch::spawn_background(
         server.clone(),
