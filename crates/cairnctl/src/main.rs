@@ -1,1 +1,66 @@
-fn main() {}
+//! `cairnctl`: an etcdctl (v3 API) compatible command line client for Cairn and etcd.
+//!
+//! Owns: etcdctl's command-line surface for `put`, `get`, `del`, `txn`, `compaction`,
+//! `endpoint health|status`, `member list` and `version` — flags and `ETCDCTL_*` variables,
+//! argument checks, output formats (simple, json, fields, table, protobuf), error messages and
+//! exit codes — reproduced so that scripts written for etcdctl 3.4 work unchanged.
+//!
+//! Must not: contain server logic or know Cairn's internals. It is a thin CLI over
+//! `cairn-client` and the public etcd v3 wire API, and must work the same against real etcd.
+//!
+//! Layout: [`cli`] is the grammar, [`flags`] converts flag values (pflag semantics, env),
+//! [`kvops`] builds requests, [`txn`] parses `txn` input, [`output`] (with [`json`] and
+//! [`table`]) prints, [`commands`] runs it all; [`gofmt`] holds the Go-compatible formatting
+//! everything above relies on.
+
+mod cli;
+mod commands;
+mod exit;
+mod flags;
+mod gofmt;
+mod json;
+mod kvops;
+mod output;
+mod table;
+mod txn;
+
+use clap::Parser as _;
+use clap::error::ErrorKind;
+use std::io::Write as _;
+
+fn main() {
+    let code = run();
+    let _ = std::io::stdout().flush();
+    std::process::exit(code);
+}
+
+fn run() -> i32 {
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            return match e.kind() {
+                ErrorKind::DisplayHelp
+                | ErrorKind::DisplayVersion
+                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                    let _ = e.print();
+                    0
+                }
+                // pflag/cobra usage errors exit 1.
+                _ => {
+                    eprintln!("Error: {}", cli::describe_parse_error(&e));
+                    exit::EXIT_ERROR
+                }
+            };
+        }
+    };
+    match commands::run(cli) {
+        Ok(()) => 0,
+        Err(exit) => {
+            let _ = std::io::stdout().flush();
+            if let Some(message) = exit.message {
+                eprintln!("Error: {message}");
+            }
+            exit.code
+        }
+    }
+}

@@ -1,0 +1,411 @@
+//! Command-line grammar, shaped like etcdctl's cobra/pflag one.
+//!
+//! clap only splits the command line here: every flag value is kept as the raw string and
+//! converted afterwards by [`crate::flags`], because pflag's conversions (base-0 integers, Go
+//! durations, Go booleans) and their error texts differ from clap's. Booleans take an optional
+//! `=value` (`--prefix=false`) and never consume the next word, as in pflag; valued flags accept
+//! values starting with '-' (`--limit -1`); repeated flags keep the last value; and leaf
+//! commands accept (and, like cobra, ignore) surplus positional arguments.
+
+use clap::{Args, Parser, Subcommand};
+use std::ffi::OsString;
+
+/// An etcdctl-compatible client for Cairn and etcd.
+#[derive(Parser, Debug)]
+#[command(
+    name = "cairnctl",
+    disable_version_flag = true,
+    args_override_self = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Flags every command accepts (etcdctl's persistent root flags).
+#[derive(Args, Debug, Default, Clone)]
+pub struct GlobalArgs {
+    /// gRPC endpoints [default: 127.0.0.1:2379]
+    #[arg(long, global = true, value_delimiter = ',', allow_hyphen_values = true)]
+    pub endpoints: Vec<String>,
+    /// dial timeout for client connections [default: 2s]
+    #[arg(long, global = true, allow_hyphen_values = true)]
+    pub dial_timeout: Option<String>,
+    /// timeout for short running command (excluding dial timeout) [default: 5s]
+    #[arg(long, global = true, allow_hyphen_values = true)]
+    pub command_timeout: Option<String>,
+    /// keepalive time for client connections [default: 2s] (accepted, not used)
+    #[arg(long, global = true, allow_hyphen_values = true)]
+    pub keepalive_time: Option<String>,
+    /// keepalive timeout for client connections [default: 6s] (accepted, not used)
+    #[arg(long, global = true, allow_hyphen_values = true)]
+    pub keepalive_timeout: Option<String>,
+    /// set the output format (fields, json, protobuf, simple, table) [default: simple]
+    #[arg(short = 'w', long, global = true, allow_hyphen_values = true)]
+    pub write_out: Option<String>,
+    /// print byte strings as hex encoded strings
+    #[arg(long, global = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub hex: Option<String>,
+    /// enable client-side debug logging
+    #[arg(long, global = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub debug: Option<String>,
+    /// disable transport security for client connections [default: true]
+    #[arg(long, global = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub insecure_transport: Option<String>,
+    /// skip server certificate verification
+    #[arg(long, global = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub insecure_skip_tls_verify: Option<String>,
+    /// accept insecure SRV records describing cluster endpoints [default: true]
+    #[arg(long, global = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub insecure_discovery: Option<String>,
+    /// domain name to query for SRV records describing cluster endpoints (not supported)
+    #[arg(short = 'd', long, global = true, allow_hyphen_values = true)]
+    pub discovery_srv: Option<String>,
+    /// service name to query when using DNS discovery (not supported)
+    #[arg(long, global = true, allow_hyphen_values = true)]
+    pub discovery_srv_name: Option<String>,
+    /// identify secure client using this TLS certificate file (not supported yet)
+    #[arg(long, global = true, allow_hyphen_values = true)]
+    pub cert: Option<String>,
+    /// identify secure client using this TLS key file (not supported yet)
+    #[arg(long, global = true, allow_hyphen_values = true)]
+    pub key: Option<String>,
+    /// verify certificates of TLS-enabled secure servers using this CA bundle (not supported yet)
+    #[arg(long, global = true, allow_hyphen_values = true)]
+    pub cacert: Option<String>,
+    /// username[:password] for authentication (not supported yet)
+    #[arg(long, global = true, allow_hyphen_values = true)]
+    pub user: Option<String>,
+    /// password for authentication (not supported yet)
+    #[arg(long, global = true, allow_hyphen_values = true)]
+    pub password: Option<String>,
+    /// client-side request send limit in bytes (0: the client default)
+    #[arg(long, global = true, allow_hyphen_values = true)]
+    pub max_request_bytes: Option<String>,
+    /// client-side response receive limit in bytes (0: unlimited)
+    #[arg(long, global = true, allow_hyphen_values = true)]
+    pub max_recv_bytes: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Puts the given key into the store
+    #[command(args_override_self = true)]
+    Put(PutArgs),
+    /// Gets the key or a range of keys
+    #[command(args_override_self = true)]
+    Get(Box<GetArgs>),
+    /// Removes the specified key or range of keys [key, range_end)
+    #[command(args_override_self = true)]
+    Del(DelArgs),
+    /// Txn processes all the requests in one transaction
+    #[command(args_override_self = true)]
+    Txn(TxnArgs),
+    /// Compacts the event history in etcd
+    #[command(args_override_self = true)]
+    Compaction(CompactionArgs),
+    /// Endpoint related commands
+    #[command(args_override_self = true)]
+    Endpoint(EndpointArgs),
+    /// Membership related commands
+    #[command(args_override_self = true)]
+    Member(MemberArgs),
+    /// Prints the version of cairnctl
+    #[command(args_override_self = true)]
+    Version(RestArgs),
+    #[command(external_subcommand)]
+    External(Vec<OsString>),
+}
+
+/// Positional arguments a command ignores, as cobra does.
+#[derive(Args, Debug, Default)]
+pub struct RestArgs {
+    #[arg(value_parser = clap::value_parser!(OsString), hide = true)]
+    pub args: Vec<OsString>,
+}
+
+#[derive(Args, Debug, Default, Clone)]
+pub struct PutArgs {
+    /// lease ID (in hexadecimal) to attach to the key [default: 0]
+    #[arg(long, allow_hyphen_values = true)]
+    pub lease: Option<String>,
+    /// return the previous key-value pair before modification
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub prev_kv: Option<String>,
+    /// updates the key using its current value
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub ignore_value: Option<String>,
+    /// updates the key using its current lease
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub ignore_lease: Option<String>,
+    /// <key> [value] (the value is read from stdin when absent)
+    #[arg(value_parser = clap::value_parser!(OsString))]
+    pub args: Vec<OsString>,
+}
+
+#[derive(Args, Debug, Default, Clone)]
+pub struct GetArgs {
+    /// Linearizable(l) or Serializable(s) [default: l]
+    #[arg(long, allow_hyphen_values = true)]
+    pub consistency: Option<String>,
+    /// Order of results; ASCEND or DESCEND (ASCEND by default)
+    #[arg(long, allow_hyphen_values = true)]
+    pub order: Option<String>,
+    /// Sort target; CREATE, KEY, MODIFY, VALUE, or VERSION
+    #[arg(long, allow_hyphen_values = true)]
+    pub sort_by: Option<String>,
+    /// Maximum number of results
+    #[arg(long, allow_hyphen_values = true)]
+    pub limit: Option<String>,
+    /// Get keys with matching prefix
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub prefix: Option<String>,
+    /// Get keys that are greater than or equal to the given key using byte compare
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub from_key: Option<String>,
+    /// Specify the kv revision
+    #[arg(long, allow_hyphen_values = true)]
+    pub rev: Option<String>,
+    /// Get only the keys
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub keys_only: Option<String>,
+    /// Get only the count
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub count_only: Option<String>,
+    /// Only write values when using the "simple" output format
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub print_value_only: Option<String>,
+    /// Only keys modified at or after this revision
+    #[arg(long, allow_hyphen_values = true)]
+    pub min_mod_rev: Option<String>,
+    /// Only keys modified at or before this revision
+    #[arg(long, allow_hyphen_values = true)]
+    pub max_mod_rev: Option<String>,
+    /// Only keys created at or after this revision
+    #[arg(long, allow_hyphen_values = true)]
+    pub min_create_rev: Option<String>,
+    /// Only keys created at or before this revision
+    #[arg(long, allow_hyphen_values = true)]
+    pub max_create_rev: Option<String>,
+    /// <key> [range_end]
+    #[arg(value_parser = clap::value_parser!(OsString))]
+    pub args: Vec<OsString>,
+}
+
+#[derive(Args, Debug, Default, Clone)]
+pub struct DelArgs {
+    /// delete keys with matching prefix
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub prefix: Option<String>,
+    /// return deleted key-value pairs
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub prev_kv: Option<String>,
+    /// delete keys that are greater than or equal to the given key using byte compare
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub from_key: Option<String>,
+    /// delete range of keys (accepted for compatibility; ranges are never delayed)
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub range: Option<String>,
+    /// <key> [range_end]
+    #[arg(value_parser = clap::value_parser!(OsString))]
+    pub args: Vec<OsString>,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct TxnArgs {
+    /// Input transaction in interactive mode
+    #[arg(short = 'i', long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub interactive: Option<String>,
+    #[arg(value_parser = clap::value_parser!(OsString), hide = true)]
+    pub args: Vec<OsString>,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct CompactionArgs {
+    /// Use physical compaction
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub physical: Option<String>,
+    /// <revision>
+    #[arg(value_parser = clap::value_parser!(OsString))]
+    pub args: Vec<OsString>,
+}
+
+#[derive(Args, Debug)]
+#[command(subcommand_required = false)]
+pub struct EndpointArgs {
+    /// use all endpoints from the cluster member list
+    #[arg(long, global = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub cluster: Option<String>,
+    #[command(subcommand)]
+    pub command: Option<EndpointCommand>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EndpointCommand {
+    /// Checks the healthiness of endpoints specified in `--endpoints` flag
+    #[command(args_override_self = true)]
+    Health(RestArgs),
+    /// Prints out the status of endpoints specified in `--endpoints` flag
+    #[command(args_override_self = true)]
+    Status(RestArgs),
+    /// An unknown subcommand: cobra shows the parent's help and ignores its arguments.
+    #[command(external_subcommand)]
+    External(#[allow(dead_code)] Vec<OsString>),
+}
+
+#[derive(Args, Debug)]
+#[command(subcommand_required = false)]
+pub struct MemberArgs {
+    #[command(subcommand)]
+    pub command: Option<MemberCommand>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MemberCommand {
+    /// Lists all members in the cluster
+    #[command(args_override_self = true)]
+    List(RestArgs),
+    /// An unknown subcommand: cobra shows the parent's help and ignores its arguments.
+    #[command(external_subcommand)]
+    External(#[allow(dead_code)] Vec<OsString>),
+}
+
+/// The grammar of one request line inside `txn`: put/get/del with their own flags only (no
+/// global flags, as etcdctl parses these lines with a fresh root command).
+#[derive(Parser, Debug)]
+#[command(
+    name = "txn-request",
+    no_binary_name = true,
+    disable_help_subcommand = true,
+    disable_help_flag = true,
+    disable_version_flag = true,
+    args_override_self = true
+)]
+pub enum TxnRequestLine {
+    #[command(args_override_self = true, disable_help_flag = true)]
+    Put(PutArgs),
+    #[command(args_override_self = true, disable_help_flag = true)]
+    Get(Box<GetArgs>),
+    #[command(args_override_self = true, disable_help_flag = true)]
+    Del(DelArgs),
+}
+
+/// Turns a clap parse error into etcdctl's wording for the same pflag/cobra error.
+pub fn describe_parse_error(err: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let ctx_str = |kind: ContextKind| match err.get(kind) {
+        Some(ContextValue::String(s)) => Some(s.clone()),
+        Some(ContextValue::Strings(v)) => v.first().cloned(),
+        _ => None,
+    };
+    // The flag as the user typed it, e.g. "--bogus" (from "--bogus=1") or "-z".
+    let flag_name = |arg: &str| -> String {
+        let first = arg.split_whitespace().next().unwrap_or(arg);
+        first.split('=').next().unwrap_or(first).to_string()
+    };
+    match err.kind() {
+        ErrorKind::UnknownArgument => {
+            let arg = ctx_str(ContextKind::InvalidArg).unwrap_or_default();
+            let name = flag_name(&arg);
+            if name.starts_with("--") {
+                format!("unknown flag: {name}")
+            } else if let Some(c) = name.strip_prefix('-').and_then(|s| s.chars().next()) {
+                format!("unknown shorthand flag: '{c}' in {arg}")
+            } else {
+                format!("unknown command {}", crate::gofmt::quote_str(&arg))
+            }
+        }
+        ErrorKind::InvalidValue | ErrorKind::NoEquals
+            if ctx_str(ContextKind::InvalidValue)
+                .map(|v| v.is_empty())
+                .unwrap_or(true) =>
+        {
+            let arg = ctx_str(ContextKind::InvalidArg).unwrap_or_default();
+            format!("flag needs an argument: {}", flag_name(&arg))
+        }
+        _ => {
+            let text = err.render().to_string();
+            let line = text.lines().next().unwrap_or("").trim();
+            line.strip_prefix("error: ").unwrap_or(line).to_string()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("cairnctl").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn flags_are_pflag_like() {
+        let cli = parse(&["get", "k", "--prefix", "--limit", "-1", "-wjson"]).unwrap();
+        let Some(Command::Get(g)) = cli.command else {
+            panic!("not get")
+        };
+        assert_eq!(g.prefix.as_deref(), Some("true"));
+        assert_eq!(g.limit.as_deref(), Some("-1"));
+        assert_eq!(g.args, vec![OsString::from("k")]);
+        assert_eq!(cli.global.write_out.as_deref(), Some("json"));
+
+        let cli = parse(&[
+            "--endpoints",
+            "a,b",
+            "get",
+            "--prefix=false",
+            "k",
+            "--rev=2",
+            "--rev=3",
+        ])
+        .unwrap();
+        let Some(Command::Get(g)) = cli.command else {
+            panic!("not get")
+        };
+        assert_eq!(cli.global.endpoints, vec!["a", "b"]);
+        assert_eq!(g.prefix.as_deref(), Some("false"));
+        assert_eq!(g.rev.as_deref(), Some("3"));
+    }
+
+    #[test]
+    fn errors_read_like_pflag() {
+        let e = parse(&["get", "k", "--bogus"]).unwrap_err();
+        assert_eq!(describe_parse_error(&e), "unknown flag: --bogus");
+        let e = parse(&["get", "k", "--limit"]).unwrap_err();
+        assert_eq!(describe_parse_error(&e), "flag needs an argument: --limit");
+        let e = parse(&["compaction", "-1"]).unwrap_err();
+        assert_eq!(
+            describe_parse_error(&e),
+            "unknown shorthand flag: '1' in -1"
+        );
+    }
+
+    #[test]
+    fn unknown_commands_are_external() {
+        let cli = parse(&["bogus", "x"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::External(_))));
+        let cli = parse(&["endpoint", "bogus"]).unwrap();
+        let Some(Command::Endpoint(ep)) = cli.command else {
+            panic!("not endpoint")
+        };
+        assert!(matches!(ep.command, Some(EndpointCommand::External(_))));
+    }
+
+    #[test]
+    fn txn_lines_have_no_global_flags() {
+        assert!(TxnRequestLine::try_parse_from(["put", "k", "v", "--prev-kv"]).is_ok());
+        assert!(TxnRequestLine::try_parse_from(["get", "k", "-w", "json"]).is_err());
+        assert!(TxnRequestLine::try_parse_from(["foo", "k"]).is_err());
+    }
+
+    #[test]
+    fn grammar_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        TxnRequestLine::command().debug_assert();
+    }
+}

@@ -1,0 +1,480 @@
+//! Running each command: argument checks, client configuration, the RPCs and printing, in the
+//! order etcdctl does them (so the same mistakes fail the same way, with the same exit code).
+
+use crate::cli::{
+    Cli, Command, CompactionArgs, DelArgs, EndpointCommand, GetArgs, MemberCommand, PutArgs,
+    TxnArgs,
+};
+use crate::exit::{Exit, status_message};
+use crate::flags::{self, DelOpts, GetOpts, Globals, PutOpts};
+use crate::gofmt::{self, to_std};
+use crate::kvops;
+use crate::output::{EpHealth, EpStatus, Format, Printer};
+use crate::txn;
+use cairn_client::Client;
+use cairn_proto::etcdserverpb::{
+    CompactionRequest, MemberListRequest, RangeRequest, StatusRequest, kv_client::KvClient,
+};
+use clap::{CommandFactory as _, Parser as _};
+use std::ffi::OsString;
+use std::future::Future;
+use std::io::{Read as _, Write as _};
+use std::time::{Duration, Instant};
+use tokio::runtime::Runtime;
+use tonic::transport::Channel;
+
+/// The API version `version` reports.
+const API_VERSION: &str = "3.6";
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> Result<(), Exit> {
+    let cluster = match &cli.command {
+        Some(Command::Endpoint(ep)) => ep.cluster.clone(),
+        _ => None,
+    };
+    let mut g = Globals::from_cli(&cli.global, &cluster)?;
+    let Some(command) = cli.command else {
+        print_help(&[]);
+        return Ok(());
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Exit::error(format!("cannot start the runtime: {e}")))?;
+    match command {
+        Command::Put(a) => put(&rt, &mut g, &a),
+        Command::Get(a) => get(&rt, &mut g, &a),
+        Command::Del(a) => del(&rt, &mut g, &a),
+        Command::Txn(a) => run_txn(&rt, &mut g, &a),
+        Command::Compaction(a) => compaction(&rt, &mut g, &a),
+        Command::Endpoint(ep) => match ep.command {
+            Some(EndpointCommand::Health(_)) => endpoint_health(&rt, &mut g),
+            Some(EndpointCommand::Status(_)) => endpoint_status(&rt, &mut g),
+            // cobra prints a parent command's help for a missing or unknown subcommand.
+            Some(EndpointCommand::External(_)) | None => {
+                print_help(&["endpoint"]);
+                Ok(())
+            }
+        },
+        Command::Member(m) => match m.command {
+            Some(MemberCommand::List(_)) => member_list(&rt, &mut g),
+            Some(MemberCommand::External(_)) | None => {
+                print_help(&["member"]);
+                Ok(())
+            }
+        },
+        Command::Version(_) => {
+            emit(
+                format!(
+                    "cairnctl version: {}\nAPI version: {API_VERSION}\n",
+                    env!("CARGO_PKG_VERSION")
+                )
+                .as_bytes(),
+            );
+            Ok(())
+        }
+        Command::External(args) => {
+            let name = args
+                .first()
+                .map(|a| a.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            // cobra reports it with a hint, then etcdctl reports the error again.
+            let msg = format!(
+                "unknown command {} for \"cairnctl\"",
+                gofmt::quote_str(&name)
+            );
+            emit_err(format!("Error: {msg}\nRun 'cairnctl --help' for usage.\n").as_bytes());
+            Err(Exit::error(msg))
+        }
+    }
+}
+
+fn print_help(path: &[&str]) {
+    // Parsing "<path> --help" yields the help text with the full usage line.
+    let argv = std::iter::once("cairnctl")
+        .chain(path.iter().copied())
+        .chain(std::iter::once("--help"));
+    match Cli::try_parse_from(argv) {
+        Err(e) => emit(e.render().to_string().as_bytes()),
+        Ok(_) => emit(Cli::command().render_help().to_string().as_bytes()),
+    }
+}
+
+fn emit(bytes: &[u8]) {
+    // A closed stdout (e.g. `| head`) is not an error worth reporting.
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(bytes);
+    let _ = out.flush();
+}
+
+fn emit_err(bytes: &[u8]) {
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(bytes);
+    let _ = err.flush();
+}
+
+fn os_bytes(args: &[OsString]) -> Vec<Vec<u8>> {
+    args.iter().map(|a| a.as_encoded_bytes().to_vec()).collect()
+}
+
+fn read_stdin() -> Vec<u8> {
+    let mut buf = Vec::new();
+    // Unreadable stdin counts as empty, as etcdctl's argOrStdin treats a read error.
+    if std::io::stdin().read_to_end(&mut buf).is_err() {
+        buf.clear();
+    }
+    buf
+}
+
+/// What etcdctl does before dialing (`clientConfigFromCmd`): environment variables, `--debug`,
+/// TLS/auth sanity and the output format. TLS, authentication and DNS discovery are refused
+/// here rather than silently ignored.
+fn client_config(g: &mut Globals, with_cluster: bool) -> Result<Printer, Exit> {
+    let env: Vec<(String, String)> = std::env::vars_os()
+        .map(|(k, v)| {
+            (
+                k.to_string_lossy().into_owned(),
+                v.to_string_lossy().into_owned(),
+            )
+        })
+        .collect();
+    for note in g.apply_env(&env, with_cluster) {
+        let level = if note.fatal { 'C' } else { 'W' };
+        let ts = gofmt::capnslog_timestamp(std::time::SystemTime::now());
+        emit_err(format!("{ts} {level} | pkg/flags: {}\n", note.text).as_bytes());
+        if note.fatal {
+            return Err(Exit::silent(1));
+        }
+    }
+    if g.debug {
+        emit_err(g.debug_dump(with_cluster).as_bytes());
+    }
+    for (flag, value) in [("cert", &g.cert), ("key", &g.key), ("cacert", &g.cacert)] {
+        if value.is_empty() && g.changed.contains(flag) {
+            return Err(Exit::bad_args(format!(
+                "empty string is passed to --{flag} option"
+            )));
+        }
+    }
+    let format = Format::parse(&g.write_out)
+        .ok_or_else(|| Exit::bad_feature("unsupported output format"))?;
+    if !g.cert.is_empty() || !g.key.is_empty() || !g.cacert.is_empty() {
+        return Err(Exit::error(
+            "TLS is not supported by cairnctl yet (--cert, --key and --cacert cannot be used)",
+        ));
+    }
+    if !g.insecure_transport || g.endpoints.iter().any(|e| e.starts_with("https://")) {
+        return Err(Exit::error(
+            "TLS is not supported by cairnctl yet (use http:// endpoints and --insecure-transport=true)",
+        ));
+    }
+    if !g.user.is_empty() || !g.password.is_empty() {
+        return Err(Exit::error(
+            "authentication is not supported by cairnctl yet (--user and --password cannot be used)",
+        ));
+    }
+    if !g.discovery_srv.is_empty() {
+        return Err(Exit::error(
+            "DNS discovery is not supported by cairnctl yet (--discovery-srv cannot be used)",
+        ));
+    }
+    Ok(Printer::new(format, g.hex))
+}
+
+/// Connects to the first endpoint that answers, trying them in turn until the caller's deadline
+/// (etcdctl's dial is lazy: an unreachable cluster surfaces as the command's deadline expiring).
+async fn dial(endpoints: &[String], dial_timeout: gofmt::GoDuration) -> Client {
+    let per_attempt = if dial_timeout > 0 {
+        to_std(dial_timeout)
+    } else {
+        Duration::from_secs(3600)
+    };
+    loop {
+        for ep in endpoints {
+            if let Ok(Ok(client)) =
+                tokio::time::timeout(per_attempt, Client::connect_one(ep, per_attempt)).await
+            {
+                return client;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Bounds a command's network work by `--command-timeout`, failing as Go's context does.
+async fn timed<T>(
+    timeout: gofmt::GoDuration,
+    work: impl Future<Output = Result<T, Exit>>,
+) -> Result<T, Exit> {
+    tokio::time::timeout(to_std(timeout), work)
+        .await
+        .unwrap_or_else(|_| Err(Exit::error("context deadline exceeded")))
+}
+
+fn rpc_error(s: tonic::Status) -> Exit {
+    Exit::error(status_message(&s))
+}
+
+fn kv_client(c: &Client, g: &Globals) -> KvClient<Channel> {
+    let mut kv = c.kv();
+    if g.max_request_bytes > 0 {
+        kv = kv
+            .max_encoding_message_size(usize::try_from(g.max_request_bytes).unwrap_or(usize::MAX));
+    }
+    if g.max_recv_bytes > 0 {
+        kv = kv.max_decoding_message_size(usize::try_from(g.max_recv_bytes).unwrap_or(usize::MAX));
+    }
+    kv
+}
+
+/// Refuses a request larger than the send limit before sending it, with grpc-go's message
+/// (tonic would only report a broken HTTP/2 stream).
+fn check_send_size(g: &Globals, request: &impl prost::Message) -> Result<(), Exit> {
+    let max = match g.max_request_bytes {
+        0 => cairn_client::MAX_SEND_BYTES,
+        n => usize::try_from(n).unwrap_or(usize::MAX),
+    };
+    let len = request.encoded_len();
+    if len > max {
+        return Err(Exit::error(format!(
+            "rpc error: code = ResourceExhausted desc = trying to send message larger than max ({len} vs. {max})"
+        )));
+    }
+    Ok(())
+}
+
+/// Runs one KV call against the configured endpoints within the command timeout.
+fn kv_call<T, F, Fut>(rt: &Runtime, g: &Globals, call: F) -> Result<T, Exit>
+where
+    F: FnOnce(KvClient<Channel>) -> Fut,
+    Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+{
+    rt.block_on(timed(g.command_timeout, async {
+        let client = dial(&g.endpoints, g.dial_timeout).await;
+        call(kv_client(&client, g))
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(rpc_error)
+    }))
+}
+
+fn put(rt: &Runtime, g: &mut Globals, a: &PutArgs) -> Result<(), Exit> {
+    let o = PutOpts::from_cli(a).map_err(Exit::error)?;
+    let req = kvops::put_request(&os_bytes(&a.args), &o, read_stdin)?;
+    let printer = client_config(g, false)?;
+    check_send_size(g, &req)?;
+    let resp = kv_call(rt, g, |mut kv| async move { kv.put(req).await })?;
+    emit(&printer.put(&resp)?);
+    Ok(())
+}
+
+fn get(rt: &Runtime, g: &mut Globals, a: &GetArgs) -> Result<(), Exit> {
+    let o = GetOpts::from_cli(a).map_err(Exit::error)?;
+    let req = kvops::get_request(&os_bytes(&a.args), &o)?;
+    let mut printer = client_config(g, false)?;
+    check_send_size(g, &req)?;
+    let resp = kv_call(rt, g, |mut kv| async move { kv.range(req).await })?;
+    if o.count_only && printer.format != Format::Fields {
+        return Err(Exit::bad_args(
+            "--count-only is only for `--write-out=fields`",
+        ));
+    }
+    if o.print_value_only {
+        if printer.format != Format::Simple {
+            return Err(Exit::bad_args(
+                "print-value-only is only for `--write-out=simple`",
+            ));
+        }
+        printer.value_only = true;
+    }
+    emit(&printer.get(&resp)?);
+    Ok(())
+}
+
+fn del(rt: &Runtime, g: &mut Globals, a: &DelArgs) -> Result<(), Exit> {
+    let o: DelOpts = DelOpts::from_cli(a).map_err(Exit::error)?;
+    let req = kvops::del_request(&os_bytes(&a.args), &o)?;
+    let printer = client_config(g, false)?;
+    check_send_size(g, &req)?;
+    let resp = kv_call(rt, g, |mut kv| async move { kv.delete_range(req).await })?;
+    emit(&printer.del(&resp)?);
+    Ok(())
+}
+
+fn run_txn(rt: &Runtime, g: &mut Globals, a: &TxnArgs) -> Result<(), Exit> {
+    let interactive = flags::flag_bool(&a.interactive, "interactive").map_err(Exit::error)?;
+    if !a.args.is_empty() {
+        return Err(Exit::bad_args("txn command does not accept argument"));
+    }
+    // etcdctl builds its client (and so checks the environment and output format) before it
+    // reads the transaction.
+    let printer = client_config(g, false)?;
+    let req = {
+        let stdin = std::io::stdin();
+        let mut input = stdin.lock();
+        let mut prompt = std::io::stdout();
+        txn::read_txn(&mut input, interactive, &mut prompt)?
+    };
+    check_send_size(g, &req)?;
+    let resp = kv_call(rt, g, |mut kv| async move { kv.txn(req).await })?;
+    emit(&printer.txn(&resp)?);
+    Ok(())
+}
+
+fn compaction(rt: &Runtime, g: &mut Globals, a: &CompactionArgs) -> Result<(), Exit> {
+    let physical = flags::compaction_physical(a).map_err(Exit::error)?;
+    if a.args.len() != 1 {
+        return Err(Exit::bad_args("compaction command needs 1 argument"));
+    }
+    let rev = gofmt::parse_int(&a.args[0].to_string_lossy(), 10).map_err(Exit::error)?;
+    client_config(g, false)?;
+    let req = CompactionRequest {
+        revision: rev,
+        physical,
+    };
+    kv_call(rt, g, |mut kv| async move { kv.compact(req).await })?;
+    emit(format!("compacted revision {rev}\n").as_bytes());
+    Ok(())
+}
+
+fn member_list(rt: &Runtime, g: &mut Globals) -> Result<(), Exit> {
+    let printer = client_config(g, false)?;
+    let resp = rt.block_on(timed(g.command_timeout, async {
+        let client = dial(&g.endpoints, g.dial_timeout).await;
+        client
+            .cluster()
+            .member_list(MemberListRequest::default())
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(rpc_error)
+    }))?;
+    emit(&printer.member_list(&resp)?);
+    Ok(())
+}
+
+/// `--endpoints`, or with `--cluster` every member's client URLs.
+fn target_endpoints(rt: &Runtime, g: &Globals) -> Result<Vec<String>, Exit> {
+    if !g.cluster {
+        return Ok(g.endpoints.clone());
+    }
+    let resp = rt
+        .block_on(timed(g.command_timeout, async {
+            let client = dial(&g.endpoints, g.dial_timeout).await;
+            client
+                .cluster()
+                .member_list(MemberListRequest::default())
+                .await
+                .map(tonic::Response::into_inner)
+                .map_err(rpc_error)
+        }))
+        .map_err(|e| {
+            Exit::error(format!(
+                "failed to fetch endpoints from etcd cluster member list: {}",
+                e.message.unwrap_or_default()
+            ))
+        })?;
+    Ok(resp
+        .members
+        .into_iter()
+        .flat_map(|m| m.client_ur_ls)
+        .collect())
+}
+
+fn endpoint_health(rt: &Runtime, g: &mut Globals) -> Result<(), Exit> {
+    let printer = client_config(g, true)?;
+    let endpoints = target_endpoints(rt, g)?;
+    let (dial_timeout, command_timeout) = (g.dial_timeout, g.command_timeout);
+    let list = rt.block_on(async move {
+        let mut checks = tokio::task::JoinSet::new();
+        for ep in endpoints {
+            checks.spawn(check_health(ep, dial_timeout, command_timeout));
+        }
+        // Reported in completion order, as etcdctl collects them from its goroutines.
+        let mut list = Vec::new();
+        while let Some(done) = checks.join_next().await {
+            if let Ok(h) = done {
+                list.push(h);
+            }
+        }
+        list
+    });
+    let printed = printer.endpoint_health(&list)?;
+    emit(&printed.out);
+    emit_err(&printed.err);
+    if list.iter().any(|h| !h.health) {
+        return Err(Exit::error("unhealthy cluster"));
+    }
+    Ok(())
+}
+
+/// etcdctl 3.4's health check: a linearizable read of "health" succeeds (permission denied
+/// counts too: the request still went through consensus). etcdctl 3.5 also fails on active
+/// alarms; 3.4 does not look at them (its AlarmList would even add a raft entry per check).
+async fn check_health(
+    ep: String,
+    dial_timeout: gofmt::GoDuration,
+    command_timeout: gofmt::GoDuration,
+) -> EpHealth {
+    let start = Instant::now();
+    let read = tokio::time::timeout(to_std(command_timeout), async {
+        let client = dial(std::slice::from_ref(&ep), dial_timeout).await;
+        client
+            .kv()
+            .range(RangeRequest {
+                key: "health".into(),
+                ..Default::default()
+            })
+            .await
+    })
+    .await;
+    let took =
+        gofmt::format_duration(i64::try_from(start.elapsed().as_nanos()).unwrap_or(i64::MAX));
+    let error = match read {
+        Err(_) => "context deadline exceeded".to_string(),
+        Ok(Ok(_)) => String::new(),
+        Ok(Err(s)) if s.message() == "etcdserver: permission denied" => String::new(),
+        Ok(Err(s)) => status_message(&s),
+    };
+    EpHealth {
+        ep,
+        health: error.is_empty(),
+        took,
+        error,
+    }
+}
+
+fn endpoint_status(rt: &Runtime, g: &mut Globals) -> Result<(), Exit> {
+    let printer = client_config(g, true)?;
+    let endpoints = target_endpoints(rt, g)?;
+    let mut list = Vec::new();
+    let mut failed = false;
+    for ep in endpoints {
+        let res = rt.block_on(timed(g.command_timeout, async {
+            let client = dial(std::slice::from_ref(&ep), g.dial_timeout).await;
+            client
+                .maintenance()
+                .status(StatusRequest {})
+                .await
+                .map(tonic::Response::into_inner)
+                .map_err(rpc_error)
+        }));
+        match res {
+            Ok(resp) => list.push(EpStatus { ep, resp }),
+            Err(e) => {
+                failed = true;
+                emit_err(
+                    format!(
+                        "Failed to get the status of endpoint {ep} ({})\n",
+                        e.message.unwrap_or_default()
+                    )
+                    .as_bytes(),
+                );
+            }
+        }
+    }
+    emit(&printer.endpoint_status(&list)?);
+    if failed {
+        return Err(Exit::silent(1));
+    }
+    Ok(())
+}

@@ -1,0 +1,246 @@
+//! `-w json`: Go's `encoding/json` rendering of etcd's gogo-generated response structs.
+//!
+//! Those structs carry `json:"<proto name>,omitempty"` on every field, so zero values are left
+//! out, bytes are base64, 64-bit integers are plain numbers and a oneof is an untagged Go field
+//! (`{"Response":{"ResponseRange":{...}}}`). serde_json's escaping differs from Go's, so the
+//! text is built here directly.
+
+use crate::gofmt::json_string;
+use base64::Engine as _;
+use cairn_proto::etcdserverpb::{
+    DeleteRangeResponse, Member, MemberListResponse, PutResponse, RangeResponse, ResponseHeader,
+    StatusResponse, TxnResponse, response_op,
+};
+use cairn_proto::mvccpb::KeyValue;
+use std::fmt::Write as _;
+
+/// A JSON object under construction; the `omit_*` setters skip zero values like `omitempty`.
+struct Obj {
+    s: String,
+    empty: bool,
+}
+
+impl Obj {
+    fn new() -> Obj {
+        Obj {
+            s: "{".to_string(),
+            empty: true,
+        }
+    }
+
+    fn key(&mut self, k: &str) {
+        if !self.empty {
+            self.s.push(',');
+        }
+        self.empty = false;
+        json_string(&mut self.s, k.as_bytes());
+        self.s.push(':');
+    }
+
+    fn raw(&mut self, k: &str, v: &str) {
+        self.key(k);
+        self.s.push_str(v);
+    }
+
+    fn omit_u64(&mut self, k: &str, v: u64) {
+        if v != 0 {
+            self.key(k);
+            let _ = write!(self.s, "{v}");
+        }
+    }
+
+    fn omit_i64(&mut self, k: &str, v: i64) {
+        if v != 0 {
+            self.key(k);
+            let _ = write!(self.s, "{v}");
+        }
+    }
+
+    fn omit_bool(&mut self, k: &str, v: bool) {
+        if v {
+            self.raw(k, "true");
+        }
+    }
+
+    fn omit_bytes(&mut self, k: &str, v: &[u8]) {
+        if !v.is_empty() {
+            self.key(k);
+            self.s.push('"');
+            self.s
+                .push_str(&base64::engine::general_purpose::STANDARD.encode(v));
+            self.s.push('"');
+        }
+    }
+
+    fn str(&mut self, k: &str, v: &str) {
+        self.key(k);
+        json_string(&mut self.s, v.as_bytes());
+    }
+
+    fn omit_str(&mut self, k: &str, v: &str) {
+        if !v.is_empty() {
+            self.str(k, v);
+        }
+    }
+
+    fn omit_strs(&mut self, k: &str, v: &[String]) {
+        if !v.is_empty() {
+            let items: Vec<String> = v
+                .iter()
+                .map(|s| {
+                    let mut o = String::new();
+                    json_string(&mut o, s.as_bytes());
+                    o
+                })
+                .collect();
+            self.raw(k, &format!("[{}]", items.join(",")));
+        }
+    }
+
+    fn omit_list<T>(&mut self, k: &str, v: &[T], f: impl Fn(&T) -> String) {
+        if !v.is_empty() {
+            let items: Vec<String> = v.iter().map(f).collect();
+            self.raw(k, &format!("[{}]", items.join(",")));
+        }
+    }
+
+    fn finish(mut self) -> String {
+        self.s.push('}');
+        self.s
+    }
+}
+
+pub fn header(h: &ResponseHeader) -> String {
+    let mut o = Obj::new();
+    o.omit_u64("cluster_id", h.cluster_id);
+    o.omit_u64("member_id", h.member_id);
+    o.omit_i64("revision", h.revision);
+    o.omit_u64("raft_term", h.raft_term);
+    o.finish()
+}
+
+fn omit_header(o: &mut Obj, h: &Option<ResponseHeader>) {
+    if let Some(h) = h {
+        o.raw("header", &header(h));
+    }
+}
+
+pub fn key_value(kv: &KeyValue) -> String {
+    let mut o = Obj::new();
+    o.omit_bytes("key", &kv.key);
+    o.omit_i64("create_revision", kv.create_revision);
+    o.omit_i64("mod_revision", kv.mod_revision);
+    o.omit_i64("version", kv.version);
+    o.omit_bytes("value", &kv.value);
+    o.omit_i64("lease", kv.lease);
+    o.finish()
+}
+
+pub fn range(r: &RangeResponse) -> String {
+    let mut o = Obj::new();
+    omit_header(&mut o, &r.header);
+    o.omit_list("kvs", &r.kvs, key_value);
+    o.omit_bool("more", r.more);
+    o.omit_i64("count", r.count);
+    o.finish()
+}
+
+pub fn put(r: &PutResponse) -> String {
+    let mut o = Obj::new();
+    omit_header(&mut o, &r.header);
+    if let Some(kv) = &r.prev_kv {
+        o.raw("prev_kv", &key_value(kv));
+    }
+    o.finish()
+}
+
+pub fn delete(r: &DeleteRangeResponse) -> String {
+    let mut o = Obj::new();
+    omit_header(&mut o, &r.header);
+    o.omit_i64("deleted", r.deleted);
+    o.omit_list("prev_kvs", &r.prev_kvs, key_value);
+    o.finish()
+}
+
+pub fn txn(r: &TxnResponse) -> String {
+    let mut o = Obj::new();
+    omit_header(&mut o, &r.header);
+    o.omit_bool("succeeded", r.succeeded);
+    o.omit_list("responses", &r.responses, |op| {
+        let inner = match &op.response {
+            Some(response_op::Response::ResponseRange(r)) => {
+                format!("{{\"ResponseRange\":{}}}", range(r))
+            }
+            Some(response_op::Response::ResponsePut(r)) => {
+                format!("{{\"ResponsePut\":{}}}", put(r))
+            }
+            Some(response_op::Response::ResponseDeleteRange(r)) => {
+                format!("{{\"ResponseDeleteRange\":{}}}", delete(r))
+            }
+            Some(response_op::Response::ResponseTxn(r)) => {
+                format!("{{\"ResponseTxn\":{}}}", txn(r))
+            }
+            None => "null".to_string(),
+        };
+        format!("{{\"Response\":{inner}}}")
+    });
+    o.finish()
+}
+
+pub fn member(m: &Member) -> String {
+    let mut o = Obj::new();
+    o.omit_u64("ID", m.id);
+    o.omit_str("name", &m.name);
+    o.omit_strs("peerURLs", &m.peer_ur_ls);
+    o.omit_strs("clientURLs", &m.client_ur_ls);
+    o.omit_bool("isLearner", m.is_learner);
+    o.finish()
+}
+
+pub fn member_list(r: &MemberListResponse) -> String {
+    let mut o = Obj::new();
+    omit_header(&mut o, &r.header);
+    o.omit_list("members", &r.members, member);
+    o.finish()
+}
+
+pub fn status(r: &StatusResponse) -> String {
+    let mut o = Obj::new();
+    omit_header(&mut o, &r.header);
+    o.omit_str("version", &r.version);
+    o.omit_i64("dbSize", r.db_size);
+    o.omit_u64("leader", r.leader);
+    o.omit_u64("raftIndex", r.raft_index);
+    o.omit_u64("raftTerm", r.raft_term);
+    o.omit_u64("raftAppliedIndex", r.raft_applied_index);
+    o.omit_strs("errors", &r.errors);
+    o.omit_i64("dbSizeInUse", r.db_size_in_use);
+    o.omit_bool("isLearner", r.is_learner);
+    o.omit_str("storageVersion", &r.storage_version);
+    o.omit_i64("dbSizeQuota", r.db_size_quota);
+    if let Some(d) = &r.downgrade_info {
+        let mut di = Obj::new();
+        di.omit_bool("enabled", d.enabled);
+        di.omit_str("targetVersion", &d.target_version);
+        o.raw("downgradeInfo", &di.finish());
+    }
+    o.finish()
+}
+
+/// etcdctl's `epStatus{Ep string "Endpoint"; Resp *StatusResponse "Status"}` (no omitempty).
+pub fn endpoint_status(ep: &str, r: &StatusResponse) -> String {
+    let mut o = Obj::new();
+    o.str("Endpoint", ep);
+    o.raw("Status", &status(r));
+    o.finish()
+}
+
+/// etcdctl's `epHealth{endpoint, health, took, error,omitempty}`.
+pub fn endpoint_health(ep: &str, health: bool, took: &str, error: &str) -> String {
+    let mut o = Obj::new();
+    o.str("endpoint", ep);
+    o.raw("health", if health { "true" } else { "false" });
+    o.str("took", took);
+    o.omit_str("error", error);
+    o.finish()
+}
