@@ -181,7 +181,7 @@ async fn many_watchers_get_every_event_once_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let m = Member::start(&dir.path().join("m1"), &[]);
     let ep = m.endpoint();
-    let start = Client::connect(&[ep.clone()], Duration::from_secs(2))
+    let start = Client::connect(std::slice::from_ref(&ep), Duration::from_secs(2))
         .await
         .unwrap()
         .status()
