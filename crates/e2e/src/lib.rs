@@ -387,3 +387,152 @@ mod tests {
         );
     }
 }
+
+/// A client command line and its standard input.
+pub type Step = (&'static [&'static str], Option<&'static str>);
+
+/// KV commands whose output etcdctl and cairnctl must reproduce exactly, run in this order on a
+/// fresh member.
+pub const KV_STEPS: &[Step] = &[
+    (&["put", "foo", "bar"], None),
+    (&["put", "foo2", "bar 2", "-w", "json"], None),
+    (&["put", "foo", "bar3", "--prev-kv"], None),
+    (&["put", "foo", "bar4", "--prev-kv", "-w", "json"], None),
+    (&["put", "foo", "bar5", "-w", "fields"], None),
+    (&["put", "foo", "bar6", "--prev-kv", "-w", "fields"], None),
+    (&["put", "k1", "v1"], None),
+    (&["put", "k2", "v2"], None),
+    (&["put", "k3", "a"], None),
+    (&["put", "k2", "v2b"], None),
+    (&["put", "zz", "last"], None),
+    (&["put", "stdin-key"], Some("from stdin")),
+    (&["get", "foo"], None),
+    (&["get", "foo", "-w", "json"], None),
+    (&["get", "foo", "-w", "fields"], None),
+    (&["get", "foo", "--prefix"], None),
+    (&["get", "foo", "--prefix", "--hex"], None),
+    (
+        &["get", "k", "--prefix", "--limit", "2", "-w", "json"],
+        None,
+    ),
+    (
+        &["get", "k", "--prefix", "--limit", "2", "-w", "fields"],
+        None,
+    ),
+    (&["get", "k", "--prefix", "--sort-by", "VALUE"], None),
+    (
+        &[
+            "get",
+            "k",
+            "--prefix",
+            "--sort-by",
+            "MODIFY",
+            "--order",
+            "DESCEND",
+        ],
+        None,
+    ),
+    (
+        &[
+            "get",
+            "k",
+            "--prefix",
+            "--sort-by",
+            "CREATE",
+            "--order",
+            "ASCEND",
+            "-w",
+            "json",
+        ],
+        None,
+    ),
+    (
+        &["get", "k", "--prefix", "--order", "DESCEND", "--limit", "2"],
+        None,
+    ),
+    (
+        &[
+            "get",
+            "k",
+            "--prefix",
+            "--sort-by",
+            "VERSION",
+            "--order",
+            "DESCEND",
+            "--limit",
+            "1",
+        ],
+        None,
+    ),
+    (&["get", "k1", "k3"], None),
+    (&["get", "k2", "--from-key"], None),
+    (&["get", "", "--from-key", "--keys-only"], None),
+    (&["get", "k", "--prefix", "--keys-only", "-w", "json"], None),
+    (&["get", "k", "--prefix", "--print-value-only"], None),
+    (&["get", "foo", "--rev", "3"], None),
+    (&["get", "foo", "--rev", "3", "-w", "json"], None),
+    (&["get", "k", "--prefix", "--consistency", "s"], None),
+    (&["get", "nokey", "-w", "json"], None),
+    (&["get", "nokey", "-w", "fields"], None),
+    (&["get", "nokey"], None),
+    (&["get", "foo", "--rev", "1000"], None),
+    (&["get", ""], None),
+    (&["put", "", "x"], None),
+    (&["del", "nothing"], None),
+    (&["del", "k", "--prefix", "--prev-kv"], None),
+    (&["put", "a", "1"], None),
+    (&["put", "b", "2"], None),
+    (&["del", "a", "c", "--prev-kv", "-w", "json"], None),
+    (&["put", "a", "1"], None),
+    (&["del", "a", "-w", "fields", "--prev-kv"], None),
+    (&["put", "d1", "x"], None),
+    (&["put", "d2", "y"], None),
+    (&["del", "d", "--from-key"], None),
+    (&["get", "", "--from-key", "-w", "json"], None),
+];
+
+/// Txn and compaction commands, run in this order on a fresh member.
+pub const TXN_STEPS: &[Step] = &[
+    (&["put", "k1", "v1"], None),
+    (&["put", "k2", "v2"], None),
+    (
+        &["txn", "-i"],
+        Some("mod(\"k1\") > \"0\"\n\nput k1 \"new v\"\nget k2\n\nput k9 nine\n\n"),
+    ),
+    (
+        &["txn", "-w", "json"],
+        Some("value(\"k1\") = \"zzz\"\n\nput k1 \"new v\"\n\nget k2\ndel k9\n\n"),
+    ),
+    (
+        &["txn", "-w", "fields"],
+        Some("value(\"k1\") = \"zzz\"\n\nput k1 \"new v\"\n\nget k2\ndel k9\n\n"),
+    ),
+    (
+        &["txn"],
+        Some(
+            "version(\"k1\") = \"2\"\nvalue(\"k2\") != \"x\"\n\nput k1 \"again\"\ndel k9\nget k1 --prefix\n\n\n",
+        ),
+    ),
+    (
+        &["txn"],
+        Some("create(\"k1\") < \"100\"\n\ndel k --prefix --prev-kv\n\n\n"),
+    ),
+    (
+        &["txn", "-w", "json"],
+        Some("mod(\"nokey\") = \"0\"\n\nput nokey created\nget nokey\n\n\n"),
+    ),
+    // Two writes of one key in a txn are refused.
+    (&["txn"], Some("\nput x 1\nput x 2\n\n\n")),
+    (&["put", "c", "1"], None),
+    (&["put", "c", "2"], None),
+    (&["put", "c", "3"], None),
+    (&["compaction", "5"], None),
+    (&["compaction", "5"], None),
+    (&["compaction", "4"], None),
+    (&["compaction", "100"], None),
+    (&["get", "c", "--rev", "4"], None),
+    (&["get", "c", "--rev", "5"], None),
+    (&["get", "c", "-w", "json"], None),
+    (&["compaction", "7", "--physical"], None),
+    (&["get", "c", "--rev", "6"], None),
+];
