@@ -79,11 +79,11 @@ fn endpoint_status_and_health() {
     );
 
     // Not yet implemented services answer UNIMPLEMENTED with a clear message.
-    let run = etcdctl(&ep, &["lease", "grant", "10"], None);
+    let run = etcdctl(&ep, &["user", "list"], None);
     assert_ne!(run.code, 0);
     assert!(run.stderr.contains("Unimplemented"), "{}", run.stderr);
     assert!(
-        run.stderr.contains("LeaseGrant is not implemented yet"),
+        run.stderr.contains("UserList is not implemented yet"),
         "{}",
         run.stderr
     );
