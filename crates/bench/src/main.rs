@@ -5,6 +5,7 @@
 //! Owns: workload generation, pacing, latency recording and reporting. Must not: know anything
 //! about the server beyond the wire API.
 
+mod coord;
 mod report;
 
 use anyhow::{Context, bail};
@@ -72,6 +73,23 @@ enum Workload {
     TxnPut(KeyValueArgs),
     /// Reads and writes mixed at a ratio.
     TxnMixed(MixedArgs),
+    /// W watchers on one prefix while --clients writers put --total keys: events delivered per
+    /// second and put-to-event latency.
+    Watch(WatchArgs),
+    /// Put-to-event latency with paced puts (--rate, default 100/s) and W watchers.
+    WatchLatency(WatchArgs),
+    /// Lease keep-alive round trips: one lease and one keep-alive stream per client.
+    LeaseKeepalive,
+}
+
+#[derive(Args, Debug, Clone)]
+struct WatchArgs {
+    /// Number of watchers (each its own Watch stream, spread over --conns).
+    #[arg(long, default_value_t = 100)]
+    watchers: usize,
+    /// Value size of the puts (at least 8: the send time travels in the value).
+    #[arg(long, default_value_t = 32)]
+    val_size: usize,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -141,9 +159,9 @@ fn key_for(args: &KeyValueArgs, n: u64, rng: &mut impl Rng) -> Bytes {
 }
 
 /// Work shared by all clients: which request number is next, and when to stop.
-struct Plan {
+pub(crate) struct Plan {
     issued: AtomicU64,
-    total: u64,
+    pub(crate) total: u64,
     deadline: Option<Instant>,
     rate: u64,
     start: Instant,
@@ -151,7 +169,7 @@ struct Plan {
 
 impl Plan {
     /// Claims the next request number, or `None` when the run is over; paces to `--rate`.
-    async fn next(&self) -> Option<u64> {
+    pub(crate) async fn next(&self) -> Option<u64> {
         let n = self.issued.fetch_add(1, Ordering::Relaxed);
         match self.deadline {
             Some(d) if Instant::now() >= d => return None,
@@ -220,6 +238,9 @@ async fn run_client(
             Workload::TxnPut(a) => {
                 let key = key_for(a, n, &mut rng);
                 txn_put(&mut kv, key, a.val_size).await
+            }
+            Workload::Watch(_) | Workload::WatchLatency(_) | Workload::LeaseKeepalive => {
+                Err(tonic::Status::internal("not a per-request workload"))
             }
             Workload::TxnMixed(a) => {
                 let key = key_for(&a.kv, n, &mut rng);
@@ -309,13 +330,37 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     let start = Instant::now();
+    let rate = match (&cli.workload, cli.rate) {
+        (Workload::WatchLatency(_), 0) => 100,
+        (_, r) => r,
+    };
     let plan = Arc::new(Plan {
         issued: AtomicU64::new(0),
         total: cli.total,
         deadline: cli.duration.map(|d| start + d),
-        rate: cli.rate,
+        rate,
         start,
     });
+    let coordination = match &cli.workload {
+        Workload::Watch(a) | Workload::WatchLatency(a) => {
+            if cli.duration.is_some() {
+                bail!("watch workloads need --total (every watcher must see every put)");
+            }
+            Some(coord::watch(&conns, cli.clients, plan.clone(), a.watchers, a.val_size).await?)
+        }
+        Workload::LeaseKeepalive => {
+            Some(coord::lease_keepalive(&conns, cli.clients, plan.clone()).await?)
+        }
+        _ => None,
+    };
+    if let Some(r) = coordination {
+        if cli.json {
+            println!("{}", r.json());
+        } else {
+            print!("{}", r.text());
+        }
+        return Ok(());
+    }
     let done = Arc::new(AtomicU64::new(0));
     let progress = (!cli.json && std::io::stderr().is_terminal()).then(|| {
         let done = done.clone();

@@ -88,6 +88,11 @@ impl Client {
         })
     }
 
+    /// The underlying channel, for stubs this crate does not wrap.
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
     pub fn endpoint(&self) -> &str {
         &self.endpoint
     }

@@ -199,13 +199,13 @@ async fn bad_requests_get_etcd_errors_and_nothing_is_lost() {
             .unwrap_err();
         assert_ne!(s.code(), Code::Ok);
     }
-    // An unknown method answers UNIMPLEMENTED with its name.
-    let s = raw_call(&ep, "/etcdserverpb.Watch/Nope", vec![])
+    // A service not built yet answers UNIMPLEMENTED naming the method.
+    let s = raw_call(&ep, "/etcdserverpb.Auth/UserList", vec![])
         .await
         .unwrap_err();
     assert_eq!(s.code(), Code::Unimplemented);
     assert!(
-        s.message().contains("/etcdserverpb.Watch/Nope"),
+        s.message().contains("/etcdserverpb.Auth/UserList"),
         "{}",
         s.message()
     );
