@@ -138,6 +138,15 @@ def workloads(quick):
                                    "range", "00000001", "--consistency", "l"]),
         ("range s, 1000 clients", ["--clients", "1000", "--conns", "100", "--total", n(100000),
                                    "range", "00000001", "--consistency", "s"]),
+        # For the watch workloads "req/s" is events delivered per second and the latency is
+        # put-to-event.
+        ("watch events, 100 watchers", ["--clients", "10", "--conns", "10", "--total", n(3000),
+                                        "watch", "--watchers", "100"]),
+        ("watch-latency, 100 watchers @100 puts/s", ["--clients", "1", "--conns", "10",
+                                                     "--total", n(500), "watch-latency",
+                                                     "--watchers", "100"]),
+        ("lease-keepalive, 100 clients", ["--clients", "100", "--conns", "10", "--total", n(50000),
+                                          "lease-keepalive"]),
     ]
     sweep = [
         (c, ["--clients", str(c), "--conns", str(max(1, c // 10)), "--total", n(max(2000, c * 40))] + put)
