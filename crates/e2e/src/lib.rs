@@ -375,19 +375,6 @@ pub fn normalized(run: &Run) -> (i32, String, String) {
     (run.code, out, err)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn masks_ids() {
-        assert_eq!(
-            mask_after("{\"cluster_id\":123,\"x\":1}", "\"cluster_id\":"),
-            "{\"cluster_id\":N,\"x\":1}"
-        );
-    }
-}
-
 /// A client command line and its standard input.
 pub type Step = (&'static [&'static str], Option<&'static str>);
 
@@ -536,3 +523,16 @@ pub const TXN_STEPS: &[Step] = &[
     (&["compaction", "7", "--physical"], None),
     (&["get", "c", "--rev", "6"], None),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_ids() {
+        assert_eq!(
+            mask_after("{\"cluster_id\":123,\"x\":1}", "\"cluster_id\":"),
+            "{\"cluster_id\":N,\"x\":1}"
+        );
+    }
+}
