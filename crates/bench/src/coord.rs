@@ -159,6 +159,15 @@ pub async fn lease_keepalive(
             tokio::spawn(async move {
                 let mut lat = Vec::new();
                 let (tx, rx) = mpsc::channel(1);
+                // grpc-go servers send response headers only with the first message, so the
+                // first request must be queued before the call can return.
+                let Some(_) = plan.next().await else {
+                    return (lat, 0, None);
+                };
+                let mut t = Instant::now();
+                if tx.send(LeaseKeepAliveRequest { id }).await.is_err() {
+                    return (lat, 1, Some("keep-alive stream closed".into()));
+                }
                 let Ok(resp) = LeaseClient::new(ch)
                     .lease_keep_alive(ReceiverStream::new(rx))
                     .await
@@ -166,17 +175,20 @@ pub async fn lease_keepalive(
                     return (lat, 1u64, Some("cannot open keep-alive stream".to_string()));
                 };
                 let mut stream = resp.into_inner();
-                while plan.next().await.is_some() {
-                    let t = Instant::now();
-                    if tx.send(LeaseKeepAliveRequest { id }).await.is_err() {
-                        return (lat, 1, Some("keep-alive stream closed".into()));
-                    }
+                loop {
                     match stream.message().await {
                         Ok(Some(r)) if r.ttl > 0 => {
                             lat.push(t.elapsed().as_micros().min(u128::from(u32::MAX)) as u32)
                         }
                         Ok(_) => return (lat, 1, Some("lease expired during the run".into())),
                         Err(e) => return (lat, 1, Some(e.message().to_string())),
+                    }
+                    if plan.next().await.is_none() {
+                        break;
+                    }
+                    t = Instant::now();
+                    if tx.send(LeaseKeepAliveRequest { id }).await.is_err() {
+                        return (lat, 1, Some("keep-alive stream closed".into()));
                     }
                 }
                 (lat, 0, None)
