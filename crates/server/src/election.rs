@@ -127,38 +127,41 @@ async fn oldest(
     Ok((resp.kvs.into_iter().next(), rev))
 }
 
-/// Waits until `key` is deleted after revision `after`.
-async fn wait_delete(server: &EtcdServer, key: &Bytes, after: i64) -> Result<(), Status> {
+/// Waits for the first event matching `spec` (which starts after the revision the caller saw).
+async fn first_event(server: &EtcdServer, spec: WatchSpec) -> Result<(), Status> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let sink = StreamSink::new(tx);
     let stream = server.store.open_watch_stream(sink.clone());
-    let guard = CloseStream(server, stream);
+    let _close = CloseStream(server, stream);
     server
         .store
-        .watch(
-            stream,
-            WatchSpec {
-                key: key.clone(),
-                start_revision: after + 1,
-                no_put: true,
-                ..Default::default()
-            },
-        )
+        .watch(stream, spec)
         .map_err(|e| Status::internal(e.to_string()))?;
     while let Some(m) = rx.recv().await {
         sink.delivered(&m);
         match m {
-            WatchMsg::Events { .. } => break,
+            WatchMsg::Events { .. } => return Ok(()),
             WatchMsg::Canceled { .. } => {
-                return Err(Status::aborted(
-                    "cairn: watch for the previous owner was canceled",
-                ));
+                return Err(Status::aborted("cairn: internal watch was canceled"));
             }
             _ => {}
         }
     }
-    drop(guard);
-    Ok(())
+    Err(Status::unavailable("cairn: server stopping"))
+}
+
+/// Waits until `key` is deleted after revision `after`.
+async fn wait_delete(server: &EtcdServer, key: &Bytes, after: i64) -> Result<(), Status> {
+    first_event(
+        server,
+        WatchSpec {
+            key: key.clone(),
+            start_revision: after + 1,
+            no_put: true,
+            ..Default::default()
+        },
+    )
+    .await
 }
 
 struct CloseStream<'a>(&'a EtcdServer, cairn_mvcc::StreamId);
@@ -217,6 +220,25 @@ impl Drop for Abandon {
     }
 }
 
+/// Waits until `key` (created at `create`) is the oldest under `name`; if the caller goes away
+/// first, the key is removed so that it does not block the candidates behind it.
+async fn wait_turn(
+    server: &Arc<EtcdServer>,
+    name: &[u8],
+    key: &Bytes,
+    create: i64,
+) -> Result<(), Status> {
+    let mut abandon = Abandon {
+        server: server.clone(),
+        key: key.clone(),
+        rev: create,
+        armed: true,
+    };
+    wait_older_gone(server, &prefix_of(name), create).await?;
+    abandon.armed = false;
+    Ok(())
+}
+
 fn owner_key(name: &[u8], lease: i64) -> Bytes {
     let mut k = name.to_vec();
     k.push(b'/');
@@ -250,14 +272,7 @@ impl Election for ElectionService {
         if existing.is_some_and(|kv| kv.value != req.value) {
             proclaim(s, &key, create, req.lease, req.value.clone()).await?;
         }
-        let mut abandon = Abandon {
-            server: s.clone(),
-            key: key.clone(),
-            rev: create,
-            armed: true,
-        };
-        wait_older_gone(s, &prefix_of(&req.name), create).await?;
-        abandon.armed = false;
+        wait_turn(s, &req.name, &key, create).await?;
         Ok(Response::new(CampaignResponse {
             header: s.header(s.store.revision()),
             leader: Some(LeaderKey {
@@ -390,33 +405,16 @@ async fn proclaim(
 
 /// Waits for any event under `prefix` after revision `after`.
 async fn wait_change(server: &EtcdServer, prefix: &Bytes, after: i64) -> Result<(), Status> {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let sink = StreamSink::new(tx);
-    let stream = server.store.open_watch_stream(sink.clone());
-    let _guard = CloseStream(server, stream);
-    server
-        .store
-        .watch(
-            stream,
-            WatchSpec {
-                key: prefix.clone(),
-                range_end: prefix_end(prefix),
-                start_revision: after + 1,
-                ..Default::default()
-            },
-        )
-        .map_err(|e| Status::internal(e.to_string()))?;
-    while let Some(m) = rx.recv().await {
-        sink.delivered(&m);
-        match m {
-            WatchMsg::Events { .. } => return Ok(()),
-            WatchMsg::Canceled { .. } => {
-                return Err(Status::aborted("cairn: observe watch canceled"));
-            }
-            _ => {}
-        }
-    }
-    Err(Status::unavailable("cairn: server stopping"))
+    first_event(
+        server,
+        WatchSpec {
+            key: prefix.clone(),
+            range_end: prefix_end(prefix),
+            start_revision: after + 1,
+            ..Default::default()
+        },
+    )
+    .await
 }
 
 pub struct LockService {
@@ -433,14 +431,7 @@ impl Lock for LockService {
         let s = &self.server;
         let key = owner_key(&req.name, req.lease);
         let (create, _, _) = claim(s, &key, Bytes::new(), req.lease).await?;
-        let mut abandon = Abandon {
-            server: s.clone(),
-            key: key.clone(),
-            rev: create,
-            armed: true,
-        };
-        wait_older_gone(s, &prefix_of(&req.name), create).await?;
-        abandon.armed = false;
+        wait_turn(s, &req.name, &key, create).await?;
         Ok(Response::new(LockResponse {
             header: s.header(s.store.revision()),
             key,
