@@ -99,16 +99,17 @@ async fn bad_requests_get_etcd_errors_and_nothing_is_lost() {
         }
         other => panic!("{other}"),
     }
-    // Beyond the transport limit (max-request-bytes + 512 KiB): refused before decoding. (grpc-go
-    // says RESOURCE_EXHAUSTED here, tonic OUT_OF_RANGE; clients treat both as fatal.)
+    // Beyond the transport limit (max-request-bytes + 512 KiB): refused before decoding, with
+    // grpc-go's code and message, as etcd answers.
     let e = c.put("huge", vec![b'x'; 700 * 1024]).await.unwrap_err();
     match &e {
         cairn_client::ClientError::Status(s) => {
+            assert_eq!(s.code(), Code::ResourceExhausted, "{s:?}");
             assert!(
-                matches!(s.code(), Code::ResourceExhausted | Code::OutOfRange),
+                s.message()
+                    .starts_with("grpc: received message larger than max ("),
                 "{s:?}"
             );
-            assert!(s.message().contains("too large"), "{s:?}");
         }
         other => panic!("{other}"),
     }

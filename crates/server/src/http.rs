@@ -20,7 +20,83 @@ pub fn routes(grpc: Router, server: Arc<EtcdServer>) -> Router {
         .route("/readyz", get(readyz))
         .route("/version", get(version))
         .with_state(server);
-    grpc.merge(http).fallback(fallback)
+    grpc.merge(http)
+        .fallback(fallback)
+        .layer(axum::middleware::map_response(grpc_go_size_error))
+}
+
+/// tonic rejects an over-limit request message with OUT_OF_RANGE; grpc-go, and so etcd, answers
+/// RESOURCE_EXHAUSTED "grpc: received message larger than max (N vs. M)". Clients that match
+/// on the code (e.g. to stop retrying) must see etcd's. The status travels in the headers of a
+/// trailers-only response or in the trailers, so both are checked.
+async fn grpc_go_size_error(resp: Response) -> Response {
+    use http_body_util::BodyExt;
+    let is_grpc = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+    if !is_grpc {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    rewrite_size_status(&mut parts.headers);
+    let body = body.map_frame(|frame| match frame.into_trailers() {
+        Ok(mut trailers) => {
+            rewrite_size_status(&mut trailers);
+            http_body::Frame::trailers(trailers)
+        }
+        Err(frame) => frame,
+    });
+    Response::from_parts(parts, Body::new(body))
+}
+
+fn rewrite_size_status(h: &mut axum::http::HeaderMap) {
+    if h.get("grpc-status").is_none_or(|v| v != "11") {
+        return;
+    }
+    let message = h
+        .get("grpc-message")
+        .map(|v| percent_decode(v.as_bytes()))
+        .unwrap_or_default();
+    if !message.contains("message length too large") {
+        return;
+    }
+    // "… found {len} bytes, the limit is: {limit} bytes"
+    let numbers: Vec<&str> = message
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|n| !n.is_empty())
+        .collect();
+    let msg = match numbers.as_slice() {
+        [len, limit, ..] => format!("grpc: received message larger than max ({len} vs. {limit})"),
+        _ => "grpc: received message larger than max".to_string(),
+    };
+    h.insert("grpc-status", HeaderValue::from_static("8"));
+    if let Ok(v) = HeaderValue::from_str(&msg) {
+        h.insert("grpc-message", v);
+    }
+}
+
+/// gRPC percent-encodes `grpc-message`.
+fn percent_decode(raw: &[u8]) -> String {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        let hex = raw
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (raw[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 async fn health(
