@@ -113,6 +113,18 @@ pub enum Command {
     /// Membership related commands
     #[command(args_override_self = true)]
     Member(MemberArgs),
+    /// Watches events stream on keys or prefixes
+    #[command(args_override_self = true)]
+    Watch(WatchArgs),
+    /// Lease related commands
+    #[command(args_override_self = true)]
+    Lease(LeaseArgs),
+    /// Observes and participates in leader election
+    #[command(args_override_self = true)]
+    Elect(ElectArgs),
+    /// Acquires a named lock
+    #[command(args_override_self = true)]
+    Lock(LockArgs),
     /// Prints the version of cairnctl
     #[command(args_override_self = true)]
     Version(RestArgs),
@@ -273,6 +285,121 @@ pub enum MemberCommand {
     External(#[allow(dead_code)] Vec<OsString>),
 }
 
+/// `watch [options] [key or prefix] [range_end] [--] [exec-command arg1 arg2 ...]`; the same
+/// flags make up an interactive `watch ...` line.
+#[derive(Args, Debug, Default, Clone)]
+pub struct WatchArgs {
+    /// Interactive mode
+    #[arg(short = 'i', long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub interactive: Option<String>,
+    /// Watch on a prefix if prefix is set
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub prefix: Option<String>,
+    /// Revision to start watching [default: 0]
+    #[arg(long, allow_hyphen_values = true)]
+    pub rev: Option<String>,
+    /// get the previous key-value pair before the event happens
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub prev_kv: Option<String>,
+    /// get periodic watch progress notification from server
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub progress_notify: Option<String>,
+    /// [key or prefix] [range_end] [--] [exec-command arg1 arg2 ...]
+    #[arg(value_parser = clap::value_parser!(OsString))]
+    pub args: Vec<OsString>,
+}
+
+/// One `watch ...` line of `watch -i` (after the word "watch"): the watch flags only.
+#[derive(Parser, Debug)]
+#[command(
+    name = "watch",
+    no_binary_name = true,
+    disable_help_flag = true,
+    disable_version_flag = true,
+    args_override_self = true
+)]
+pub struct WatchLine {
+    #[command(flatten)]
+    pub watch: WatchArgs,
+}
+
+#[derive(Args, Debug)]
+#[command(subcommand_required = false)]
+pub struct LeaseArgs {
+    #[command(subcommand)]
+    pub command: Option<LeaseCommand>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LeaseCommand {
+    /// Creates leases
+    #[command(args_override_self = true)]
+    Grant(LeaseIdArgs),
+    /// Revokes leases
+    #[command(args_override_self = true)]
+    Revoke(LeaseIdArgs),
+    /// Get lease information
+    #[command(args_override_self = true)]
+    Timetolive(TimeToLiveArgs),
+    /// List all active leases
+    #[command(args_override_self = true)]
+    List(RestArgs),
+    /// Keeps leases alive (renew)
+    #[command(name = "keep-alive", args_override_self = true)]
+    KeepAlive(KeepAliveArgs),
+    /// An unknown subcommand: cobra shows the parent's help and ignores its arguments.
+    #[command(external_subcommand)]
+    External(#[allow(dead_code)] Vec<OsString>),
+}
+
+/// `lease grant <ttl>` / `lease revoke <leaseID>`.
+#[derive(Args, Debug, Default)]
+pub struct LeaseIdArgs {
+    /// <ttl> or <leaseID> (hexadecimal)
+    #[arg(value_parser = clap::value_parser!(OsString))]
+    pub args: Vec<OsString>,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct TimeToLiveArgs {
+    /// Get keys attached to this lease
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub keys: Option<String>,
+    /// <leaseID> (hexadecimal)
+    #[arg(value_parser = clap::value_parser!(OsString))]
+    pub args: Vec<OsString>,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct KeepAliveArgs {
+    /// Resets the keep-alive time to its original value and exits immediately
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub once: Option<String>,
+    /// <leaseID> (hexadecimal)
+    #[arg(value_parser = clap::value_parser!(OsString))]
+    pub args: Vec<OsString>,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct ElectArgs {
+    /// observation mode
+    #[arg(short = 'l', long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub listen: Option<String>,
+    /// <election-name> [proposal]
+    #[arg(value_parser = clap::value_parser!(OsString))]
+    pub args: Vec<OsString>,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct LockArgs {
+    /// timeout for session [default: 10]
+    #[arg(long, allow_hyphen_values = true)]
+    pub ttl: Option<String>,
+    /// <lockname> [exec-command arg1 arg2 ...]
+    #[arg(value_parser = clap::value_parser!(OsString))]
+    pub args: Vec<OsString>,
+}
+
 /// The grammar of one request line inside `txn`: put/get/del with their own flags only (no
 /// global flags, as etcdctl parses these lines with a fresh root command).
 #[derive(Parser, Debug)]
@@ -407,5 +534,49 @@ mod tests {
         use clap::CommandFactory;
         Cli::command().debug_assert();
         TxnRequestLine::command().debug_assert();
+        WatchLine::command().debug_assert();
+    }
+
+    #[test]
+    fn watch_keeps_words_after_the_separator() {
+        let cli = parse(&["watch", "k", "--rev=3", "--", "echo", "-n", "--prefix"]).unwrap();
+        let Some(Command::Watch(w)) = cli.command else {
+            panic!("not watch")
+        };
+        assert_eq!(w.rev.as_deref(), Some("3"));
+        assert_eq!(w.prefix, None);
+        assert_eq!(w.args, vec!["k", "echo", "-n", "--prefix"]);
+    }
+
+    #[test]
+    fn coordination_commands_parse() {
+        let cli = parse(&["lease", "keep-alive", "--once", "1f"]).unwrap();
+        let Some(Command::Lease(l)) = cli.command else {
+            panic!("not lease")
+        };
+        let Some(LeaseCommand::KeepAlive(k)) = l.command else {
+            panic!("not keep-alive")
+        };
+        assert_eq!((k.once.as_deref(), k.args.len()), (Some("true"), 1));
+        let cli = parse(&["lock", "--ttl", "5", "name", "--", "sh", "-c", "exit 3"]).unwrap();
+        let Some(Command::Lock(l)) = cli.command else {
+            panic!("not lock")
+        };
+        assert_eq!(l.ttl.as_deref(), Some("5"));
+        assert_eq!(l.args, vec!["name", "sh", "-c", "exit 3"]);
+        // Like cobra, flags may follow the command's words unless `--` ends them.
+        let e = parse(&["lock", "name", "sh", "-c", "x"]).unwrap_err();
+        assert_eq!(
+            describe_parse_error(&e),
+            "unknown shorthand flag: 'c' in -c"
+        );
+        let cli = parse(&["elect", "-l", "e"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Elect(ElectArgs {
+                listen: Some(_),
+                ..
+            }))
+        ));
     }
 }

@@ -2,15 +2,18 @@
 //! order etcdctl does them (so the same mistakes fail the same way, with the same exit code).
 
 use crate::cli::{
-    Cli, Command, CompactionArgs, DelArgs, EndpointCommand, GetArgs, MemberCommand, PutArgs,
-    TxnArgs,
+    Cli, Command, CompactionArgs, DelArgs, EndpointCommand, GetArgs, LeaseCommand, MemberCommand,
+    PutArgs, TxnArgs,
 };
+use crate::elect_lock;
 use crate::exit::{Exit, status_message};
-use crate::flags::{self, DelOpts, GetOpts, Globals, PutOpts};
+use crate::flags::{self, DelOpts, EnvScope, GetOpts, Globals, PutOpts};
 use crate::gofmt::{self, to_std};
 use crate::kvops;
+use crate::lease;
 use crate::output::{EpHealth, EpStatus, Format, Printer};
 use crate::txn;
+use crate::watch;
 use cairn_client::Client;
 use cairn_proto::etcdserverpb::{
     CompactionRequest, MemberListRequest, RangeRequest, StatusRequest, kv_client::KvClient,
@@ -63,6 +66,20 @@ pub fn run(cli: Cli) -> Result<(), Exit> {
                 Ok(())
             }
         },
+        Command::Watch(a) => watch::watch(&rt, &mut g, &a),
+        Command::Lease(l) => match l.command {
+            Some(LeaseCommand::Grant(a)) => lease::grant(&rt, &mut g, &a),
+            Some(LeaseCommand::Revoke(a)) => lease::revoke(&rt, &mut g, &a),
+            Some(LeaseCommand::Timetolive(a)) => lease::time_to_live(&rt, &mut g, &a),
+            Some(LeaseCommand::List(_)) => lease::list(&rt, &mut g),
+            Some(LeaseCommand::KeepAlive(a)) => lease::keep_alive_command(&rt, &mut g, &a),
+            Some(LeaseCommand::External(_)) | None => {
+                print_help(&["lease"]);
+                Ok(())
+            }
+        },
+        Command::Elect(a) => elect_lock::elect(&rt, &mut g, &a),
+        Command::Lock(a) => elect_lock::lock(&rt, &mut g, &a),
         Command::Version(_) => {
             emit(
                 format!(
@@ -100,20 +117,20 @@ fn print_help(path: &[&str]) {
     }
 }
 
-fn emit(bytes: &[u8]) {
+pub(crate) fn emit(bytes: &[u8]) {
     // A closed stdout (e.g. `| head`) is not an error worth reporting.
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(bytes);
     let _ = out.flush();
 }
 
-fn emit_err(bytes: &[u8]) {
+pub(crate) fn emit_err(bytes: &[u8]) {
     let mut err = std::io::stderr().lock();
     let _ = err.write_all(bytes);
     let _ = err.flush();
 }
 
-fn os_bytes(args: &[OsString]) -> Vec<Vec<u8>> {
+pub(crate) fn os_bytes(args: &[OsString]) -> Vec<Vec<u8>> {
     args.iter().map(|a| a.as_encoded_bytes().to_vec()).collect()
 }
 
@@ -129,7 +146,7 @@ fn read_stdin() -> Vec<u8> {
 /// What etcdctl does before dialing (`clientConfigFromCmd`): environment variables, `--debug`,
 /// TLS/auth sanity and the output format. TLS, authentication and DNS discovery are refused
 /// here rather than silently ignored.
-fn client_config(g: &mut Globals, with_cluster: bool) -> Result<Printer, Exit> {
+pub(crate) fn client_config(g: &mut Globals, scope: EnvScope) -> Result<Printer, Exit> {
     let env: Vec<(String, String)> = std::env::vars_os()
         .map(|(k, v)| {
             (
@@ -138,7 +155,7 @@ fn client_config(g: &mut Globals, with_cluster: bool) -> Result<Printer, Exit> {
             )
         })
         .collect();
-    for note in g.apply_env(&env, with_cluster) {
+    for note in g.apply_env(&env, scope) {
         let level = if note.fatal { 'C' } else { 'W' };
         let ts = gofmt::capnslog_timestamp(std::time::SystemTime::now());
         emit_err(format!("{ts} {level} | pkg/flags: {}\n", note.text).as_bytes());
@@ -147,7 +164,7 @@ fn client_config(g: &mut Globals, with_cluster: bool) -> Result<Printer, Exit> {
         }
     }
     if g.debug {
-        emit_err(g.debug_dump(with_cluster).as_bytes());
+        emit_err(g.debug_dump(scope).as_bytes());
     }
     for (flag, value) in [("cert", &g.cert), ("key", &g.key), ("cacert", &g.cacert)] {
         if value.is_empty() && g.changed.contains(flag) {
@@ -183,7 +200,7 @@ fn client_config(g: &mut Globals, with_cluster: bool) -> Result<Printer, Exit> {
 
 /// Connects to the first endpoint that answers, trying them in turn until the caller's deadline
 /// (etcdctl's dial is lazy: an unreachable cluster surfaces as the command's deadline expiring).
-async fn dial(endpoints: &[String], dial_timeout: gofmt::GoDuration) -> Client {
+pub(crate) async fn dial(endpoints: &[String], dial_timeout: gofmt::GoDuration) -> Client {
     let per_attempt = if dial_timeout > 0 {
         to_std(dial_timeout)
     } else {
@@ -202,7 +219,7 @@ async fn dial(endpoints: &[String], dial_timeout: gofmt::GoDuration) -> Client {
 }
 
 /// Bounds a command's network work by `--command-timeout`, failing as Go's context does.
-async fn timed<T>(
+pub(crate) async fn timed<T>(
     timeout: gofmt::GoDuration,
     work: impl Future<Output = Result<T, Exit>>,
 ) -> Result<T, Exit> {
@@ -261,7 +278,7 @@ where
 fn put(rt: &Runtime, g: &mut Globals, a: &PutArgs) -> Result<(), Exit> {
     let o = PutOpts::from_cli(a).map_err(Exit::error)?;
     let req = kvops::put_request(&os_bytes(&a.args), &o, read_stdin)?;
-    let printer = client_config(g, false)?;
+    let printer = client_config(g, EnvScope::Global)?;
     check_send_size(g, &req)?;
     let resp = kv_call(rt, g, |mut kv| async move { kv.put(req).await })?;
     emit(&printer.put(&resp)?);
@@ -271,7 +288,7 @@ fn put(rt: &Runtime, g: &mut Globals, a: &PutArgs) -> Result<(), Exit> {
 fn get(rt: &Runtime, g: &mut Globals, a: &GetArgs) -> Result<(), Exit> {
     let o = GetOpts::from_cli(a).map_err(Exit::error)?;
     let req = kvops::get_request(&os_bytes(&a.args), &o)?;
-    let mut printer = client_config(g, false)?;
+    let mut printer = client_config(g, EnvScope::Global)?;
     check_send_size(g, &req)?;
     let resp = kv_call(rt, g, |mut kv| async move { kv.range(req).await })?;
     if o.count_only && printer.format != Format::Fields {
@@ -294,7 +311,7 @@ fn get(rt: &Runtime, g: &mut Globals, a: &GetArgs) -> Result<(), Exit> {
 fn del(rt: &Runtime, g: &mut Globals, a: &DelArgs) -> Result<(), Exit> {
     let o: DelOpts = DelOpts::from_cli(a).map_err(Exit::error)?;
     let req = kvops::del_request(&os_bytes(&a.args), &o)?;
-    let printer = client_config(g, false)?;
+    let printer = client_config(g, EnvScope::Global)?;
     check_send_size(g, &req)?;
     let resp = kv_call(rt, g, |mut kv| async move { kv.delete_range(req).await })?;
     emit(&printer.del(&resp)?);
@@ -308,7 +325,7 @@ fn run_txn(rt: &Runtime, g: &mut Globals, a: &TxnArgs) -> Result<(), Exit> {
     }
     // etcdctl builds its client (and so checks the environment and output format) before it
     // reads the transaction.
-    let printer = client_config(g, false)?;
+    let printer = client_config(g, EnvScope::Global)?;
     let req = {
         let stdin = std::io::stdin();
         let mut input = stdin.lock();
@@ -327,7 +344,7 @@ fn compaction(rt: &Runtime, g: &mut Globals, a: &CompactionArgs) -> Result<(), E
         return Err(Exit::bad_args("compaction command needs 1 argument"));
     }
     let rev = gofmt::parse_int(&a.args[0].to_string_lossy(), 10).map_err(Exit::error)?;
-    client_config(g, false)?;
+    client_config(g, EnvScope::Global)?;
     let req = CompactionRequest {
         revision: rev,
         physical,
@@ -338,7 +355,7 @@ fn compaction(rt: &Runtime, g: &mut Globals, a: &CompactionArgs) -> Result<(), E
 }
 
 fn member_list(rt: &Runtime, g: &mut Globals) -> Result<(), Exit> {
-    let printer = client_config(g, false)?;
+    let printer = client_config(g, EnvScope::Global)?;
     let resp = rt.block_on(timed(g.command_timeout, async {
         let client = dial(&g.endpoints, g.dial_timeout).await;
         client
@@ -381,7 +398,7 @@ fn target_endpoints(rt: &Runtime, g: &Globals) -> Result<Vec<String>, Exit> {
 }
 
 fn endpoint_health(rt: &Runtime, g: &mut Globals) -> Result<(), Exit> {
-    let printer = client_config(g, true)?;
+    let printer = client_config(g, EnvScope::Endpoint)?;
     let endpoints = target_endpoints(rt, g)?;
     let (dial_timeout, command_timeout) = (g.dial_timeout, g.command_timeout);
     let list = rt.block_on(async move {
@@ -444,7 +461,7 @@ async fn check_health(
 }
 
 fn endpoint_status(rt: &Runtime, g: &mut Globals) -> Result<(), Exit> {
-    let printer = client_config(g, true)?;
+    let printer = client_config(g, EnvScope::Endpoint)?;
     let endpoints = target_endpoints(rt, g)?;
     let mut list = Vec::new();
     let mut failed = false;

@@ -4,10 +4,14 @@ use std::fmt::Display;
 
 /// A server or connection error.
 pub const EXIT_ERROR: i32 = 1;
+/// A failed call where etcdctl blames the connection (`lease timetolive`, `list`, `keep-alive`).
+pub const EXIT_BAD_CONNECTION: i32 = 2;
 /// Malformed `txn` input.
 pub const EXIT_INVALID_INPUT: i32 = 3;
 /// An unsupported output format or option value.
 pub const EXIT_BAD_FEATURE: i32 = 4;
+/// A watch the server ended.
+pub const EXIT_INTERRUPTED: i32 = 5;
 /// Wrong positional arguments or conflicting options.
 pub const EXIT_BAD_ARGS: i32 = 128;
 

@@ -37,6 +37,8 @@ enum Kind {
     Bool,
     Duration,
     Uint,
+    /// Accepted from the environment and ignored (etcdctl's `discardValue`).
+    Discard,
 }
 
 /// The global flags in pflag's (lexicographic) order, with their types and defaults.
@@ -65,6 +67,31 @@ const GLOBAL_FLAGS: &[(&str, Kind, &str)] = &[
 
 /// etcdctl's `endpoint` subcommands also take `--cluster` from the environment.
 const CLUSTER_FLAG: (&str, Kind, &str) = ("cluster", Kind::Bool, "false");
+
+/// `watch` registers these so that `ETCDCTL_WATCH_KEY` and `ETCDCTL_WATCH_RANGE_END` (which it
+/// reads itself) are not reported as unrecognized.
+const WATCH_FLAGS: [(&str, Kind, &str); 2] = [
+    ("watch-key", Kind::Discard, ""),
+    ("watch-range-end", Kind::Discard, ""),
+];
+
+/// The flags besides the global ones that a command exposes to `ETCDCTL_*` variables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EnvScope {
+    Global,
+    Endpoint,
+    Watch,
+}
+
+impl EnvScope {
+    fn extra(self) -> &'static [(&'static str, Kind, &'static str)] {
+        match self {
+            EnvScope::Global => &[],
+            EnvScope::Endpoint => std::slice::from_ref(&CLUSTER_FLAG),
+            EnvScope::Watch => &WATCH_FLAGS,
+        }
+    }
+}
 
 /// etcdctl unsets `ETCDCTL_API` before looking at the environment, so it is never reported.
 const SILENT_ENV: &[&str] = &["ETCDCTL_API"];
@@ -177,6 +204,7 @@ impl Globals {
         GLOBAL_FLAGS
             .iter()
             .chain([&CLUSTER_FLAG])
+            .chain(WATCH_FLAGS.iter())
             .find(|(n, _, _)| *n == name)
             .map(|&(_, k, _)| k)
     }
@@ -185,6 +213,7 @@ impl Globals {
     fn set(&mut self, name: &str, value: &str) -> Result<(), String> {
         let kind = Self::kind(name).ok_or_else(|| format!("no such flag -{name}"))?;
         match kind {
+            Kind::Discard => {}
             Kind::Duration => {
                 let d = gofmt::parse_duration(value)?;
                 match name {
@@ -260,22 +289,24 @@ impl Globals {
         }
     }
 
-    fn flag_names(with_cluster: bool) -> Vec<&'static str> {
-        let mut names: Vec<&'static str> = GLOBAL_FLAGS.iter().map(|&(n, _, _)| n).collect();
-        if with_cluster {
-            names.push(CLUSTER_FLAG.0);
-            names.sort_unstable();
-        }
+    fn flag_names(scope: EnvScope) -> Vec<&'static str> {
+        let mut names: Vec<&'static str> = GLOBAL_FLAGS
+            .iter()
+            .chain(scope.extra())
+            .map(|&(n, _, _)| n)
+            .collect();
+        // pflag visits flags in lexicographic order.
+        names.sort_unstable();
         names
     }
 
-    /// etcd's `flags.SetPflagsFromEnv` over the global flags (plus `--cluster` for the endpoint
-    /// commands): a non-empty `ETCDCTL_<FLAG>` sets a flag not given on the command line (a value
+    /// etcd's `flags.SetPflagsFromEnv` over the global flags (plus the command's own, see
+    /// [`EnvScope`]): a non-empty `ETCDCTL_<FLAG>` sets a flag not given on the command line (a value
     /// that does not convert is ignored, as etcdctl ignores that error); then every `ETCDCTL_*`
     /// variable is checked. Returns what to log: warnings for unknown `ETCDCTL_*` variables and,
     /// last, a fatal note when a variable shadows a flag given on the command line.
-    pub fn apply_env(&mut self, env: &[(String, String)], with_cluster: bool) -> Vec<EnvNote> {
-        let names = Self::flag_names(with_cluster);
+    pub fn apply_env(&mut self, env: &[(String, String)], scope: EnvScope) -> Vec<EnvNote> {
+        let names = Self::flag_names(scope);
         let mut used: BTreeSet<String> = BTreeSet::new();
         let mut already_set: BTreeSet<String> = BTreeSet::new();
         for name in &names {
@@ -321,9 +352,9 @@ impl Globals {
     }
 
     /// What `--debug` prints: every flag as its environment variable.
-    pub fn debug_dump(&self, with_cluster: bool) -> String {
+    pub fn debug_dump(&self, scope: EnvScope) -> String {
         let mut out = String::new();
-        for name in Self::flag_names(with_cluster) {
+        for name in Self::flag_names(scope) {
             let _ = writeln!(out, "{}={}", env_key(name), self.value_string(name));
         }
         out
@@ -451,6 +482,11 @@ pub fn flag_bool(raw: &Option<String>, flag: &str) -> Result<bool, String> {
     to_bool(raw, flag, false)
 }
 
+/// An integer flag (pflag's Int/Int64: base prefixes allowed), 0 when absent.
+pub fn flag_int(raw: &Option<String>, flag: &str) -> Result<i64, String> {
+    to_int(raw, flag)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -500,7 +536,7 @@ mod tests {
                 ("ETCDCTL_FOO", "bar"),
                 ("PATH", "/bin"),
             ]),
-            false,
+            EnvScope::Global,
         );
         assert_eq!(g.endpoints, vec!["a:1", "b:2"]);
         assert_eq!(g.write_out, "json");
@@ -521,7 +557,7 @@ mod tests {
             ..Default::default()
         };
         let mut g = Globals::from_cli(&args, &None).unwrap();
-        let notes = g.apply_env(&env(&[("ETCDCTL_ENDPOINTS", "y:2")]), false);
+        let notes = g.apply_env(&env(&[("ETCDCTL_ENDPOINTS", "y:2")]), EnvScope::Global);
         assert!(notes[0].fatal);
         assert!(
             notes[0]
@@ -533,16 +569,27 @@ mod tests {
     #[test]
     fn cluster_comes_from_env_only_for_endpoint_commands() {
         let mut g = Globals::default();
-        let w = g.apply_env(&env(&[("ETCDCTL_CLUSTER", "true")]), false);
+        let w = g.apply_env(&env(&[("ETCDCTL_CLUSTER", "true")]), EnvScope::Global);
         assert!(!g.cluster);
         assert_eq!(w.len(), 1);
-        let w = g.apply_env(&env(&[("ETCDCTL_CLUSTER", "true")]), true);
+        let w = g.apply_env(&env(&[("ETCDCTL_CLUSTER", "true")]), EnvScope::Endpoint);
         assert!(g.cluster && w.is_empty());
     }
 
     #[test]
+    fn watch_variables_are_known_only_to_watch() {
+        let vars = env(&[("ETCDCTL_WATCH_KEY", "k"), ("ETCDCTL_WATCH_RANGE_END", "z")]);
+        let mut g = Globals::default();
+        assert_eq!(g.apply_env(&vars, EnvScope::Global).len(), 2);
+        let mut g = Globals::default();
+        assert!(g.apply_env(&vars, EnvScope::Watch).is_empty());
+        let dump = g.debug_dump(EnvScope::Watch);
+        assert!(dump.contains("ETCDCTL_USER=\nETCDCTL_WATCH_KEY=\nETCDCTL_WATCH_RANGE_END=\nETCDCTL_WRITE_OUT=simple\n"));
+    }
+
+    #[test]
     fn debug_dump_lists_flags_in_order() {
-        let dump = Globals::default().debug_dump(false);
+        let dump = Globals::default().debug_dump(EnvScope::Global);
         let first: Vec<&str> = dump.lines().take(3).collect();
         assert_eq!(
             first,

@@ -502,6 +502,24 @@ pub fn hex_escaped(bytes: &[u8]) -> String {
     out
 }
 
+/// Go's `%x` of an `int64`: lowercase hex, a minus sign before negative values.
+pub fn hex_i64(v: i64) -> String {
+    if v < 0 {
+        format!("-{:x}", v.unsigned_abs())
+    } else {
+        format!("{v:x}")
+    }
+}
+
+/// Go's `%016x` of an `int64` (how etcdctl prints lease IDs): the sign counts toward the width.
+pub fn hex016(v: i64) -> String {
+    if v < 0 {
+        format!("-{:015x}", v.unsigned_abs())
+    } else {
+        format!("{v:016x}")
+    }
+}
+
 /// A wall-clock timestamp as capnslog prints it ("2006-01-02 15:04:05.000000"), in UTC.
 pub fn capnslog_timestamp(now: std::time::SystemTime) -> String {
     let since = now
@@ -537,6 +555,15 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lease_ids_print_like_go() {
+        assert_eq!(hex016(0x694da23537d953be), "694da23537d953be");
+        assert_eq!(hex016(0x1234), "0000000000001234");
+        assert_eq!(hex016(-1), "-000000000000001");
+        assert_eq!(hex_i64(0x694da23537d953be), "694da23537d953be");
+        assert_eq!(hex_i64(-26), "-1a");
+    }
 
     #[test]
     fn durations_parse_like_go() {

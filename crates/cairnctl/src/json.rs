@@ -6,12 +6,14 @@
 //! text is built here directly.
 
 use crate::gofmt::json_string;
+use crate::watch::WatchResp;
 use base64::Engine as _;
 use cairn_proto::etcdserverpb::{
-    DeleteRangeResponse, Member, MemberListResponse, PutResponse, RangeResponse, ResponseHeader,
-    StatusResponse, TxnResponse, response_op,
+    DeleteRangeResponse, LeaseGrantResponse, LeaseKeepAliveResponse, LeaseLeasesResponse,
+    LeaseRevokeResponse, LeaseTimeToLiveResponse, Member, MemberListResponse, PutResponse,
+    RangeResponse, ResponseHeader, StatusResponse, TxnResponse, response_op,
 };
-use cairn_proto::mvccpb::KeyValue;
+use cairn_proto::mvccpb::{Event, KeyValue};
 use std::fmt::Write as _;
 
 /// A JSON object under construction; the `omit_*` setters skip zero values like `omitempty`.
@@ -65,11 +67,17 @@ impl Obj {
     fn omit_bytes(&mut self, k: &str, v: &[u8]) {
         if !v.is_empty() {
             self.key(k);
-            self.s.push('"');
-            self.s
-                .push_str(&base64::engine::general_purpose::STANDARD.encode(v));
-            self.s.push('"');
+            self.s.push_str(&b64(v));
         }
+    }
+
+    fn i64(&mut self, k: &str, v: i64) {
+        self.key(k);
+        let _ = write!(self.s, "{v}");
+    }
+
+    fn bool(&mut self, k: &str, v: bool) {
+        self.raw(k, if v { "true" } else { "false" });
     }
 
     fn str(&mut self, k: &str, v: &str) {
@@ -108,6 +116,14 @@ impl Obj {
         self.s.push('}');
         self.s
     }
+}
+
+/// A `[]byte` as Go's encoding/json writes it.
+fn b64(v: &[u8]) -> String {
+    format!(
+        "\"{}\"",
+        base64::engine::general_purpose::STANDARD.encode(v)
+    )
 }
 
 pub fn header(h: &ResponseHeader) -> String {
@@ -242,5 +258,103 @@ pub fn endpoint_health(ep: &str, health: bool, took: &str, error: &str) -> Strin
     o.raw("health", if health { "true" } else { "false" });
     o.str("took", took);
     o.omit_str("error", error);
+    o.finish()
+}
+
+/// clientv3's lease responses embed `*pb.ResponseHeader`, so encoding/json lifts the header's
+/// fields to the top level of the object.
+fn promoted_header(o: &mut Obj, h: &Option<ResponseHeader>) {
+    if let Some(h) = h {
+        o.omit_u64("cluster_id", h.cluster_id);
+        o.omit_u64("member_id", h.member_id);
+        o.omit_i64("revision", h.revision);
+        o.omit_u64("raft_term", h.raft_term);
+    }
+}
+
+/// clientv3's `LeaseGrantResponse{*ResponseHeader; ID; TTL; Error}` (no tags, no omitempty).
+pub fn lease_grant(r: &LeaseGrantResponse) -> String {
+    let mut o = Obj::new();
+    promoted_header(&mut o, &r.header);
+    o.i64("ID", r.id);
+    o.i64("TTL", r.ttl);
+    o.str("Error", &r.error);
+    o.finish()
+}
+
+/// clientv3's `LeaseRevokeResponse` is etcdserverpb's.
+pub fn lease_revoke(r: &LeaseRevokeResponse) -> String {
+    let mut o = Obj::new();
+    omit_header(&mut o, &r.header);
+    o.finish()
+}
+
+/// clientv3's `LeaseKeepAliveResponse{*ResponseHeader; ID; TTL}`.
+pub fn lease_keep_alive(r: &LeaseKeepAliveResponse) -> String {
+    let mut o = Obj::new();
+    promoted_header(&mut o, &r.header);
+    o.i64("ID", r.id);
+    o.i64("TTL", r.ttl);
+    o.finish()
+}
+
+/// clientv3's `LeaseTimeToLiveResponse` with its `id`, `ttl`, `granted-ttl` and `keys` tags;
+/// `keys` is null when the server sent none.
+pub fn lease_time_to_live(r: &LeaseTimeToLiveResponse) -> String {
+    let mut o = Obj::new();
+    promoted_header(&mut o, &r.header);
+    o.i64("id", r.id);
+    o.i64("ttl", r.ttl);
+    o.i64("granted-ttl", r.granted_ttl);
+    if r.keys.is_empty() {
+        o.raw("keys", "null");
+    } else {
+        let keys: Vec<String> = r.keys.iter().map(|k| b64(k)).collect();
+        o.raw("keys", &format!("[{}]", keys.join(",")));
+    }
+    o.finish()
+}
+
+/// clientv3's `LeaseLeasesResponse{*ResponseHeader; Leases []LeaseStatus "leases"}`; clientv3
+/// always makes the slice, so it is `[]` rather than null when empty.
+pub fn lease_leases(r: &LeaseLeasesResponse) -> String {
+    let mut o = Obj::new();
+    promoted_header(&mut o, &r.header);
+    let ids: Vec<String> = r
+        .leases
+        .iter()
+        .map(|l| format!("{{\"id\":{}}}", l.id))
+        .collect();
+    o.raw("leases", &format!("[{}]", ids.join(",")));
+    o.finish()
+}
+
+/// mvccpb's `Event`: the type is a number, left out for PUT (0).
+pub fn event(e: &Event) -> String {
+    let mut o = Obj::new();
+    o.omit_i64("type", i64::from(e.r#type));
+    if let Some(kv) = &e.kv {
+        o.raw("kv", &key_value(kv));
+    }
+    if let Some(kv) = &e.prev_kv {
+        o.raw("prev_kv", &key_value(kv));
+    }
+    o.finish()
+}
+
+/// clientv3's `WatchResponse`: exported fields without json tags, so every one is written under
+/// its Go name and nothing is omitted (the header's own fields still are).
+pub fn watch(r: &WatchResp) -> String {
+    let mut o = Obj::new();
+    o.raw("Header", &header(&r.header));
+    if r.events_nil {
+        o.raw("Events", "null");
+    } else {
+        let events: Vec<String> = r.events.iter().map(event).collect();
+        o.raw("Events", &format!("[{}]", events.join(",")));
+    }
+    o.i64("CompactRevision", r.compact_revision);
+    o.bool("Canceled", r.canceled);
+    o.bool("Created", r.created);
     o.finish()
 }

@@ -1,28 +1,34 @@
 //! `cairnctl`: an etcdctl (v3 API) compatible command line client for Cairn and etcd.
 //!
-//! Owns: etcdctl's command-line surface for `put`, `get`, `del`, `txn`, `compaction`,
-//! `endpoint health|status`, `member list` and `version` — flags and `ETCDCTL_*` variables,
-//! argument checks, output formats (simple, json, fields, table, protobuf), error messages and
-//! exit codes — reproduced so that scripts written for etcdctl 3.4 work unchanged.
+//! Owns: etcdctl's command-line surface for `put`, `get`, `del`, `txn`, `compaction`, `watch`,
+//! `lease`, `elect`, `lock`, `endpoint health|status`, `member list` and `version` — flags and
+//! `ETCDCTL_*` variables, argument checks, output formats (simple, json, fields, table,
+//! protobuf), error messages and exit codes — reproduced so that scripts written for etcdctl 3.4
+//! work unchanged.
 //!
 //! Must not: contain server logic or know Cairn's internals. It is a thin CLI over
 //! `cairn-client` and the public etcd v3 wire API, and must work the same against real etcd.
 //!
 //! Layout: [`cli`] is the grammar, [`flags`] converts flag values (pflag semantics, env),
 //! [`kvops`] builds requests, [`txn`] parses `txn` input, [`output`] (with [`json`] and
-//! [`table`]) prints, [`commands`] runs it all; [`gofmt`] holds the Go-compatible formatting
-//! everything above relies on.
+//! [`table`]) prints, [`commands`] runs it all, with [`watch`], [`lease`] and [`elect_lock`]
+//! (over the [`concurrency`] recipes) for the long-running commands; [`gofmt`] holds the
+//! Go-compatible formatting everything above relies on.
 
 mod cli;
 mod commands;
+mod concurrency;
+mod elect_lock;
 mod exit;
 mod flags;
 mod gofmt;
 mod json;
 mod kvops;
+mod lease;
 mod output;
 mod table;
 mod txn;
+mod watch;
 
 use clap::Parser as _;
 use clap::error::ErrorKind;

@@ -6,9 +6,11 @@ use crate::exit::Exit;
 use crate::gofmt::{self, quote, quote_str};
 use crate::json;
 use crate::table;
+use crate::watch::WatchResp;
 use cairn_proto::etcdserverpb::{
-    DeleteRangeResponse, MemberListResponse, PutResponse, RangeResponse, ResponseHeader,
-    StatusResponse, TxnResponse, response_op,
+    DeleteRangeResponse, LeaseGrantResponse, LeaseKeepAliveResponse, LeaseLeasesResponse,
+    LeaseRevokeResponse, LeaseTimeToLiveResponse, MemberListResponse, PutResponse, RangeResponse,
+    ResponseHeader, StatusResponse, TxnResponse, WatchResponse, response_op,
 };
 use cairn_proto::mvccpb::KeyValue;
 use prost::Message as _;
@@ -377,6 +379,186 @@ impl Printer {
         Ok(p)
     }
 
+    /// One watch response as etcdctl's `printWatchCh` displays it.
+    pub fn watch(&self, r: &WatchResp) -> Result<Vec<u8>, Exit> {
+        match self.format {
+            Format::Simple => {
+                let mut out = Vec::new();
+                for e in &r.events {
+                    out.extend(event_type_name(e.r#type).bytes());
+                    out.push(b'\n');
+                    if let Some(kv) = &e.prev_kv {
+                        self.simple_kv(&mut out, kv);
+                    }
+                    self.simple_kv(&mut out, e.kv.as_ref().unwrap_or(&KeyValue::default()));
+                }
+                Ok(out)
+            }
+            Format::Json => Ok(line(json::watch(r))),
+            Format::Fields => {
+                let mut s = String::new();
+                fields_header(&mut s, &Some(r.header));
+                for e in &r.events {
+                    let _ = writeln!(s, "\"Type\" : {}", event_type_name(e.r#type));
+                    if let Some(kv) = &e.prev_kv {
+                        fields_kv(&mut s, "Prev", kv);
+                    }
+                    fields_kv(&mut s, "", e.kv.as_ref().unwrap_or(&KeyValue::default()));
+                }
+                Ok(s.into_bytes())
+            }
+            // etcdctl rebuilds an etcdserverpb.WatchResponse without the watch ID.
+            Format::Protobuf => Ok(WatchResponse {
+                header: Some(r.header),
+                events: r.events.clone(),
+                compact_revision: r.compact_revision,
+                canceled: r.canceled,
+                created: r.created,
+                ..Default::default()
+            }
+            .encode_to_vec()),
+            Format::Table => Err(self.format.unsupported()),
+        }
+    }
+
+    pub fn lease_grant(&self, r: &LeaseGrantResponse) -> Result<Vec<u8>, Exit> {
+        match self.format {
+            Format::Simple => Ok(format!(
+                "lease {} granted with TTL({}s)\n",
+                gofmt::hex016(r.id),
+                r.ttl
+            )
+            .into_bytes()),
+            Format::Json => Ok(line(json::lease_grant(r))),
+            Format::Fields => {
+                let mut s = String::new();
+                fields_header(&mut s, &r.header);
+                let _ = writeln!(s, "\"ID\" : {}", r.id);
+                let _ = writeln!(s, "\"TTL\" : {}", r.ttl);
+                Ok(s.into_bytes())
+            }
+            Format::Protobuf => Ok(promoted_header_pb(&r.header)),
+            Format::Table => Err(self.format.unsupported()),
+        }
+    }
+
+    /// `id` is the one given on the command line.
+    pub fn lease_revoke(&self, id: i64, r: &LeaseRevokeResponse) -> Result<Vec<u8>, Exit> {
+        match self.format {
+            Format::Simple => Ok(format!("lease {} revoked\n", gofmt::hex016(id)).into_bytes()),
+            Format::Json => Ok(line(json::lease_revoke(r))),
+            Format::Fields => {
+                let mut s = String::new();
+                fields_header(&mut s, &r.header);
+                Ok(s.into_bytes())
+            }
+            // clientv3's LeaseRevokeResponse is a defined type without protobuf methods, so
+            // etcdctl refuses it, showing the value with Go's %v.
+            Format::Protobuf => Err(Exit::bad_feature(format!(
+                "marshal unsupported for type clientv3.LeaseRevokeResponse ({{{}}})",
+                match &r.header {
+                    Some(h) => header_text(h),
+                    None => "<nil>".to_string(),
+                }
+            ))),
+            Format::Table => Err(self.format.unsupported()),
+        }
+    }
+
+    pub fn lease_keep_alive(&self, r: &LeaseKeepAliveResponse) -> Result<Vec<u8>, Exit> {
+        match self.format {
+            Format::Simple => Ok(format!(
+                "lease {} keepalived with TTL({})\n",
+                gofmt::hex016(r.id),
+                r.ttl
+            )
+            .into_bytes()),
+            Format::Json => Ok(line(json::lease_keep_alive(r))),
+            Format::Fields => {
+                let mut s = String::new();
+                fields_header(&mut s, &r.header);
+                let _ = writeln!(s, "\"ID\" : {}", r.id);
+                let _ = writeln!(s, "\"TTL\" : {}", r.ttl);
+                Ok(s.into_bytes())
+            }
+            Format::Protobuf => Ok(promoted_header_pb(&r.header)),
+            Format::Table => Err(self.format.unsupported()),
+        }
+    }
+
+    pub fn lease_time_to_live(
+        &self,
+        r: &LeaseTimeToLiveResponse,
+        keys: bool,
+    ) -> Result<Vec<u8>, Exit> {
+        match self.format {
+            Format::Simple => {
+                if r.granted_ttl == 0 && r.ttl == -1 {
+                    return Ok(
+                        format!("lease {} already expired\n", gofmt::hex016(r.id)).into_bytes()
+                    );
+                }
+                let mut out = format!(
+                    "lease {} granted with TTL({}s), remaining({}s)",
+                    gofmt::hex016(r.id),
+                    r.granted_ttl,
+                    r.ttl
+                )
+                .into_bytes();
+                if keys {
+                    // Go's %v of a []string: the raw keys, space separated, in brackets.
+                    out.extend_from_slice(b", attached keys([");
+                    for (i, k) in r.keys.iter().enumerate() {
+                        if i > 0 {
+                            out.push(b' ');
+                        }
+                        out.extend_from_slice(k);
+                    }
+                    out.extend_from_slice(b"])");
+                }
+                out.push(b'\n');
+                Ok(out)
+            }
+            Format::Json => Ok(line(json::lease_time_to_live(r))),
+            Format::Fields => {
+                let mut s = String::new();
+                fields_header(&mut s, &r.header);
+                let _ = writeln!(s, "\"ID\" : {}", r.id);
+                let _ = writeln!(s, "\"TTL\" : {}", r.ttl);
+                let _ = writeln!(s, "\"GrantedTTL\" : {}", r.granted_ttl);
+                for k in &r.keys {
+                    let _ = writeln!(s, "\"Key\" : {}", quote(k));
+                }
+                Ok(s.into_bytes())
+            }
+            Format::Protobuf => Ok(promoted_header_pb(&r.header)),
+            Format::Table => Err(self.format.unsupported()),
+        }
+    }
+
+    pub fn lease_list(&self, r: &LeaseLeasesResponse) -> Result<Vec<u8>, Exit> {
+        match self.format {
+            Format::Simple => {
+                let mut s = format!("found {} leases\n", r.leases.len());
+                for l in &r.leases {
+                    let _ = writeln!(s, "{}", gofmt::hex016(l.id));
+                }
+                Ok(s.into_bytes())
+            }
+            Format::Json => Ok(line(json::lease_leases(r))),
+            Format::Fields => {
+                let mut s = String::new();
+                fields_header(&mut s, &r.header);
+                for l in &r.leases {
+                    let _ = writeln!(s, "\"ID\" : {}", l.id);
+                }
+                Ok(s.into_bytes())
+            }
+            Format::Protobuf => Ok(promoted_header_pb(&r.header)),
+            Format::Table => Err(self.format.unsupported()),
+        }
+    }
+
     /// etcdctl's `printKV`: key line (unless value-only) and value line, raw bytes or `\xNN`.
     fn simple_kv(&self, out: &mut Vec<u8>, kv: &KeyValue) {
         if !self.value_only {
@@ -393,6 +575,40 @@ impl Printer {
         }
         out.push(b'\n');
     }
+}
+
+/// mvccpb's `Event_EventType.String()`.
+fn event_type_name(t: i32) -> String {
+    match t {
+        0 => "PUT".to_string(),
+        1 => "DELETE".to_string(),
+        n => n.to_string(),
+    }
+}
+
+/// clientv3's lease responses embed `*pb.ResponseHeader`, whose `Marshal` is what etcdctl's
+/// protobuf printer finds on them: only the header is written.
+fn promoted_header_pb(h: &Option<ResponseHeader>) -> Vec<u8> {
+    h.unwrap_or_default().encode_to_vec()
+}
+
+/// gogo/protobuf's compact text form of a header (`proto.CompactTextString`), as Go's `%v`
+/// prints a `*ResponseHeader`.
+fn header_text(h: &ResponseHeader) -> String {
+    let mut s = String::new();
+    if h.cluster_id != 0 {
+        let _ = write!(s, "cluster_id:{} ", h.cluster_id);
+    }
+    if h.member_id != 0 {
+        let _ = write!(s, "member_id:{} ", h.member_id);
+    }
+    if h.revision != 0 {
+        let _ = write!(s, "revision:{} ", h.revision);
+    }
+    if h.raft_term != 0 {
+        let _ = write!(s, "raft_term:{} ", h.raft_term);
+    }
+    s
 }
 
 fn line(s: String) -> Vec<u8> {
@@ -455,7 +671,8 @@ fn fields_del(s: &mut String, r: &DeleteRangeResponse) {
 mod tests {
     use super::*;
     use bytes::Bytes;
-    use cairn_proto::etcdserverpb::{DowngradeInfo, Member, ResponseOp};
+    use cairn_proto::etcdserverpb::{DowngradeInfo, LeaseStatus, Member, ResponseOp};
+    use cairn_proto::mvccpb::Event;
 
     fn hdr(revision: i64) -> Option<ResponseHeader> {
         Some(ResponseHeader {
@@ -647,6 +864,253 @@ mod tests {
 "More" : false
 "Count" : 1
 "#
+        );
+    }
+
+    fn event(kind: i32, kv: KeyValue, prev: Option<KeyValue>) -> Event {
+        Event {
+            r#type: kind,
+            kv: Some(kv),
+            prev_kv: prev,
+        }
+    }
+
+    fn watch_resp() -> WatchResp {
+        let mut deleted = kv("w1", "", 0, 51, 0);
+        deleted.create_revision = 0;
+        WatchResp {
+            header: hdr(52).unwrap_or_default(),
+            events: vec![
+                event(0, kv("w1", "a", 49, 49, 1), None),
+                event(1, deleted, Some(kv("w1", "b", 49, 50, 2))),
+            ],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn watch_formats() {
+        let r = watch_resp();
+        assert_eq!(
+            text(printer(Format::Simple).watch(&r)),
+            "PUT\nw1\na\nDELETE\nw1\nb\nw1\n\n"
+        );
+        assert_eq!(
+            text(Printer::new(Format::Simple, true).watch(&r)),
+            "PUT\n\\x77\\x31\n\\x61\nDELETE\n\\x77\\x31\n\\x62\n\\x77\\x31\n\n"
+        );
+        assert_eq!(
+            text(printer(Format::Json).watch(&r)),
+            r#"{"Header":{"cluster_id":14841639068965178418,"member_id":10276657743932975437,"revision":52,"raft_term":2},"Events":[{"kv":{"key":"dzE=","create_revision":49,"mod_revision":49,"version":1,"value":"YQ=="}},{"type":1,"kv":{"key":"dzE=","mod_revision":51},"prev_kv":{"key":"dzE=","create_revision":49,"mod_revision":50,"version":2,"value":"Yg=="}}],"CompactRevision":0,"Canceled":false,"Created":false}
+"#
+        );
+        assert_eq!(
+            text(printer(Format::Fields).watch(&r)),
+            r#""ClusterID" : 14841639068965178418
+"MemberID" : 10276657743932975437
+"Revision" : 52
+"RaftTerm" : 2
+"Type" : PUT
+"Key" : "w1"
+"CreateRevision" : 49
+"ModRevision" : 49
+"Version" : 1
+"Value" : "a"
+"Lease" : 0
+"Type" : DELETE
+"PrevKey" : "w1"
+"PrevCreateRevision" : 49
+"PrevModRevision" : 50
+"PrevVersion" : 2
+"PrevValue" : "b"
+"PrevLease" : 0
+"Key" : "w1"
+"CreateRevision" : 0
+"ModRevision" : 51
+"Version" : 0
+"Value" : ""
+"Lease" : 0
+"#
+        );
+        assert_eq!(
+            printer(Format::Table).watch(&r).unwrap_err().code,
+            crate::exit::EXIT_BAD_FEATURE
+        );
+    }
+
+    #[test]
+    fn compacted_watch_response() {
+        let mut header = hdr(0).unwrap_or_default();
+        header.revision = 0;
+        let r = WatchResp {
+            header,
+            compact_revision: 50,
+            canceled: true,
+            ..Default::default()
+        };
+        assert_eq!(text(printer(Format::Simple).watch(&r)), "");
+        assert_eq!(
+            text(printer(Format::Json).watch(&r)),
+            r#"{"Header":{"cluster_id":14841639068965178418,"member_id":10276657743932975437,"raft_term":2},"Events":[],"CompactRevision":50,"Canceled":true,"Created":false}
+"#
+        );
+        let pb = printer(Format::Protobuf).watch(&r).unwrap();
+        let want: &[u8] = &[
+            0x0a, 0x18, 0x08, 0xb2, 0x98, 0xea, 0xf1, 0x94, 0x83, 0x86, 0xfc, 0xcd, 0x01, 0x10,
+            0xcd, 0xd2, 0x91, 0x8b, 0xd2, 0xb8, 0x81, 0xcf, 0x8e, 0x01, 0x20, 0x02, 0x20, 0x01,
+            0x28, 0x32,
+        ];
+        assert_eq!(pb, want);
+        // A stream clientv3 closed itself has no header and no events slice.
+        let closed = WatchResp {
+            canceled: true,
+            events_nil: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            text(printer(Format::Json).watch(&closed)),
+            "{\"Header\":{},\"Events\":null,\"CompactRevision\":0,\"Canceled\":true,\"Created\":false}\n"
+        );
+    }
+
+    const LEASE: i64 = 7587899296643109840;
+
+    #[test]
+    fn lease_grant_and_keep_alive_formats() {
+        let g = LeaseGrantResponse {
+            header: hdr(46),
+            id: 0x694da23537d953be,
+            ttl: 100,
+            error: String::new(),
+        };
+        assert_eq!(
+            text(printer(Format::Simple).lease_grant(&g)),
+            "lease 694da23537d953be granted with TTL(100s)\n"
+        );
+        assert_eq!(
+            text(printer(Format::Json).lease_grant(&g)),
+            "{\"cluster_id\":14841639068965178418,\"member_id\":10276657743932975437,\"revision\":46,\"raft_term\":2,\"ID\":7587899296643109822,\"TTL\":100,\"Error\":\"\"}\n"
+        );
+        assert_eq!(
+            text(printer(Format::Fields).lease_grant(&g)),
+            "\"ClusterID\" : 14841639068965178418\n\"MemberID\" : 10276657743932975437\n\"Revision\" : 46\n\"RaftTerm\" : 2\n\"ID\" : 7587899296643109822\n\"TTL\" : 100\n"
+        );
+        // Only the embedded header is marshalled.
+        assert_eq!(
+            printer(Format::Protobuf).lease_grant(&g).unwrap(),
+            vec![
+                0x08, 0xb2, 0x98, 0xea, 0xf1, 0x94, 0x83, 0x86, 0xfc, 0xcd, 0x01, 0x10, 0xcd, 0xd2,
+                0x91, 0x8b, 0xd2, 0xb8, 0x81, 0xcf, 0x8e, 0x01, 0x18, 0x2e, 0x20, 0x02
+            ]
+        );
+        assert_eq!(
+            printer(Format::Table)
+                .lease_grant(&g)
+                .unwrap_err()
+                .message
+                .as_deref(),
+            Some("table not supported as output format")
+        );
+        let k = LeaseKeepAliveResponse {
+            header: hdr(48),
+            id: 0x694da23537d953e1,
+            ttl: 6,
+        };
+        assert_eq!(
+            text(printer(Format::Simple).lease_keep_alive(&k)),
+            "lease 694da23537d953e1 keepalived with TTL(6)\n"
+        );
+        assert_eq!(
+            text(printer(Format::Json).lease_keep_alive(&k)),
+            "{\"cluster_id\":14841639068965178418,\"member_id\":10276657743932975437,\"revision\":48,\"raft_term\":2,\"ID\":7587899296643109857,\"TTL\":6}\n"
+        );
+    }
+
+    #[test]
+    fn lease_time_to_live_formats() {
+        let r = LeaseTimeToLiveResponse {
+            header: hdr(48),
+            id: LEASE,
+            ttl: 99,
+            granted_ttl: 100,
+            keys: vec![Bytes::from_static(b"lk1"), Bytes::from_static(b"lk2")],
+        };
+        assert_eq!(
+            text(printer(Format::Simple).lease_time_to_live(&r, false)),
+            "lease 694da23537d953d0 granted with TTL(100s), remaining(99s)\n"
+        );
+        assert_eq!(
+            text(printer(Format::Simple).lease_time_to_live(&r, true)),
+            "lease 694da23537d953d0 granted with TTL(100s), remaining(99s), attached keys([lk1 lk2])\n"
+        );
+        assert_eq!(
+            text(printer(Format::Json).lease_time_to_live(&r, true)),
+            "{\"cluster_id\":14841639068965178418,\"member_id\":10276657743932975437,\"revision\":48,\"raft_term\":2,\"id\":7587899296643109840,\"ttl\":99,\"granted-ttl\":100,\"keys\":[\"bGsx\",\"bGsy\"]}\n"
+        );
+        assert_eq!(
+            text(printer(Format::Fields).lease_time_to_live(&r, true)),
+            "\"ClusterID\" : 14841639068965178418\n\"MemberID\" : 10276657743932975437\n\"Revision\" : 48\n\"RaftTerm\" : 2\n\"ID\" : 7587899296643109840\n\"TTL\" : 99\n\"GrantedTTL\" : 100\n\"Key\" : \"lk1\"\n\"Key\" : \"lk2\"\n"
+        );
+        let gone = LeaseTimeToLiveResponse {
+            header: hdr(48),
+            id: 0x1234,
+            ttl: -1,
+            granted_ttl: 0,
+            keys: vec![],
+        };
+        assert_eq!(
+            text(printer(Format::Simple).lease_time_to_live(&gone, true)),
+            "lease 0000000000001234 already expired\n"
+        );
+        assert_eq!(
+            text(printer(Format::Json).lease_time_to_live(&gone, false)),
+            "{\"cluster_id\":14841639068965178418,\"member_id\":10276657743932975437,\"revision\":48,\"raft_term\":2,\"id\":4660,\"ttl\":-1,\"granted-ttl\":0,\"keys\":null}\n"
+        );
+    }
+
+    #[test]
+    fn lease_list_and_revoke_formats() {
+        let r = LeaseLeasesResponse {
+            header: hdr(48),
+            leases: vec![LeaseStatus { id: LEASE }, LeaseStatus { id: 0x1f }],
+        };
+        assert_eq!(
+            text(printer(Format::Simple).lease_list(&r)),
+            "found 2 leases\n694da23537d953d0\n000000000000001f\n"
+        );
+        assert_eq!(
+            text(printer(Format::Json).lease_list(&r)),
+            "{\"cluster_id\":14841639068965178418,\"member_id\":10276657743932975437,\"revision\":48,\"raft_term\":2,\"leases\":[{\"id\":7587899296643109840},{\"id\":31}]}\n"
+        );
+        let none = LeaseLeasesResponse {
+            header: hdr(48),
+            leases: vec![],
+        };
+        assert!(text(printer(Format::Json).lease_list(&none)).ends_with("\"leases\":[]}\n"));
+        assert_eq!(
+            text(printer(Format::Fields).lease_list(&r)),
+            "\"ClusterID\" : 14841639068965178418\n\"MemberID\" : 10276657743932975437\n\"Revision\" : 48\n\"RaftTerm\" : 2\n\"ID\" : 7587899296643109840\n\"ID\" : 31\n"
+        );
+        let rv = LeaseRevokeResponse { header: hdr(48) };
+        assert_eq!(
+            text(printer(Format::Simple).lease_revoke(LEASE, &rv)),
+            "lease 694da23537d953d0 revoked\n"
+        );
+        assert_eq!(
+            text(printer(Format::Json).lease_revoke(LEASE, &rv)),
+            "{\"header\":{\"cluster_id\":14841639068965178418,\"member_id\":10276657743932975437,\"revision\":48,\"raft_term\":2}}\n"
+        );
+        let e = printer(Format::Protobuf)
+            .lease_revoke(LEASE, &rv)
+            .unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_deref()),
+            (
+                4,
+                Some(
+                    "marshal unsupported for type clientv3.LeaseRevokeResponse ({cluster_id:14841639068965178418 member_id:10276657743932975437 revision:48 raft_term:2 })"
+                )
+            )
         );
     }
 

@@ -2,7 +2,8 @@
 //!
 //! Owns: endpoint parsing and dialing, and thin typed wrappers over the generated gRPC stubs.
 //! Callers who need every request field use the stubs ([`Client::kv`], [`Client::maintenance`],
-//! [`Client::cluster`]) directly; the helpers cover the common calls.
+//! [`Client::cluster`], [`Client::lease`], [`Client::watch`]) directly; the helpers cover the
+//! common calls.
 //!
 //! Must not: know anything about the server's internals; it speaks only the public wire API.
 
@@ -10,7 +11,7 @@ use bytes::Bytes;
 use cairn_proto::etcdserverpb::{
     DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse,
     StatusRequest, StatusResponse, cluster_client::ClusterClient, kv_client::KvClient,
-    maintenance_client::MaintenanceClient,
+    lease_client::LeaseClient, maintenance_client::MaintenanceClient, watch_client::WatchClient,
 };
 use std::time::Duration;
 use tonic::transport::{Channel, Endpoint};
@@ -109,6 +110,14 @@ impl Client {
 
     pub fn cluster(&self) -> ClusterClient<Channel> {
         ClusterClient::new(self.channel.clone())
+    }
+
+    pub fn lease(&self) -> LeaseClient<Channel> {
+        LeaseClient::new(self.channel.clone())
+    }
+
+    pub fn watch(&self) -> WatchClient<Channel> {
+        WatchClient::new(self.channel.clone()).max_decoding_message_size(usize::MAX)
     }
 
     pub async fn put(&self, key: impl Into<Bytes>, value: impl Into<Bytes>) -> Result<PutResponse> {
