@@ -137,3 +137,35 @@ fn dedicated_wal_dir_is_used_and_replayed() {
     m.restart();
     assert_eq!(etcdctl(&m.endpoint(), &["get", "w"], None).stdout, "w\n1\n");
 }
+
+#[test]
+fn sigterm_stops_promptly_with_open_streams_and_keeps_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = cairn_e2e::Member::start(&dir.path().join("m1"), &[]);
+    let ep = m.endpoint();
+    assert_eq!(etcdctl(&ep, &["put", "k", "v"], None).code, 0);
+    let mut watch = Command::new(cairn_e2e::etcdctl_bin())
+        .env("ETCDCTL_API", "3")
+        .args(["--endpoints", &ep, "watch", "k"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = m.pid().unwrap() as i32;
+    unsafe {
+        libc::kill(pid, libc::SIGTERM);
+    }
+    let t = Instant::now();
+    let status = m.run_to_exit_of_current(Duration::from_secs(15));
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "stop took {:?}",
+        t.elapsed()
+    );
+    let _ = watch.kill();
+    let _ = watch.wait();
+    m.restart();
+    assert_eq!(etcdctl(&m.endpoint(), &["get", "k"], None).stdout, "k\nv\n");
+}

@@ -113,12 +113,26 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 .await
         }));
     }
-    for t in tasks {
-        t.await??;
+    let all = futures::future::join_all(tasks);
+    tokio::pin!(all);
+    tokio::select! {
+        results = &mut all => {
+            for r in results {
+                r??;
+            }
+        }
+        _ = shutdown_signal() => {
+            // Open watch or keep-alive streams would hold a graceful shutdown forever; give
+            // in-flight requests a moment, then stop regardless.
+            let _ = tokio::time::timeout(SHUTDOWN_GRACE, &mut all).await;
+        }
     }
     shutdown(&server);
     Ok(())
 }
+
+/// How long a stopping member waits for open client streams to finish.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn shutdown(server: &Arc<EtcdServer>) {
     server.raft.stop();
