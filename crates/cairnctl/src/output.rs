@@ -430,13 +430,7 @@ impl Printer {
             )
             .into_bytes()),
             Format::Json => Ok(line(json::lease_grant(r))),
-            Format::Fields => {
-                let mut s = String::new();
-                fields_header(&mut s, &r.header);
-                let _ = writeln!(s, "\"ID\" : {}", r.id);
-                let _ = writeln!(s, "\"TTL\" : {}", r.ttl);
-                Ok(s.into_bytes())
-            }
+            Format::Fields => Ok(fields_id_ttl(&r.header, r.id, r.ttl)),
             Format::Protobuf => Ok(promoted_header_pb(&r.header)),
             Format::Table => Err(self.format.unsupported()),
         }
@@ -474,13 +468,7 @@ impl Printer {
             )
             .into_bytes()),
             Format::Json => Ok(line(json::lease_keep_alive(r))),
-            Format::Fields => {
-                let mut s = String::new();
-                fields_header(&mut s, &r.header);
-                let _ = writeln!(s, "\"ID\" : {}", r.id);
-                let _ = writeln!(s, "\"TTL\" : {}", r.ttl);
-                Ok(s.into_bytes())
-            }
+            Format::Fields => Ok(fields_id_ttl(&r.header, r.id, r.ttl)),
             Format::Protobuf => Ok(promoted_header_pb(&r.header)),
             Format::Table => Err(self.format.unsupported()),
         }
@@ -665,6 +653,15 @@ fn fields_del(s: &mut String, r: &DeleteRangeResponse) {
     for kv in &r.prev_kvs {
         fields_kv(s, "Prev", kv);
     }
+}
+
+/// The fields form shared by lease grant and keep-alive responses.
+fn fields_id_ttl(header: &Option<ResponseHeader>, id: i64, ttl: i64) -> Vec<u8> {
+    let mut s = String::new();
+    fields_header(&mut s, header);
+    let _ = writeln!(s, "\"ID\" : {id}");
+    let _ = writeln!(s, "\"TTL\" : {ttl}");
+    s.into_bytes()
 }
 
 #[cfg(test)]

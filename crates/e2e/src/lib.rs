@@ -189,17 +189,7 @@ impl Member {
     pub fn run_to_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
         self.kill9();
         self.spawn();
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Some(c) = self.child.as_mut()
-                && let Ok(Some(s)) = c.try_wait()
-            {
-                self.child = None;
-                return Some(s);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
+        self.run_to_exit_of_current(timeout)
     }
 
     /// Waits for the running process to exit on its own.
