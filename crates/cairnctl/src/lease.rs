@@ -8,18 +8,56 @@ use crate::flags::{self, EnvScope, Globals};
 use crate::gofmt;
 use crate::output::Format;
 use cairn_client::Client;
+use cairn_proto::etcdserverpb::lease_client::LeaseClient;
 use cairn_proto::etcdserverpb::{
     LeaseGrantRequest, LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseLeasesRequest,
     LeaseRevokeRequest, LeaseTimeToLiveRequest,
 };
+use std::future::Future;
 use std::time::Duration;
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_stream::wrappers::UnboundedReceiverStream;
+use tonic::transport::Channel;
 
 /// clientv3's lessor checks its keep-alives this often.
 const TICK: Duration = Duration::from_millis(500);
+
+/// One Lease RPC under `--command-timeout`, failing as etcdctl's "failed to <what> lease (…)".
+async fn timed_lease_call<T, F, Fut>(g: &Globals, what: &str, call: F) -> Result<T, Exit>
+where
+    F: FnOnce(LeaseClient<Channel>) -> Fut,
+    Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+{
+    timed(g.command_timeout, async {
+        let client = dial(&g.endpoints, g.dial_timeout).await;
+        call(client.lease())
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|s| Exit::error(status_message(&s)))
+    })
+    .await
+    .map_err(|e| {
+        Exit::error(format!(
+            "failed to {what} lease ({})",
+            e.message.unwrap_or_default()
+        ))
+    })
+}
+
+/// One Lease RPC without a deadline, as etcdctl runs `timetolive` and `list`.
+async fn lease_call<T, F, Fut>(g: &Globals, call: F) -> Result<T, Exit>
+where
+    F: FnOnce(LeaseClient<Channel>) -> Fut,
+    Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+{
+    let client = dial(&g.endpoints, g.dial_timeout).await;
+    call(client.lease())
+        .await
+        .map(tonic::Response::into_inner)
+        .map_err(bad_connection)
+}
 
 /// etcdctl's `leaseFromArgs`: a hexadecimal lease ID.
 pub fn lease_from_arg(arg: &[u8]) -> Result<i64, Exit> {
@@ -46,22 +84,9 @@ pub fn grant(rt: &Runtime, g: &mut Globals, a: &LeaseIdArgs) -> Result<(), Exit>
     let ttl = gofmt::parse_int(&String::from_utf8_lossy(arg), 10)
         .map_err(|e| Exit::bad_args(format!("bad TTL ({e})")))?;
     let printer = client_config(g, EnvScope::Global)?;
-    let resp = rt
-        .block_on(timed(g.command_timeout, async {
-            let client = dial(&g.endpoints, g.dial_timeout).await;
-            client
-                .lease()
-                .lease_grant(LeaseGrantRequest { ttl, id: 0 })
-                .await
-                .map(tonic::Response::into_inner)
-                .map_err(|s| Exit::error(status_message(&s)))
-        }))
-        .map_err(|e| {
-            Exit::error(format!(
-                "failed to grant lease ({})",
-                e.message.unwrap_or_default()
-            ))
-        })?;
+    let resp = rt.block_on(timed_lease_call(g, "grant", |mut l| async move {
+        l.lease_grant(LeaseGrantRequest { ttl, id: 0 }).await
+    }))?;
     emit(&printer.lease_grant(&resp)?);
     Ok(())
 }
@@ -73,22 +98,9 @@ pub fn revoke(rt: &Runtime, g: &mut Globals, a: &LeaseIdArgs) -> Result<(), Exit
     };
     let id = lease_from_arg(arg)?;
     let printer = client_config(g, EnvScope::Global)?;
-    let resp = rt
-        .block_on(timed(g.command_timeout, async {
-            let client = dial(&g.endpoints, g.dial_timeout).await;
-            client
-                .lease()
-                .lease_revoke(LeaseRevokeRequest { id })
-                .await
-                .map(tonic::Response::into_inner)
-                .map_err(|s| Exit::error(status_message(&s)))
-        }))
-        .map_err(|e| {
-            Exit::error(format!(
-                "failed to revoke lease ({})",
-                e.message.unwrap_or_default()
-            ))
-        })?;
+    let resp = rt.block_on(timed_lease_call(g, "revoke", |mut l| async move {
+        l.lease_revoke(LeaseRevokeRequest { id }).await
+    }))?;
     emit(&printer.lease_revoke(id, &resp)?);
     Ok(())
 }
@@ -108,30 +120,19 @@ pub fn time_to_live(rt: &Runtime, g: &mut Globals, a: &TimeToLiveArgs) -> Result
     };
     let printer = client_config(g, EnvScope::Global)?;
     let id = lease_from_arg(arg)?;
-    let resp = rt.block_on(async {
-        let client = dial(&g.endpoints, g.dial_timeout).await;
-        client
-            .lease()
-            .lease_time_to_live(LeaseTimeToLiveRequest { id, keys })
+    let resp = rt.block_on(lease_call(g, |mut l| async move {
+        l.lease_time_to_live(LeaseTimeToLiveRequest { id, keys })
             .await
-            .map(tonic::Response::into_inner)
-            .map_err(bad_connection)
-    })?;
+    }))?;
     emit(&printer.lease_time_to_live(&resp, keys)?);
     Ok(())
 }
 
 pub fn list(rt: &Runtime, g: &mut Globals) -> Result<(), Exit> {
     let printer = client_config(g, EnvScope::Global)?;
-    let resp = rt.block_on(async {
-        let client = dial(&g.endpoints, g.dial_timeout).await;
-        client
-            .lease()
-            .lease_leases(LeaseLeasesRequest {})
-            .await
-            .map(tonic::Response::into_inner)
-            .map_err(bad_connection)
-    })?;
+    let resp = rt.block_on(lease_call(g, |mut l| async move {
+        l.lease_leases(LeaseLeasesRequest {}).await
+    }))?;
     emit(&printer.lease_list(&resp)?);
     Ok(())
 }
