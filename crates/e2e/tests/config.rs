@@ -28,26 +28,24 @@ fn run(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn unknown_or_malformed_flags_fail_clearly() {
-    let out = run(&["--no-such-flag"]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--no-such-flag"), "{err}");
-
-    let out = run(&["--snapshot-count", "many"]);
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("snapshot-count"));
-
-    let out = run(&["--listen-client-urls", "localhost:2379"]);
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("listen-client-urls"));
-
-    let out = run(&["--election-timeout", "100"]);
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("election-timeout"));
-
-    let out = run(&["--initial-cluster", "other=http://localhost:2380"]);
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("initial-cluster"));
+    for (args, mentioned) in [
+        (&["--no-such-flag"][..], "--no-such-flag"),
+        (&["--snapshot-count", "many"], "snapshot-count"),
+        (
+            &["--listen-client-urls", "localhost:2379"],
+            "listen-client-urls",
+        ),
+        (&["--election-timeout", "100"], "election-timeout"),
+        (
+            &["--initial-cluster", "other=http://localhost:2380"],
+            "initial-cluster",
+        ),
+    ] {
+        let out = run(args);
+        assert!(!out.status.success(), "{args:?} was accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(mentioned), "{args:?}: {err}");
+    }
 
     let out = run(&["--version"]);
     assert!(out.status.success());

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use cairn_proto::cairnpb::internal_request::Request;
 use cairn_proto::etcdserverpb::{
     CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest,
-    PutResponse, RangeRequest, RangeResponse, RequestOp, TxnRequest, TxnResponse,
+    PutResponse, RangeRequest, RangeResponse, RequestOp, ResponseHeader, TxnRequest, TxnResponse,
     kv_server::Kv,
     range_request::{SortOrder, SortTarget},
     request_op,
@@ -152,13 +152,7 @@ impl Kv for KvService {
         let req = request.into_inner();
         check_put(&req)?;
         self.check_size(&req)?;
-        match self.server.propose(Request::Put(req)).await? {
-            Applied::Put(mut r) => {
-                r.header = self.server.header(r.header.map_or(0, |h| h.revision));
-                Ok(Response::new(r))
-            }
-            _ => Err(unexpected("put")),
-        }
+        self.write(Request::Put(req)).await
     }
 
     async fn delete_range(
@@ -168,13 +162,7 @@ impl Kv for KvService {
         let req = request.into_inner();
         check_delete(&req)?;
         self.check_size(&req)?;
-        match self.server.propose(Request::DeleteRange(req)).await? {
-            Applied::DeleteRange(mut r) => {
-                r.header = self.server.header(r.header.map_or(0, |h| h.revision));
-                Ok(Response::new(r))
-            }
-            _ => Err(unexpected("delete")),
-        }
+        self.write(Request::DeleteRange(req)).await
     }
 
     async fn txn(&self, request: GrpcRequest<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
@@ -182,30 +170,57 @@ impl Kv for KvService {
         check_txn(&req, self.server.config.max_txn_ops as usize)?;
         self.check_size(&req)?;
         // Read-only txns go through the log too: their compares and reads are then atomic with
-        // respect to concurrent writes, which the apply order gives for free.
-        match self.server.propose(Request::Txn(req)).await? {
-            Applied::Txn(mut r) => {
-                // Inner responses keep a revision-only header, exactly as etcd sends them.
-                r.header = self.server.header(r.header.map_or(0, |h| h.revision));
-                Ok(Response::new(r))
-            }
-            _ => Err(unexpected("txn")),
-        }
+        // respect to concurrent writes, which the apply order gives for free. Inner responses
+        // keep a revision-only header, exactly as etcd sends them.
+        self.write(Request::Txn(req)).await
     }
 
     async fn compact(
         &self,
         request: GrpcRequest<CompactionRequest>,
     ) -> Result<Response<CompactionResponse>, Status> {
-        let req = request.into_inner();
         // Compaction is applied synchronously, so `physical` holds whether or not it was asked.
-        match self.server.propose(Request::Compaction(req)).await? {
-            Applied::Compaction(mut r) => {
-                r.header = self.server.header(r.header.map_or(0, |h| h.revision));
-                Ok(Response::new(r))
+        self.write(Request::Compaction(request.into_inner())).await
+    }
+}
+
+/// A KV write's response, picked out of the apply result; its header gets the member's fields.
+trait WriteResponse: Sized {
+    const WHAT: &'static str;
+    fn from_applied(applied: Applied) -> Option<Self>;
+    fn header_mut(&mut self) -> &mut Option<ResponseHeader>;
+}
+
+macro_rules! write_response {
+    ($resp:ty, $variant:ident, $what:literal) => {
+        impl WriteResponse for $resp {
+            const WHAT: &'static str = $what;
+            fn from_applied(applied: Applied) -> Option<Self> {
+                match applied {
+                    Applied::$variant(r) => Some(r),
+                    _ => None,
+                }
             }
-            _ => Err(unexpected("compaction")),
+            fn header_mut(&mut self) -> &mut Option<ResponseHeader> {
+                &mut self.header
+            }
         }
+    };
+}
+
+write_response!(PutResponse, Put, "put");
+write_response!(DeleteRangeResponse, DeleteRange, "delete");
+write_response!(TxnResponse, Txn, "txn");
+write_response!(CompactionResponse, Compaction, "compaction");
+
+impl KvService {
+    /// Replicates a write and answers with its result under this member's header.
+    async fn write<T: WriteResponse>(&self, req: Request) -> Result<Response<T>, Status> {
+        let applied = self.server.propose(req).await?;
+        let mut resp = T::from_applied(applied).ok_or_else(|| unexpected(T::WHAT))?;
+        let rev = resp.header_mut().as_ref().map_or(0, |h| h.revision);
+        *resp.header_mut() = self.server.header(rev);
+        Ok(Response::new(resp))
     }
 }
 
