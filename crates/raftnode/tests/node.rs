@@ -33,12 +33,20 @@ fn collect(rx: &Receiver<Vec<CommittedEntry>>, want: usize) -> Vec<CommittedEntr
     got
 }
 
-async fn propose_all(h: &RaftHandle, from: u32, to: u32) {
+/// Proposes p{from}..p{to}; a rejection arrives as a string on the returned channel.
+fn propose_all(h: &RaftHandle, from: u32, to: u32) -> Receiver<String> {
+    let (rejected, rejections) = channel();
     for i in from..to {
-        h.propose(format!("p{i}").into_bytes())
-            .await
-            .expect("propose");
+        let rejected = rejected.clone();
+        h.propose(
+            format!("p{i}").into_bytes(),
+            Box::new(move |e| {
+                let _ = rejected.send(format!("p{i}: {e}"));
+            }),
+        )
+        .expect("propose");
     }
+    rejections
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -54,8 +62,12 @@ async fn commits_restarts_and_compacts() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(h.leader(), 1);
-    propose_all(&h, 0, 20).await;
+    let rejections = propose_all(&h, 0, 20);
     let got = collect(&rx, 20);
+    assert!(
+        rejections.try_recv().is_err(),
+        "a leader rejected a proposal"
+    );
     let data: Vec<_> = got
         .iter()
         .filter(|e| !e.data.is_empty())
@@ -79,7 +91,7 @@ async fn commits_restarts_and_compacts() {
 
     // Compact below the applied index, add more, restart: nothing above it is lost.
     h.report_durable(applied);
-    propose_all(&h, 20, 25).await;
+    let _ = propose_all(&h, 20, 25);
     let mut all = again;
     while all
         .iter()
@@ -101,6 +113,25 @@ async fn commits_restarts_and_compacts() {
         .collect();
     assert!(payloads.contains(&"p24".to_string()), "{payloads:?}");
     assert!(!payloads.contains(&"p5".to_string()));
+    h.stop();
+    thread.join().unwrap();
+    // A stopped node refuses proposals at once instead of leaving the proposer waiting.
+    assert!(h.propose(b"late".to_vec(), Box::new(|_| {})).is_err());
+}
+
+#[test]
+fn proposals_without_a_leader_are_rejected_through_the_callback() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tx, _rx) = channel();
+    // One of two voters alone can never win an election.
+    let mut cfg = config(dir.path(), 0);
+    cfg.voters = vec![1, 2];
+    let (h, thread) = start(cfg, tx).unwrap();
+    let rejections = propose_all(&h, 0, 1);
+    let why = rejections
+        .recv_timeout(Duration::from_secs(10))
+        .expect("a rejection");
+    assert_eq!(why, "p0: etcdserver: no leader");
     h.stop();
     thread.join().unwrap();
 }

@@ -215,8 +215,14 @@ impl EtcdServer {
         }
         let (tx, rx) = oneshot::channel();
         self.waiters.lock().insert(id, tx);
+        let waiters = self.waiters.clone();
+        let on_reject = Box::new(move |e: cairn_raft::RaftError| {
+            if let Some(tx) = waiters.lock().remove(&id) {
+                let _ = tx.send(Err(e.into()));
+            }
+        });
         let outcome = async {
-            self.raft.propose(data).await?;
+            self.raft.propose(data, on_reject)?;
             match tokio::time::timeout(self.request_timeout, rx).await {
                 Ok(Ok(res)) => res,
                 Ok(Err(_)) => Err(ServerError::Stopped),
