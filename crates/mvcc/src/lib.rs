@@ -18,18 +18,29 @@
 //! # Concurrency
 //!
 //! One writer (the apply loop) at a time holds the state's write lock for a batch of requests;
-//! readers take the read lock only long enough to resolve keys to revisions in the index and open
-//! a backend read transaction, so a read sees exactly the revisions the index showed it.
+//! readers take the read lock only long enough to resolve keys to revisions in the index and read
+//! the values, so a read sees exactly the revisions the index showed it.
+//!
+//! Applied batches are not committed to the backend one by one: they collect in memory (see
+//! [`buffer`]) and are written back in one backend transaction every
+//! [`buffer::WRITE_BACK_INTERVAL`] or [`buffer::WRITE_BACK_MAX_RECORDS`] records, outside the
+//! state lock, so neither writers nor readers wait for redb on the request path.
 
+pub mod buffer;
 pub mod index;
 mod ops;
 pub mod watch;
 
+use buffer::{Batch, KvSource, Marks};
+use bytes::Bytes;
 use cairn_proto::mvccpb::KeyValue;
 use parking_lot::{RwLock, RwLockWriteGuard};
 use prost::Message;
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, Durability, ReadOnlyTable, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 pub use index::{KeyIndex, Revision};
 pub use ops::{Applier, CompactOutcome};
@@ -79,6 +90,33 @@ pub(crate) struct State {
     pub(crate) compacted: i64,
     pub(crate) consistent_index: u64,
     pub(crate) term: u64,
+    /// Applied changes not yet written back to the backend.
+    pub(crate) pending: Batch,
+    /// The batch being written back right now, readable until its backend commit is done.
+    pub(crate) flushing: Option<Arc<Batch>>,
+}
+
+impl State {
+    pub(crate) fn marks(&self) -> Marks {
+        Marks {
+            consistent_index: self.consistent_index,
+            term: self.term,
+            current: self.current,
+            compacted: self.compacted,
+        }
+    }
+
+    /// A reader over the in-memory layers and `table`.
+    pub(crate) fn source<'a>(
+        &'a self,
+        table: &'a ReadOnlyTable<u128, &'static [u8]>,
+    ) -> KvSource<'a> {
+        KvSource {
+            pending: &self.pending,
+            flushing: self.flushing.as_deref(),
+            table,
+        }
+    }
 }
 
 /// The MVCC key-value store.
@@ -88,6 +126,12 @@ pub struct Store {
     state: RwLock<State>,
     /// Watchers. Lock order: `state` before `hub`.
     hub: Mutex<watch::Hub>,
+    /// One write-back at a time (redb has one writer anyway; this keeps batches in order).
+    write_back: Mutex<()>,
+    /// `db_size_in_use` is costly to compute (it walks the backend's trees): cached briefly.
+    size_in_use: Mutex<Option<(Instant, u64)>>,
+    /// Write-backs done, for tests and metrics.
+    write_backs: AtomicU64,
 }
 
 fn encode_record(kind: u8, kv: &KeyValue) -> Vec<u8> {
@@ -159,7 +203,15 @@ impl Store {
             path,
             state: RwLock::new(state),
             hub: Mutex::new(watch::Hub::default()),
+            write_back: Mutex::new(()),
+            size_in_use: Mutex::new(None),
+            write_backs: AtomicU64::new(0),
         })
+    }
+
+    fn kv_table(&self) -> Result<ReadOnlyTable<u128, &'static [u8]>> {
+        let r = self.db.begin_read().map_err(MvccError::backend)?;
+        r.open_table(KV).map_err(MvccError::backend)
     }
 
     /// The store revision: the revision of the last write transaction.
@@ -190,21 +242,38 @@ impl Store {
         std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0)
     }
 
-    /// Bytes of the backend file holding live pages.
+    /// Bytes of the backend file holding live pages (as of the last write-back, give or take a
+    /// second).
     pub fn db_size_in_use(&self) -> u64 {
+        const FRESH: Duration = Duration::from_secs(1);
+        let mut cached = self.size_in_use.lock();
+        if let Some((at, size)) = *cached
+            && at.elapsed() < FRESH
+        {
+            return size;
+        }
         let stats = self.db.begin_write().ok().and_then(|w| {
             let s = w.stats().ok();
             w.abort().ok();
             s
         });
-        match stats {
+        let size = match stats {
             Some(s) => s.allocated_pages() * s.page_size() as u64,
             None => self.db_size(),
-        }
+        };
+        *cached = Some((Instant::now(), size));
+        size
     }
 
     /// A value stored with [`Applier::put_meta`].
     pub fn meta(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        let state = self.state.read();
+        let layers = std::iter::once(&state.pending).chain(state.flushing.as_deref());
+        for layer in layers {
+            if let Some(v) = layer.meta.get(name) {
+                return Ok(Some(v.to_vec()));
+            }
+        }
         let r = self.db.begin_read().map_err(MvccError::backend)?;
         let t = r.open_table(META).map_err(MvccError::backend)?;
         let v = t.get(name).map_err(MvccError::backend)?;
@@ -218,40 +287,45 @@ impl Store {
         req: &cairn_proto::etcdserverpb::RangeRequest,
     ) -> Result<cairn_proto::etcdserverpb::RangeResponse> {
         let state = self.state.read();
-        let rtxn = self.db.begin_read().map_err(MvccError::backend)?;
-        let table = rtxn.open_table(KV).map_err(MvccError::backend)?;
-        ops::range(&state, &table, state.current, req)
+        let table = self.kv_table()?;
+        ops::range(&state, &state.source(&table), state.current, req)
     }
 
     /// Starts applying a batch of writes. The batch becomes visible to readers when it commits.
     pub fn begin_apply(&self) -> Result<Applier<'_>> {
-        let mut wtxn = self.db.begin_write().map_err(MvccError::backend)?;
-        wtxn.set_durability(Durability::None)
-            .map_err(MvccError::backend)?;
-        Ok(Applier::new(self.state.write(), wtxn, &self.hub))
+        Ok(Applier::new(self, self.state.write(), &self.hub))
     }
 
     /// Every stored lease record (see [`Applier::put_lease`]).
     pub fn leases(&self) -> Result<Vec<(i64, Vec<u8>)>> {
+        let state = self.state.read();
         let r = self.db.begin_read().map_err(MvccError::backend)?;
         let t = r.open_table(LEASES).map_err(MvccError::backend)?;
-        let mut out = Vec::new();
+        let mut disk = Vec::new();
         for item in t.iter().map_err(MvccError::backend)? {
             let (k, v) = item.map_err(MvccError::backend)?;
-            out.push((k.value(), v.value().to_vec()));
+            disk.push((k.value(), Bytes::copy_from_slice(v.value())));
         }
-        Ok(out)
+        let mut layers = Vec::new();
+        if let Some(f) = state.flushing.as_deref() {
+            layers.push(&f.leases);
+        }
+        layers.push(&state.pending.leases);
+        Ok(buffer::overlay(disk, &layers)
+            .into_iter()
+            .map(|(k, v)| (k, v.to_vec()))
+            .collect())
     }
 
     /// Every live key that is attached to a lease, with its lease.
     pub fn leased_keys(&self) -> Result<Vec<(bytes::Bytes, i64)>> {
         let state = self.state.read();
-        let rtxn = self.db.begin_read().map_err(MvccError::backend)?;
-        let table = rtxn.open_table(KV).map_err(MvccError::backend)?;
+        let table = self.kv_table()?;
+        let source = state.source(&table);
         let mut out = Vec::new();
         for (key, hist) in state.index.range(b"\0", b"\0") {
             if let Some(rev) = hist.live() {
-                let kv = ops::fetch(&table, rev)?;
+                let kv = ops::fetch(&source, rev)?;
                 if kv.lease != 0 {
                     out.push((key.clone(), kv.lease));
                 }
@@ -316,8 +390,8 @@ impl Store {
         if behind.is_empty() {
             return Ok(0);
         }
-        let rtxn = self.db.begin_read().map_err(MvccError::backend)?;
-        let table = rtxn.open_table(KV).map_err(MvccError::backend)?;
+        let table = self.kv_table()?;
+        let source = state.source(&table);
         let mut cache: std::collections::HashMap<i64, (i64, Vec<WatchEvent>)> =
             std::collections::HashMap::new();
         for (sid, id, next) in &behind {
@@ -327,7 +401,7 @@ impl Store {
             }
             if !cache.contains_key(next) {
                 let upto = state.current.min(next + watch::CATCH_UP_MAX_REVISIONS - 1);
-                let events = history(&state, &table, *next, upto)?;
+                let events = history(&state, &source, *next, upto)?;
                 cache.insert(*next, (upto, events));
             }
             if let Some((upto, events)) = cache.get(next) {
@@ -339,12 +413,15 @@ impl Store {
 
     /// The key-value stored at exactly `rev`, if it is a put that has not been compacted away.
     pub fn kv_at(&self, rev: Revision) -> Result<Option<KeyValue>> {
-        let rtxn = self.db.begin_read().map_err(MvccError::backend)?;
-        let table = rtxn.open_table(KV).map_err(MvccError::backend)?;
-        let Some(raw) = table.get(rev.to_key()).map_err(MvccError::backend)? else {
+        let state = self.state.read();
+        let table = self.kv_table()?;
+        let Some(decoded) = state
+            .source(&table)
+            .get(rev.to_key(), |raw| decode_record(rev, raw))?
+        else {
             return Ok(None);
         };
-        let (kind, kv) = decode_record(rev, raw.value())?;
+        let (kind, kv) = decoded?;
         Ok((kind == KIND_PUT).then_some(kv))
     }
 
@@ -358,67 +435,129 @@ impl Store {
         if rev < state.compacted {
             return Err(MvccError::Compacted);
         }
-        let rtxn = self.db.begin_read().map_err(MvccError::backend)?;
-        let table = rtxn.open_table(KV).map_err(MvccError::backend)?;
+        let table = self.kv_table()?;
         let upper = Revision::new(rev, i64::MAX).to_key();
         let mut h = 0u32;
-        for item in table.range(..=upper).map_err(MvccError::backend)? {
-            let (k, v) = item.map_err(MvccError::backend)?;
-            h = crc32c::crc32c_append(h, &k.value().to_be_bytes());
-            h = crc32c::crc32c_append(h, v.value());
-        }
+        state.source(&table).scan(0..=upper, |k, v| {
+            h = crc32c::crc32c_append(h, &k.to_be_bytes());
+            h = crc32c::crc32c_append(h, v);
+            Ok(())
+        })?;
         Ok((h, state.compacted, rev))
     }
 
-    /// Hash of the whole backend: every table's keys and values.
+    /// Hash of the whole backend (every key and value of the kv and meta tables) as it will be
+    /// once everything applied is written back.
     pub fn hash(&self) -> Result<u32> {
-        let _state = self.state.read();
+        let state = self.state.read();
         let rtxn = self.db.begin_read().map_err(MvccError::backend)?;
         let mut h = 0u32;
         let kv = rtxn.open_table(KV).map_err(MvccError::backend)?;
-        for item in kv.iter().map_err(MvccError::backend)? {
-            let (k, v) = item.map_err(MvccError::backend)?;
-            h = crc32c::crc32c_append(h, &k.value().to_be_bytes());
-            h = crc32c::crc32c_append(h, v.value());
-        }
+        state.source(&kv).scan(0..=u128::MAX, |k, v| {
+            h = crc32c::crc32c_append(h, &k.to_be_bytes());
+            h = crc32c::crc32c_append(h, v);
+            Ok(())
+        })?;
         let meta = rtxn.open_table(META).map_err(MvccError::backend)?;
+        let mut rows = std::collections::BTreeMap::new();
         for item in meta.iter().map_err(MvccError::backend)? {
             let (k, v) = item.map_err(MvccError::backend)?;
-            h = crc32c::crc32c_append(h, k.value().as_bytes());
-            h = crc32c::crc32c_append(h, v.value());
+            rows.insert(k.value().to_owned(), Bytes::copy_from_slice(v.value()));
+        }
+        for layer in state
+            .flushing
+            .as_deref()
+            .into_iter()
+            .chain([&state.pending])
+        {
+            for (k, v) in &layer.meta {
+                rows.insert(k.clone(), v.clone());
+            }
+        }
+        for (name, v) in state.marks().entries() {
+            rows.insert(name.to_owned(), Bytes::copy_from_slice(&v.to_le_bytes()));
+        }
+        for (k, v) in &rows {
+            h = crc32c::crc32c_append(h, k.as_bytes());
+            h = crc32c::crc32c_append(h, v);
         }
         Ok(h)
     }
 
-    /// Makes everything committed so far durable (one backend fsync).
+    /// Writes everything applied back to the backend and makes it durable (one backend fsync).
     pub fn flush(&self) -> Result<()> {
-        let _state = self.state.write();
-        let mut w = self.db.begin_write().map_err(MvccError::backend)?;
-        w.set_durability(Durability::Immediate)
-            .map_err(MvccError::backend)?;
-        w.commit().map_err(MvccError::backend)
+        self.write_back(true)
+    }
+
+    /// Writes applied changes back to the backend if they have waited long enough or grown
+    /// large enough; true if it did.
+    pub fn write_back_if_due(&self) -> Result<bool> {
+        if !self.state.read().pending.due() {
+            return Ok(false);
+        }
+        self.write_back(false)?;
+        Ok(true)
+    }
+
+    /// Writes applied changes back to the backend now, without an fsync.
+    pub fn write_back_now(&self) -> Result<()> {
+        self.write_back(false)
+    }
+
+    /// How many write-backs this store has done.
+    pub fn write_back_count(&self) -> u64 {
+        self.write_backs.load(Ordering::Relaxed)
+    }
+
+    /// Moves the pending batch aside (readers still see it), commits it to the backend without
+    /// holding the state lock, then drops it.
+    fn write_back(&self, durable: bool) -> Result<()> {
+        let _one = self.write_back.lock();
+        let batch = {
+            let mut state = self.state.write();
+            let mut batch = std::mem::take(&mut state.pending);
+            batch.marks = state.marks();
+            let batch = Arc::new(batch);
+            state.flushing = Some(batch.clone());
+            batch
+        };
+        let result = (|| {
+            let mut w = self.db.begin_write().map_err(MvccError::backend)?;
+            let durability = if durable {
+                Durability::Immediate
+            } else {
+                Durability::None
+            };
+            w.set_durability(durability).map_err(MvccError::backend)?;
+            batch.write_to(&w)?;
+            w.commit().map_err(MvccError::backend)
+        })();
+        let mut state = self.state.write();
+        state.flushing = None;
+        if result.is_err() {
+            // Keep the changes readable; the caller stops the member on a backend error.
+            state.pending.restore(&batch);
+        } else {
+            self.write_backs.fetch_add(1, Ordering::Relaxed);
+        }
+        result
     }
 }
 
 pub(crate) type WriteGuard<'a> = RwLockWriteGuard<'a, State>;
 
 /// The events of revisions `from..=upto`, read from the backend, in revision order.
-fn history<T: ReadableTable<u128, &'static [u8]>>(
-    state: &State,
-    table: &T,
-    from: i64,
-    upto: i64,
-) -> Result<Vec<WatchEvent>> {
+fn history(state: &State, source: &KvSource<'_>, from: i64, upto: i64) -> Result<Vec<WatchEvent>> {
     let lo = Revision::new(from, 0).to_key();
     let hi = Revision::new(upto, i64::MAX).to_key();
     let mut out = Vec::new();
-    for item in table.range(lo..=hi).map_err(MvccError::backend)? {
-        let (k, v) = item.map_err(MvccError::backend)?;
-        let rev = Revision::from_key(k.value());
-        let (kind, kv) = decode_record(rev, v.value())?;
+    source.scan(lo..=hi, |k, v| {
+        let rev = Revision::from_key(k);
+        let (kind, kv) = decode_record(rev, v)?;
         let prev = state.index.get(&kv.key).and_then(|h| h.prev_before(rev));
         out.push(make_event(kind == KIND_PUT, kv, rev, prev));
-    }
+        Ok(())
+    })?;
     Ok(out)
 }
 

@@ -1,10 +1,11 @@
 //! etcd's KV semantics over the key index and the backend tables.
 
+use crate::buffer::KvSource;
 use crate::index::{History, Revision};
 use crate::watch::{Hub, WatchEvent};
 use crate::{
-    KIND_PUT, KIND_TOMBSTONE, KV, LEASES, META, MvccError, Result, State, WriteGuard,
-    decode_record, encode_record, make_event,
+    KIND_PUT, KIND_TOMBSTONE, MvccError, Result, State, Store, WriteGuard, decode_record,
+    encode_record, make_event,
 };
 use bytes::Bytes;
 use cairn_proto::etcdserverpb::{
@@ -16,7 +17,8 @@ use cairn_proto::etcdserverpb::{
 };
 use cairn_proto::mvccpb::KeyValue;
 use parking_lot::Mutex;
-use redb::{ReadableTable, WriteTransaction};
+use redb::ReadOnlyTable;
+use std::cell::OnceCell;
 use std::cmp::Ordering;
 
 /// What a compaction removed, for metrics and logs.
@@ -32,18 +34,14 @@ fn header(rev: i64) -> Option<ResponseHeader> {
     })
 }
 
-pub(crate) fn fetch<T: ReadableTable<u128, &'static [u8]>>(
-    table: &T,
-    rev: Revision,
-) -> Result<KeyValue> {
-    let raw = table
-        .get(rev.to_key())
-        .map_err(MvccError::backend)?
+pub(crate) fn fetch(source: &KvSource<'_>, rev: Revision) -> Result<KeyValue> {
+    let decoded = source
+        .get(rev.to_key(), |raw| decode_record(rev, raw))?
         .ok_or_else(|| MvccError::Corrupt {
             rev,
             reason: "revision in index but not in backend".into(),
         })?;
-    let (kind, kv) = decode_record(rev, raw.value())?;
+    let (kind, kv) = decoded?;
     if kind != KIND_PUT {
         return Err(MvccError::Corrupt {
             rev,
@@ -67,9 +65,9 @@ fn read_revision(state: &State, current: i64, requested: i64) -> Result<i64> {
 
 /// etcd's Range: `current` is the revision a read "now" sees (inside a writing txn it includes the
 /// txn's own writes).
-pub(crate) fn range<T: ReadableTable<u128, &'static [u8]>>(
+pub(crate) fn range(
     state: &State,
-    table: &T,
+    source: &KvSource<'_>,
     current: i64,
     req: &RangeRequest,
 ) -> Result<RangeResponse> {
@@ -97,7 +95,7 @@ pub(crate) fn range<T: ReadableTable<u128, &'static [u8]>>(
     for r in visible {
         count += 1;
         if !req.count_only && kvs.len() < fetch_limit {
-            kvs.push(fetch(table, r)?);
+            kvs.push(fetch(source, r)?);
         }
     }
     if req.count_only {
@@ -158,10 +156,13 @@ pub(crate) fn range<T: ReadableTable<u128, &'static [u8]>>(
     })
 }
 
-/// Applies a batch of writes inside one backend transaction.
+/// Applies a batch of writes to the in-memory state; the store writes them back to the backend
+/// later (see [`crate::buffer`]).
 pub struct Applier<'a> {
+    store: &'a Store,
     state: WriteGuard<'a>,
-    wtxn: WriteTransaction,
+    /// A backend snapshot for reads the batch makes, opened on first use.
+    table: OnceCell<ReadOnlyTable<u128, &'static [u8]>>,
     /// Subrevision counter of the write request being applied; > 0 means it wrote something.
     sub: i64,
     hub: &'a Mutex<Hub>,
@@ -172,10 +173,11 @@ pub struct Applier<'a> {
 }
 
 impl<'a> Applier<'a> {
-    pub(crate) fn new(state: WriteGuard<'a>, wtxn: WriteTransaction, hub: &'a Mutex<Hub>) -> Self {
+    pub(crate) fn new(store: &'a Store, state: WriteGuard<'a>, hub: &'a Mutex<Hub>) -> Self {
         Applier {
+            store,
             state,
-            wtxn,
+            table: OnceCell::new(),
             sub: 0,
             hub,
             events: Vec::new(),
@@ -193,17 +195,28 @@ impl<'a> Applier<'a> {
         &self.events
     }
 
-    /// Stores a lease record in the batch's transaction.
+    /// Stores a lease record with the batch.
     pub fn put_lease(&mut self, id: i64, record: &[u8]) -> Result<()> {
-        let mut t = self.wtxn.open_table(LEASES).map_err(MvccError::backend)?;
-        t.insert(id, record).map_err(MvccError::backend)?;
+        self.state
+            .pending
+            .put_lease(id, Some(Bytes::copy_from_slice(record)));
         Ok(())
     }
 
     pub fn delete_lease(&mut self, id: i64) -> Result<()> {
-        let mut t = self.wtxn.open_table(LEASES).map_err(MvccError::backend)?;
-        t.remove(id).map_err(MvccError::backend)?;
+        self.state.pending.put_lease(id, None);
         Ok(())
+    }
+
+    fn source(&self) -> Result<KvSource<'_>> {
+        let table = match self.table.get() {
+            Some(t) => t,
+            None => {
+                let t = self.store.kv_table()?;
+                self.table.get_or_init(|| t)
+            }
+        };
+        Ok(self.state.source(table))
     }
 
     /// Deletes the given keys (those that exist) in one new revision, as a lease revocation does.
@@ -252,13 +265,11 @@ impl<'a> Applier<'a> {
         let Some(rev) = self.state.index.get(key).and_then(History::live) else {
             return Ok(None);
         };
-        let table = self.wtxn.open_table(KV).map_err(MvccError::backend)?;
-        fetch(&table, rev).map(Some)
+        fetch(&self.source()?, rev).map(Some)
     }
 
     pub fn range(&self, req: &RangeRequest) -> Result<RangeResponse> {
-        let table = self.wtxn.open_table(KV).map_err(MvccError::backend)?;
-        range(&self.state, &table, self.read_rev(), req)
+        range(&self.state, &self.source()?, self.read_rev(), req)
     }
 
     fn check_put(&self, req: &PutRequest) -> Result<()> {
@@ -305,12 +316,9 @@ impl<'a> Applier<'a> {
                 _ => req.lease,
             },
         };
-        {
-            let mut table = self.wtxn.open_table(KV).map_err(MvccError::backend)?;
-            table
-                .insert(rev.to_key(), encode_record(KIND_PUT, &kv).as_slice())
-                .map_err(MvccError::backend)?;
-        }
+        self.state
+            .pending
+            .put_kv(rev.to_key(), Bytes::from(encode_record(KIND_PUT, &kv)));
         self.state
             .index
             .entry(&req.key)
@@ -332,8 +340,7 @@ impl<'a> Applier<'a> {
         let mut prev_kvs = Vec::new();
         for (key, old) in &live {
             if req.prev_kv {
-                let table = self.wtxn.open_table(KV).map_err(MvccError::backend)?;
-                prev_kvs.push(fetch(&table, *old)?);
+                prev_kvs.push(fetch(&self.source()?, *old)?);
             }
             let rev = self.write_rev();
             let tomb = KeyValue {
@@ -341,15 +348,10 @@ impl<'a> Applier<'a> {
                 mod_revision: rev.main,
                 ..Default::default()
             };
-            {
-                let mut table = self.wtxn.open_table(KV).map_err(MvccError::backend)?;
-                table
-                    .insert(
-                        rev.to_key(),
-                        encode_record(KIND_TOMBSTONE, &tomb).as_slice(),
-                    )
-                    .map_err(MvccError::backend)?;
-            }
+            self.state.pending.put_kv(
+                rev.to_key(),
+                Bytes::from(encode_record(KIND_TOMBSTONE, &tomb)),
+            );
             self.state.index.entry(key).record_delete(rev);
             self.events.push(make_event(false, tomb, rev, Some(*old)));
         }
@@ -378,7 +380,6 @@ impl<'a> Applier<'a> {
     }
 
     fn compare(&self, c: &Compare) -> Result<bool> {
-        let table = self.wtxn.open_table(KV).map_err(MvccError::backend)?;
         let rev = self.read_rev();
         let revs: Vec<Revision> = self
             .state
@@ -393,8 +394,9 @@ impl<'a> Applier<'a> {
             }
             return Ok(compare_kv(c, target, &KeyValue::default()));
         }
+        let source = self.source()?;
         for r in revs {
-            if !compare_kv(c, target, &fetch(&table, r)?) {
+            if !compare_kv(c, target, &fetch(&source, r)?) {
                 return Ok(false);
             }
         }
@@ -490,11 +492,8 @@ impl<'a> Applier<'a> {
             return Err(MvccError::FutureRevision);
         }
         let removed = self.state.index.compact(rev);
-        {
-            let mut table = self.wtxn.open_table(KV).map_err(MvccError::backend)?;
-            for r in &removed {
-                table.remove(r.to_key()).map_err(MvccError::backend)?;
-            }
+        for r in &removed {
+            self.state.pending.remove_kv(r.to_key());
         }
         self.state.compacted = rev;
         Ok(CompactOutcome {
@@ -502,43 +501,32 @@ impl<'a> Applier<'a> {
         })
     }
 
-    /// Stores a named value in the backend's meta table within this batch.
+    /// Stores a named value in the backend's meta table with this batch.
     pub fn put_meta(&mut self, name: &str, value: &[u8]) -> Result<()> {
-        let mut meta = self.wtxn.open_table(META).map_err(MvccError::backend)?;
-        meta.insert(name, value).map_err(MvccError::backend)?;
+        self.state
+            .pending
+            .put_meta(name, Bytes::copy_from_slice(value));
         Ok(())
     }
 
-    /// Records that the batch covers the Raft log up to `index` and commits it; with `durable`,
-    /// the commit (and every earlier one) is on disk when this returns.
+    /// Records that the batch covers the Raft log up to `index` and publishes it to readers and
+    /// watchers. The backend gets it at the next write-back; with `durable`, that happens now and
+    /// everything applied so far is on disk when this returns.
     pub fn commit(mut self, index: u64, term: u64, durable: bool) -> Result<()> {
         self.state.consistent_index = self.state.consistent_index.max(index);
         self.state.term = self.state.term.max(term);
-        {
-            let mut meta = self.wtxn.open_table(META).map_err(MvccError::backend)?;
-            let s = &self.state;
-            for (name, v) in [
-                ("consistent_index", s.consistent_index),
-                ("term", s.term),
-                ("current_rev", s.current as u64),
-                ("compact_rev", s.compacted as u64),
-            ] {
-                meta.insert(name, v.to_le_bytes().as_slice())
-                    .map_err(MvccError::backend)?;
-            }
-        }
-        if durable {
-            self.wtxn
-                .set_durability(redb::Durability::Immediate)
-                .map_err(MvccError::backend)?;
-        }
-        self.wtxn.commit().map_err(MvccError::backend)?;
         // Still under the write lock: no reader or watcher can see a revision before its events
         // have been offered to the synced watchers.
         if !self.events.is_empty() {
             self.hub.lock().notify(&self.events, self.state.current);
         }
-        Ok(())
+        let store = self.store;
+        drop(self);
+        if durable {
+            store.flush()
+        } else {
+            store.write_back_if_due().map(|_| ())
+        }
     }
 }
 

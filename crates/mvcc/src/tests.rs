@@ -396,6 +396,136 @@ fn compaction_and_restart() {
 }
 
 #[test]
+fn applied_batches_are_written_back_in_bulk() {
+    let (_dir, s) = open();
+    let base = s.write_back_count();
+    for i in 0..50 {
+        put(&s, &format!("k{i}"), "v");
+    }
+    // Fifty applied batches, read from memory, and not one backend commit yet.
+    assert_eq!(s.write_back_count(), base);
+    assert_eq!(get(&s, "\0", "\0", 0).unwrap().len(), 50);
+    std::thread::sleep(buffer::WRITE_BACK_INTERVAL);
+    put(&s, "late", "v");
+    assert_eq!(s.write_back_count(), base + 1);
+    assert_eq!(get(&s, "\0", "\0", 0).unwrap().len(), 51);
+    assert_eq!(get(&s, "k7", "", 0).unwrap()[0].1, "v");
+}
+
+#[test]
+fn meta_and_lease_records_read_through_every_layer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    {
+        let s = Store::open(&path).unwrap();
+        let mut a = s.begin_apply().unwrap();
+        a.put_meta("name", b"one").unwrap();
+        a.put_lease(1, b"L1").unwrap();
+        a.put_lease(2, b"L2").unwrap();
+        a.commit(1, 1, false).unwrap();
+        assert_eq!(s.meta("name").unwrap().as_deref(), Some(&b"one"[..]));
+        s.write_back_now().unwrap();
+        let mut a = s.begin_apply().unwrap();
+        a.put_meta("name", b"two").unwrap();
+        a.delete_lease(1).unwrap();
+        a.put_lease(3, b"L3").unwrap();
+        a.commit(2, 1, false).unwrap();
+        // Newer in memory over older in the backend; a deletion hides the backend's row.
+        assert_eq!(s.meta("name").unwrap().as_deref(), Some(&b"two"[..]));
+        let leases = s.leases().unwrap();
+        assert_eq!(leases, vec![(2, b"L2".to_vec()), (3, b"L3".to_vec())]);
+        s.flush().unwrap();
+    }
+    let s = Store::open(&path).unwrap();
+    assert_eq!(s.consistent_index(), 2);
+    assert_eq!(s.meta("name").unwrap().as_deref(), Some(&b"two"[..]));
+    assert_eq!(s.leases().unwrap().len(), 2);
+}
+
+#[test]
+fn without_a_write_back_the_backend_keeps_its_last_consistent_state() {
+    // What a crash looks like to the backend: batches applied after the last write-back are
+    // gone, and the consistent index says exactly which log entries must be replayed.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    {
+        let s = Store::open(&path).unwrap();
+        let mut a = s.begin_apply().unwrap();
+        a.put(&PutRequest {
+            key: Bytes::from_static(b"a"),
+            ..Default::default()
+        })
+        .unwrap();
+        a.commit(7, 2, false).unwrap();
+        s.flush().unwrap();
+        let mut a = s.begin_apply().unwrap();
+        a.put(&PutRequest {
+            key: Bytes::from_static(b"b"),
+            ..Default::default()
+        })
+        .unwrap();
+        a.commit(8, 2, false).unwrap();
+    }
+    let s = Store::open(&path).unwrap();
+    assert_eq!((s.consistent_index(), s.revision()), (7, 2));
+    assert_eq!(get(&s, "\0", "\0", 0).unwrap().len(), 1);
+}
+
+#[test]
+fn compacting_revisions_still_in_memory_leaves_no_garbage() {
+    let (_dir, s) = open();
+    for i in 0..5 {
+        put(&s, "k", &format!("v{i}"));
+    }
+    // Compact while the earlier revisions are still only in memory, then write back: the backend
+    // must end up holding only what survives the compaction.
+    let mut a = s.begin_apply().unwrap();
+    a.compact(5).unwrap();
+    a.commit(0, 0, false).unwrap();
+    s.write_back_now().unwrap();
+    let (h, compacted, rev) = s.hash_kv(0).unwrap();
+    assert_eq!((compacted, rev), (5, 6));
+    let hash_now = s.hash().unwrap();
+    s.flush().unwrap();
+    assert_eq!(s.hash_kv(0).unwrap().0, h);
+    assert_eq!(s.hash().unwrap(), hash_now);
+    assert_eq!(get(&s, "k", "", 0).unwrap()[0].1, "v4");
+    assert!(matches!(get(&s, "k", "", 4), Err(MvccError::Compacted)));
+}
+
+#[test]
+fn readers_never_miss_a_record_while_it_moves_to_the_backend() {
+    let (_dir, s) = open();
+    let s = std::sync::Arc::new(s);
+    let writer = {
+        let s = s.clone();
+        std::thread::spawn(move || {
+            for i in 0..600 {
+                put(&s, &format!("k{i:04}"), "v");
+                if i % 7 == 0 {
+                    s.write_back_now().unwrap();
+                }
+            }
+        })
+    };
+    let mut reads = 0;
+    while !writer.is_finished() || reads == 0 {
+        let resp = s
+            .range(&RangeRequest {
+                key: Bytes::from_static(b"\0"),
+                range_end: Bytes::from_static(b"\0"),
+                ..Default::default()
+            })
+            .expect("every indexed revision is readable");
+        let rev = resp.header.unwrap().revision;
+        // One key per revision after the initial revision 1.
+        assert_eq!(resp.kvs.len() as i64, rev - 1);
+        reads += 1;
+    }
+    writer.join().unwrap();
+}
+
+#[test]
 fn uncommitted_batch_is_invisible_after_reopen_without_flush() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db");
@@ -427,6 +557,7 @@ enum Op {
     Txn(u8, i64, u8, u8),
     Compact(u8),
     Get(u8, u8, u8),
+    WriteBack,
     Reopen,
 }
 
@@ -441,6 +572,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (any::<u8>(), 0i64..4, any::<u8>(), any::<u8>()).prop_map(|(k, v, a, b)| Op::Txn(k, v, a, b)),
         1 => any::<u8>().prop_map(Op::Compact),
         3 => (any::<u8>(), 0u8..3, any::<u8>()).prop_map(|(k, w, r)| Op::Get(k, w, r)),
+        1 => Just(Op::WriteBack),
         1 => Just(Op::Reopen),
     ]
 }
@@ -584,12 +716,20 @@ proptest! {
                         prop_assert_eq!(got.header.unwrap().revision, model.rev());
                     }
                 }
+                Op::WriteBack => {
+                    // Where a record lives (memory or backend) must not show in any answer.
+                    let before = (store.hash().unwrap(), store.hash_kv(0).unwrap());
+                    store.write_back_now().unwrap();
+                    prop_assert_eq!((store.hash().unwrap(), store.hash_kv(0).unwrap()), before);
+                }
                 Op::Reopen => {
+                    let before = (store.hash().unwrap(), store.hash_kv(0).unwrap());
                     store.flush().unwrap();
                     drop(store);
                     store = Store::open(&path).unwrap();
                     prop_assert_eq!(store.revision(), model.rev());
                     prop_assert_eq!(store.compact_revision(), model.compacted);
+                    prop_assert_eq!((store.hash().unwrap(), store.hash_kv(0).unwrap()), before);
                 }
             }
         }

@@ -17,7 +17,7 @@ use sha1::{Digest, Sha1};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 
@@ -283,7 +283,19 @@ struct ApplyLoop {
 
 impl ApplyLoop {
     fn run(mut self, rx: Receiver<Vec<CommittedEntry>>) {
-        while let Ok(mut batch) = rx.recv() {
+        loop {
+            let mut batch = match rx.recv_timeout(cairn_mvcc::buffer::WRITE_BACK_INTERVAL) {
+                Ok(batch) => batch,
+                Err(RecvTimeoutError::Timeout) => {
+                    // Idle: hand what the last batches applied to the backend.
+                    if let Err(e) = self.store.write_back_if_due() {
+                        tracing::error!(error = %e, "backend write-back failed; stopping the member to protect the data");
+                        std::process::exit(2);
+                    }
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
             // Everything already waiting joins this backend transaction.
             while let Ok(more) = rx.try_recv() {
                 batch.extend(more);
