@@ -9,8 +9,22 @@ fn entry(index: u64, term: u64, data: &str) -> EntryRecord {
     }
 }
 
+/// Tests use small segments: a default one is 64 MiB of preallocated zeros.
+fn open_small(dir: &Path) -> Result<(Wal, Recovered)> {
+    Wal::open_with_segment_size(dir, 64 << 10)
+}
+
+/// Offset just past the last valid record of a segment (the preallocated zeros follow).
+fn data_end(data: &[u8]) -> usize {
+    let mut off = 0;
+    while let Ok((_, next)) = decode_record(data, off) {
+        off = next;
+    }
+    off
+}
+
 fn write_n(dir: &Path, n: u64) -> Vec<EntryRecord> {
-    let (mut wal, _) = Wal::open(dir).unwrap();
+    let (mut wal, _) = open_small(dir).unwrap();
     let entries: Vec<_> = (1..=n)
         .map(|i| entry(i, 1, &format!("value-{i}")))
         .collect();
@@ -23,7 +37,7 @@ fn write_n(dir: &Path, n: u64) -> Vec<EntryRecord> {
 }
 
 fn only_segment(dir: &Path) -> PathBuf {
-    let (wal, _) = Wal::open(dir).unwrap();
+    let (wal, _) = open_small(dir).unwrap();
     let paths = wal.segment_paths();
     assert_eq!(paths.len(), 1);
     paths[0].clone()
@@ -33,7 +47,7 @@ fn only_segment(dir: &Path) -> PathBuf {
 fn roundtrip_entries_and_hard_state() {
     let dir = tempfile::tempdir().unwrap();
     let written = write_n(dir.path(), 10);
-    let (_, rec) = Wal::open(dir.path()).unwrap();
+    let (_, rec) = open_small(dir.path()).unwrap();
     assert_eq!(rec.entries, written);
     assert_eq!(rec.hard_state.as_deref(), Some(&10u64.to_le_bytes()[..]));
     assert_eq!(rec.repaired_bytes, 0);
@@ -43,26 +57,76 @@ fn roundtrip_entries_and_hard_state() {
 fn unsynced_appends_are_not_on_disk() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let (mut wal, _) = Wal::open(dir.path()).unwrap();
+        let (mut wal, _) = open_small(dir.path()).unwrap();
         wal.append_entries(&[entry(1, 1, "a")]);
         wal.sync().unwrap();
         wal.append_entries(&[entry(2, 1, "b")]);
         assert!(wal.has_pending());
     }
-    let (_, rec) = Wal::open(dir.path()).unwrap();
+    let (_, rec) = open_small(dir.path()).unwrap();
     assert_eq!(rec.entries, vec![entry(1, 1, "a")]);
+}
+
+#[test]
+fn segments_are_preallocated_and_zero_tailed_records_survive() {
+    let dir = tempfile::tempdir().unwrap();
+    let zeros = EntryRecord {
+        index: 1,
+        term: 1,
+        data: Bytes::from(vec![0u8; 300]),
+    };
+    {
+        let (mut wal, _) = open_small(dir.path()).unwrap();
+        wal.append_entries(std::slice::from_ref(&zeros));
+        wal.set_hard_state(&[0u8; 24]);
+        wal.sync().unwrap();
+    }
+    let seg = only_segment(dir.path());
+    assert_eq!(fs::metadata(&seg).unwrap().len(), 64 << 10);
+    // Records ending in zeros are not mistaken for the preallocated tail, and later appends land
+    // right after them.
+    {
+        let (mut wal, rec) = open_small(dir.path()).unwrap();
+        assert_eq!(rec.entries, vec![zeros.clone()]);
+        assert_eq!(rec.hard_state.as_deref(), Some(&[0u8; 24][..]));
+        assert_eq!(rec.repaired_bytes, 0);
+        wal.append_entries(&[entry(2, 1, "two")]);
+        wal.sync().unwrap();
+    }
+    let (_, rec) = open_small(dir.path()).unwrap();
+    assert_eq!(rec.entries, vec![zeros, entry(2, 1, "two")]);
+    assert_eq!(fs::metadata(&seg).unwrap().len(), 64 << 10);
+}
+
+#[test]
+fn a_segment_without_preallocation_is_continued() {
+    // Segments written before preallocation end at their last record.
+    let dir = tempfile::tempdir().unwrap();
+    write_n(dir.path(), 3);
+    let seg = only_segment(dir.path());
+    let data = fs::read(&seg).unwrap();
+    fs::write(&seg, &data[..data_end(&data)]).unwrap();
+    {
+        let (mut wal, rec) = open_small(dir.path()).unwrap();
+        assert_eq!(rec.entries.len(), 3);
+        wal.append_entries(&[entry(4, 1, "four")]);
+        wal.sync().unwrap();
+    }
+    let (_, rec) = open_small(dir.path()).unwrap();
+    assert_eq!(rec.entries.len(), 4);
+    assert_eq!(rec.repaired_bytes, 0);
 }
 
 #[test]
 fn reappended_index_overwrites_suffix() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let (mut wal, _) = Wal::open(dir.path()).unwrap();
+        let (mut wal, _) = open_small(dir.path()).unwrap();
         wal.append_entries(&[entry(1, 1, "a"), entry(2, 1, "b"), entry(3, 1, "c")]);
         wal.append_entries(&[entry(2, 2, "B")]);
         wal.sync().unwrap();
     }
-    let (_, rec) = Wal::open(dir.path()).unwrap();
+    let (_, rec) = open_small(dir.path()).unwrap();
     assert_eq!(rec.entries, vec![entry(1, 1, "a"), entry(2, 2, "B")]);
 }
 
@@ -71,14 +135,14 @@ fn truncated_tail_is_repaired() {
     let dir = tempfile::tempdir().unwrap();
     let written = write_n(dir.path(), 5);
     let seg = only_segment(dir.path());
-    let len = fs::metadata(&seg).unwrap().len();
+    let len = data_end(&fs::read(&seg).unwrap()) as u64;
     OpenOptions::new()
         .write(true)
         .open(&seg)
         .unwrap()
         .set_len(len - 3)
         .unwrap();
-    let (mut wal, rec) = Wal::open(dir.path()).unwrap();
+    let (mut wal, rec) = open_small(dir.path()).unwrap();
     assert!(rec.repaired_bytes > 0);
     // The last record was the hard state of entry 5; entry 5 itself survives.
     assert_eq!(rec.entries, written);
@@ -87,7 +151,7 @@ fn truncated_tail_is_repaired() {
     wal.append_entries(&[entry(6, 1, "six")]);
     wal.sync().unwrap();
     drop(wal);
-    let (_, rec) = Wal::open(dir.path()).unwrap();
+    let (_, rec) = open_small(dir.path()).unwrap();
     assert_eq!(rec.entries.last(), Some(&entry(6, 1, "six")));
     assert_eq!(rec.repaired_bytes, 0);
 }
@@ -98,10 +162,10 @@ fn bit_flip_in_last_record_is_repaired() {
     write_n(dir.path(), 5);
     let seg = only_segment(dir.path());
     let mut data = fs::read(&seg).unwrap();
-    let last = data.len() - 1;
+    let last = data_end(&data) - 1;
     data[last] ^= 0x40;
     fs::write(&seg, &data).unwrap();
-    let (_, rec) = Wal::open(dir.path()).unwrap();
+    let (_, rec) = open_small(dir.path()).unwrap();
     assert_eq!(rec.entries.len(), 5);
     assert!(rec.repaired_bytes > 0);
 }
@@ -112,10 +176,10 @@ fn corruption_in_the_middle_is_refused() {
     write_n(dir.path(), 20);
     let seg = only_segment(dir.path());
     let mut data = fs::read(&seg).unwrap();
-    let mid = data.len() / 2;
+    let mid = data_end(&data) / 2;
     data[mid] ^= 0x01;
     fs::write(&seg, &data).unwrap();
-    let err = Wal::open(dir.path()).unwrap_err();
+    let err = open_small(dir.path()).unwrap_err();
     assert!(matches!(err, WalError::Corrupt { .. }), "{err}");
     assert!(err.to_string().contains("Refusing to start"));
     // Nothing was truncated by the failed open.
@@ -134,7 +198,7 @@ fn segments_roll_over_and_replay_in_order() {
         }
         assert!(wal.segment_paths().len() > 5);
     }
-    let (_, rec) = Wal::open(dir.path()).unwrap();
+    let (_, rec) = open_small(dir.path()).unwrap();
     assert_eq!(rec.entries, written);
 }
 
@@ -151,11 +215,11 @@ fn corruption_in_an_older_segment_is_refused_even_at_its_end() {
     };
     let first = &paths[0];
     let mut data = fs::read(first).unwrap();
-    let last = data.len() - 1;
+    let last = data_end(&data) - 1;
     data[last] ^= 0x01;
     fs::write(first, &data).unwrap();
     assert!(matches!(
-        Wal::open(dir.path()),
+        open_small(dir.path()),
         Err(WalError::Corrupt { .. })
     ));
 }
@@ -180,7 +244,7 @@ fn snapshot_drops_old_segments_and_keeps_tail() {
         wal.append_entries(&[entry(41, 2, "after")]);
         wal.sync().unwrap();
     }
-    let (wal, rec) = Wal::open(dir.path()).unwrap();
+    let (wal, rec) = open_small(dir.path()).unwrap();
     assert_eq!(rec.snapshot.as_ref().map(|s| s.index), Some(30));
     assert_eq!(rec.hard_state.as_deref(), Some(&b"hs"[..]));
     let idx: Vec<u64> = rec.entries.iter().map(|e| e.index).collect();
@@ -197,7 +261,7 @@ fn leftover_temp_segment_is_ignored() {
         b"junk",
     )
     .unwrap();
-    let (_, rec) = Wal::open(dir.path()).unwrap();
+    let (_, rec) = open_small(dir.path()).unwrap();
     assert_eq!(rec.entries.len(), 3);
 }
 
@@ -206,7 +270,7 @@ fn foreign_wal_file_name_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     fs::write(dir.path().join("garbage.wal"), b"").unwrap();
     assert!(matches!(
-        Wal::open(dir.path()),
+        open_small(dir.path()),
         Err(WalError::BadSegmentName(_))
     ));
 }
@@ -277,7 +341,7 @@ proptest! {
             }
         }
         drop(wal);
-        let (_, rec) = Wal::open(dir.path()).unwrap();
+        let (_, rec) = open_small(dir.path()).unwrap();
         prop_assert_eq!(rec.entries, durable);
         prop_assert_eq!(rec.snapshot.map_or(0, |s| s.index), snap_index);
     }
@@ -292,7 +356,7 @@ proptest! {
     fn arbitrary_segment_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600), valid in 0usize..6) {
         let dir = tempfile::tempdir().unwrap();
         {
-            let (mut wal, _) = Wal::open(dir.path()).unwrap();
+            let (mut wal, _) = open_small(dir.path()).unwrap();
             for i in 1..=valid as u64 {
                 wal.append_entries(&[entry(i, 1, "ok")]);
             }
@@ -300,10 +364,13 @@ proptest! {
         }
         let seg = only_segment(dir.path());
         let mut data = fs::read(&seg).unwrap();
+        // Garbage right after the last record, as a torn or corrupt write would leave it.
+        let end = data_end(&data);
+        data.truncate(end);
         data.extend_from_slice(&bytes);
         fs::write(&seg, &data).unwrap();
-        if let Ok((_, first)) = Wal::open(dir.path()) {
-            let (_, second) = Wal::open(dir.path()).unwrap();
+        if let Ok((_, first)) = open_small(dir.path()) {
+            let (_, second) = open_small(dir.path()).unwrap();
             prop_assert_eq!(first.entries, second.entries);
         }
     }
