@@ -221,6 +221,12 @@ impl Drop for Member {
     }
 }
 
+/// How much of a WAL segment holds records: segments are preallocated, so zeros follow the last
+/// record and the file size says nothing.
+pub fn wal_written_len(segment: &[u8]) -> usize {
+    segment.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1)
+}
+
 /// A minimal HTTP/1.1 GET on loopback; `None` if the server is not answering.
 pub fn http_get(port: u16, path: &str) -> Option<String> {
     use std::io::{Read, Write};

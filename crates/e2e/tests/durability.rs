@@ -119,13 +119,7 @@ async fn acknowledged_puts_survive_sigkill() {
     // the zeros that follow the last record.
     let wal_bytes: u64 = std::fs::read_dir(dir.path().join("m1/member/wal"))
         .unwrap()
-        .map(|e| {
-            let bytes = std::fs::read(e.unwrap().path()).unwrap();
-            bytes
-                .iter()
-                .rposition(|b| *b != 0)
-                .map_or(0, |i| i as u64 + 1)
-        })
+        .map(|e| cairn_e2e::wal_written_len(&std::fs::read(e.unwrap().path()).unwrap()) as u64)
         .sum();
     assert!(
         wal_bytes < 64 * 1024 + 300 * 512,

@@ -2,7 +2,7 @@
 //! middle stops the member with a clear error and leaves the files as they were.
 
 use cairn_client::Client;
-use cairn_e2e::Member;
+use cairn_e2e::{Member, wal_written_len};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -14,11 +14,6 @@ fn last_segment(data_dir: &Path) -> PathBuf {
         .collect();
     segs.sort();
     segs.pop().expect("a WAL segment")
-}
-
-/// End of the written part of a segment: segments are preallocated, zeros follow the records.
-fn written_len(bytes: &[u8]) -> usize {
-    bytes.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1)
 }
 
 async fn put_keys(ep: &str, n: usize) {
@@ -65,7 +60,7 @@ async fn damaged_tail_is_repaired(damage: impl Fn(&mut Vec<u8>)) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn truncated_tail_is_repaired() {
     damaged_tail_is_repaired(|b| {
-        let n = written_len(b);
+        let n = wal_written_len(b);
         b.truncate(n - 5);
     })
     .await;
@@ -74,7 +69,7 @@ async fn truncated_tail_is_repaired() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bit_flipped_tail_is_repaired() {
     damaged_tail_is_repaired(|b| {
-        let n = written_len(b);
+        let n = wal_written_len(b);
         b[n - 2] ^= 0x10;
     })
     .await;
@@ -85,7 +80,7 @@ async fn torn_write_inside_the_preallocated_segment_is_repaired() {
     // The last sector of the last write never reached the disk: it reads back as zeros, while
     // the bytes before it hold half a record.
     damaged_tail_is_repaired(|b| {
-        let n = written_len(b);
+        let n = wal_written_len(b);
         b[n - 7..n].fill(0);
     })
     .await;
@@ -100,7 +95,7 @@ async fn corruption_in_the_middle_stops_the_member() {
     m.kill9();
     let seg = last_segment(&data);
     let mut bytes = std::fs::read(&seg).unwrap();
-    let mid = written_len(&bytes) / 2;
+    let mid = wal_written_len(&bytes) / 2;
     bytes[mid] ^= 0x01;
     std::fs::write(&seg, &bytes).unwrap();
     let status = m
