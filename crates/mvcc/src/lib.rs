@@ -489,10 +489,14 @@ impl Store {
         self.write_back(true)
     }
 
-    /// Writes applied changes back to the backend if they have waited long enough or grown
-    /// large enough; true if it did.
+    /// Whether applied changes have waited long enough or grown large enough to be written back.
+    pub fn write_back_due(&self) -> bool {
+        self.state.read().pending.due()
+    }
+
+    /// Writes applied changes back to the backend if [`Store::write_back_due`]; true if it did.
     pub fn write_back_if_due(&self) -> Result<bool> {
-        if !self.state.read().pending.due() {
+        if !self.write_back_due() {
             return Ok(false);
         }
         self.write_back(false)?;

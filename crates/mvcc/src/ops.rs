@@ -510,8 +510,9 @@ impl<'a> Applier<'a> {
     }
 
     /// Records that the batch covers the Raft log up to `index` and publishes it to readers and
-    /// watchers. The backend gets it at the next write-back; with `durable`, that happens now and
-    /// everything applied so far is on disk when this returns.
+    /// watchers. The backend gets it at the next write-back ([`Store::write_back_if_due`], which
+    /// the store's owner schedules); with `durable`, that happens now and everything applied so
+    /// far is on disk when this returns.
     pub fn commit(mut self, index: u64, term: u64, durable: bool) -> Result<()> {
         self.state.consistent_index = self.state.consistent_index.max(index);
         self.state.term = self.state.term.max(term);
@@ -522,11 +523,7 @@ impl<'a> Applier<'a> {
         }
         let store = self.store;
         drop(self);
-        if durable {
-            store.flush()
-        } else {
-            store.write_back_if_due().map(|_| ())
-        }
+        if durable { store.flush() } else { Ok(()) }
     }
 }
 

@@ -405,8 +405,10 @@ fn applied_batches_are_written_back_in_bulk() {
     // Fifty applied batches, read from memory, and not one backend commit yet.
     assert_eq!(s.write_back_count(), base);
     assert_eq!(get(&s, "\0", "\0", 0).unwrap().len(), 50);
+    assert!(!s.write_back_if_due().unwrap());
     std::thread::sleep(buffer::WRITE_BACK_INTERVAL);
     put(&s, "late", "v");
+    assert!(s.write_back_if_due().unwrap());
     assert_eq!(s.write_back_count(), base + 1);
     assert_eq!(get(&s, "\0", "\0", 0).unwrap().len(), 51);
     assert_eq!(get(&s, "k7", "", 0).unwrap()[0].1, "v");

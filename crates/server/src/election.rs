@@ -371,7 +371,7 @@ impl Election for ElectionService {
             .ok_or_else(|| Status::invalid_argument(MISSING_LEADER))?;
         let resp = release(&self.server, &leader.key, leader.rev).await?;
         Ok(Response::new(ResignResponse {
-            header: self.server.header(resp.header.map_or(0, |h| h.revision)),
+            header: self.server.restamp(resp.header),
         }))
     }
 }
@@ -459,7 +459,7 @@ impl Lock for LockService {
             }
         };
         Ok(Response::new(UnlockResponse {
-            header: self.server.header(resp.header.map_or(0, |h| h.revision)),
+            header: self.server.restamp(resp.header),
         }))
     }
 }

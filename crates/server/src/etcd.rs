@@ -17,7 +17,7 @@ use sha1::{Digest, Sha1};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 
@@ -157,7 +157,16 @@ impl EtcdServer {
             request_timeout,
             config: config.clone(),
         });
+        let (nudge, nudges) = std::sync::mpsc::sync_channel(1);
+        {
+            let store = store.clone();
+            std::thread::Builder::new()
+                .name("write-back".into())
+                .spawn(move || write_back_loop(store, nudges))
+                .map_err(|e| ServerError::Io(format!("spawn write-back thread: {e}")))?;
+        }
         let applier = ApplyLoop {
+            write_back: nudge,
             store,
             raft,
             lessor,
@@ -188,6 +197,11 @@ impl EtcdServer {
             revision,
             raft_term: self.raft.term(),
         })
+    }
+
+    /// The full header for a response whose apply result carries only its revision.
+    pub fn restamp(&self, header: Option<ResponseHeader>) -> Option<ResponseHeader> {
+        self.header(header.map_or(0, |h| h.revision))
     }
 
     pub fn is_leader(&self) -> bool {
@@ -279,23 +293,29 @@ struct ApplyLoop {
     member_id: u64,
     snapshot_count: u64,
     last_compacted: u64,
+    /// Nudges the write-back thread when the buffer is due before its timer says so.
+    write_back: SyncSender<()>,
+}
+
+/// Writes applied batches back to the backend off the apply thread, so applying never waits
+/// for a redb commit (etcd's backend commits in its own goroutine for the same reason). Ends
+/// when the apply loop does; the apply loop makes the final durable flush itself.
+fn write_back_loop(store: Arc<Store>, nudges: Receiver<()>) {
+    loop {
+        match nudges.recv_timeout(cairn_mvcc::buffer::WRITE_BACK_INTERVAL) {
+            Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+        if let Err(e) = store.write_back_if_due() {
+            tracing::error!(error = %e, "backend write-back failed; stopping the member to protect the data");
+            std::process::exit(2);
+        }
+    }
 }
 
 impl ApplyLoop {
     fn run(mut self, rx: Receiver<Vec<CommittedEntry>>) {
-        loop {
-            let mut batch = match rx.recv_timeout(cairn_mvcc::buffer::WRITE_BACK_INTERVAL) {
-                Ok(batch) => batch,
-                Err(RecvTimeoutError::Timeout) => {
-                    // Idle: hand what the last batches applied to the backend.
-                    if let Err(e) = self.store.write_back_if_due() {
-                        tracing::error!(error = %e, "backend write-back failed; stopping the member to protect the data");
-                        std::process::exit(2);
-                    }
-                    continue;
-                }
-                Err(RecvTimeoutError::Disconnected) => break,
-            };
+        while let Ok(mut batch) = rx.recv() {
             // Everything already waiting joins this backend transaction.
             while let Ok(more) = rx.try_recv() {
                 batch.extend(more);
@@ -303,6 +323,10 @@ impl ApplyLoop {
             if let Err(e) = self.apply_batch(batch) {
                 tracing::error!(error = %e, "apply failed; stopping the member to protect the data");
                 std::process::exit(2);
+            }
+            if self.store.write_back_due() {
+                // A nudge already queued covers this one too.
+                let _ = self.write_back.try_send(());
             }
         }
         if let Err(e) = self.store.flush() {

@@ -218,8 +218,7 @@ impl KvService {
     async fn write<T: WriteResponse>(&self, req: Request) -> Result<Response<T>, Status> {
         let applied = self.server.propose(req).await?;
         let mut resp = T::from_applied(applied).ok_or_else(|| unexpected(T::WHAT))?;
-        let rev = resp.header_mut().as_ref().map_or(0, |h| h.revision);
-        *resp.header_mut() = self.server.header(rev);
+        *resp.header_mut() = self.server.restamp(resp.header_mut().take());
         Ok(Response::new(resp))
     }
 }

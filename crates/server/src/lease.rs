@@ -361,7 +361,7 @@ impl Lease for LeaseService {
         let req = request.into_inner();
         match self.server.propose(Request::LeaseRevoke(req)).await? {
             Applied::LeaseRevoke(r) => Ok(Response::new(LeaseRevokeResponse {
-                header: self.server.header(r.header.map_or(0, |h| h.revision)),
+                header: self.server.restamp(r.header),
             })),
             _ => Err(Status::internal(
                 "cairn: unexpected apply result for LeaseRevoke",
