@@ -37,9 +37,11 @@ impl Revision {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct History {
     entries: Vec<(Revision, bool)>,
-    /// Create revision and version of the live generation; meaningless after a tombstone.
+    /// Create revision, version and lease of the live generation; meaningless after a tombstone.
+    /// Keeping the lease here lets the lessor find leased keys without reading values.
     create: i64,
     version: i64,
+    lease: i64,
 }
 
 impl History {
@@ -68,16 +70,23 @@ impl History {
         }
     }
 
-    pub fn record_put(&mut self, rev: Revision, create: i64, version: i64) {
+    pub fn record_put(&mut self, rev: Revision, create: i64, version: i64, lease: i64) {
         self.entries.push((rev, false));
         self.create = create;
         self.version = version;
+        self.lease = lease;
     }
 
     pub fn record_delete(&mut self, rev: Revision) {
         self.entries.push((rev, true));
         self.create = 0;
         self.version = 0;
+        self.lease = 0;
+    }
+
+    /// The lease the key is attached to now (0: none, or the key does not exist).
+    pub fn live_lease(&self) -> i64 {
+        if self.live().is_some() { self.lease } else { 0 }
     }
 
     /// Drops history that revision `at` makes unreachable: everything at or below `at` except the
@@ -189,10 +198,12 @@ mod tests {
     #[test]
     fn visibility_and_compaction() {
         let mut h = History::default();
-        h.record_put(r(2), 2, 1);
-        h.record_put(r(4), 2, 2);
+        h.record_put(r(2), 2, 1, 0);
+        h.record_put(r(4), 2, 2, 7);
+        assert_eq!(h.live_lease(), 7);
         h.record_delete(r(6));
-        h.record_put(r(8), 8, 1);
+        assert_eq!(h.live_lease(), 0);
+        h.record_put(r(8), 8, 1, 0);
         assert_eq!(h.visible_at(1), None);
         assert_eq!(h.visible_at(3), Some(r(2)));
         assert_eq!(h.visible_at(5), Some(r(4)));
@@ -212,7 +223,7 @@ mod tests {
     fn bounds() {
         let mut idx = KeyIndex::default();
         for k in ["a", "b", "c"] {
-            idx.entry(&Bytes::from(k)).record_put(r(1), 1, 1);
+            idx.entry(&Bytes::from(k)).record_put(r(1), 1, 1, 0);
         }
         let keys = |k: &str, e: &[u8]| {
             idx.range(k.as_bytes(), e)

@@ -189,7 +189,7 @@ impl Store {
                 let (kind, kv) = decode_record(rev, v.value())?;
                 let hist = state.index.entry(&kv.key);
                 if kind == KIND_PUT {
-                    hist.record_put(rev, kv.create_revision, kv.version);
+                    hist.record_put(rev, kv.create_revision, kv.version, kv.lease);
                 } else {
                     hist.record_delete(rev);
                 }
@@ -317,21 +317,17 @@ impl Store {
             .collect())
     }
 
-    /// Every live key that is attached to a lease, with its lease.
-    pub fn leased_keys(&self) -> Result<Vec<(bytes::Bytes, i64)>> {
+    /// Every live key that is attached to a lease, with its lease (from the index alone).
+    pub fn leased_keys(&self) -> Vec<(bytes::Bytes, i64)> {
         let state = self.state.read();
-        let table = self.kv_table()?;
-        let source = state.source(&table);
-        let mut out = Vec::new();
-        for (key, hist) in state.index.range(b"\0", b"\0") {
-            if let Some(rev) = hist.live() {
-                let kv = ops::fetch(&source, rev)?;
-                if kv.lease != 0 {
-                    out.push((key.clone(), kv.lease));
-                }
-            }
-        }
-        Ok(out)
+        state
+            .index
+            .range(b"\0", b"\0")
+            .filter_map(|(key, hist)| match hist.live_lease() {
+                0 => None,
+                lease => Some((key.clone(), lease)),
+            })
+            .collect()
     }
 
     /// Opens a watch stream whose messages go to `sink`.

@@ -322,7 +322,7 @@ impl<'a> Applier<'a> {
         self.state
             .index
             .entry(&req.key)
-            .record_put(rev, create, version);
+            .record_put(rev, create, version, kv.lease);
         self.events.push(make_event(true, kv, rev, prev_rev));
         Ok(PutResponse {
             header: None,

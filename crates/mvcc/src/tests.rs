@@ -528,6 +528,41 @@ fn readers_never_miss_a_record_while_it_moves_to_the_backend() {
 }
 
 #[test]
+fn leased_keys_come_from_the_index_and_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let put_with = |s: &Store, key: &'static [u8], lease: i64, ignore_lease: bool| {
+        let mut a = s.begin_apply().unwrap();
+        a.put(&PutRequest {
+            key: Bytes::from_static(key),
+            lease,
+            ignore_lease,
+            ..Default::default()
+        })
+        .unwrap();
+        a.commit(0, 0, false).unwrap();
+    };
+    {
+        let s = Store::open(&path).unwrap();
+        put_with(&s, b"a", 7, false);
+        put_with(&s, b"b", 7, false);
+        put_with(&s, b"c", 9, false);
+        // Keeps its lease; loses it; is deleted.
+        put_with(&s, b"a", 0, true);
+        put_with(&s, b"b", 0, false);
+        del(&s, "c", "");
+        put_with(&s, b"d", 9, false);
+        s.flush().unwrap();
+    }
+    let s = Store::open(&path).unwrap();
+    let got: Vec<(Bytes, i64)> = s.leased_keys();
+    assert_eq!(
+        got,
+        vec![(Bytes::from_static(b"a"), 7), (Bytes::from_static(b"d"), 9)]
+    );
+}
+
+#[test]
 fn uncommitted_batch_is_invisible_after_reopen_without_flush() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db");

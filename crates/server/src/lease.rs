@@ -100,7 +100,7 @@ impl Lessor {
                 },
             );
         }
-        for (key, id) in store.leased_keys()? {
+        for (key, id) in store.leased_keys() {
             if let Some(l) = inner.leases.get_mut(&id) {
                 l.keys.insert(key.clone());
                 inner.key_lease.insert(key, id);
