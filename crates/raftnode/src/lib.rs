@@ -75,6 +75,11 @@ pub struct Progress {
     pub commit: AtomicU64,
     pub last_index: AtomicU64,
     pub is_leader: AtomicBool,
+    /// This node is the configuration's only voter.
+    pub sole_voter: AtomicBool,
+    /// The leader has committed an entry of its own term, so its commit index covers every
+    /// entry an earlier leader may have acknowledged.
+    pub committed_in_term: AtomicBool,
 }
 
 /// Called on the node thread if a proposal cannot be appended (no leader, node stopping).
@@ -115,6 +120,9 @@ impl RaftHandle {
 
     /// A commit index that a linearizable read must wait for the state machine to reach.
     pub async fn read_index(&self) -> Result<u64, RaftError> {
+        if let Some(index) = self.local_read_index() {
+            return Ok(index);
+        }
         let (done, rx) = oneshot::channel();
         self.tx
             .send(Command::ReadIndex { done })
@@ -126,6 +134,19 @@ impl RaftHandle {
     /// it may be compacted.
     pub fn report_durable(&self, index: u64) {
         let _ = self.tx.send(Command::Durable { index });
+    }
+
+    /// A leader that is the only voter needs no quorum round for a read: no other leader can
+    /// exist, so once it has committed in its term its commit index is the read index. Answering
+    /// here saves the round trip through the node thread, which on a small VM costs more than
+    /// the read itself.
+    fn local_read_index(&self) -> Option<u64> {
+        let p = &self.progress;
+        let ready = p.is_leader.load(Ordering::Acquire)
+            && p.sole_voter.load(Ordering::Acquire)
+            && p.committed_in_term.load(Ordering::Acquire);
+        // Loaded after the flags that were stored after it: at least the commit they vouch for.
+        ready.then(|| p.commit.load(Ordering::Acquire))
     }
 
     pub fn stop(&self) {
@@ -408,14 +429,24 @@ impl Runner {
         p.commit.store(raft.raft_log.committed, Ordering::Release);
         p.last_index
             .store(raft.raft_log.last_index(), Ordering::Release);
-        p.is_leader
-            .store(raft.state == StateRole::Leader, Ordering::Release);
+        let leader = raft.state == StateRole::Leader;
+        let voters = raft.prs().conf().voters().ids();
+        let sole = voters.len() == 1 && voters.contains(raft.id);
+        // Stored after `commit` (see `RaftHandle::local_read_index`), cleared before anything
+        // else can change: this thread is the only writer.
+        p.sole_voter.store(sole, Ordering::Release);
+        p.committed_in_term
+            .store(leader && raft.commit_to_current_term(), Ordering::Release);
+        p.is_leader.store(leader, Ordering::Release);
     }
 
     fn send_committed(&mut self, entries: Vec<Entry>) {
         if entries.is_empty() {
             return;
         }
+        // Readers must never see a commit index below an entry the state machine may already
+        // have applied (and acknowledged): publish before handing entries out.
+        self.publish_progress();
         let batch = entries
             .into_iter()
             .filter(|e| e.get_entry_type() == EntryType::EntryNormal)
