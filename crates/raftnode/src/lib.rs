@@ -67,6 +67,19 @@ pub struct CommittedEntry {
     pub data: Bytes,
 }
 
+/// Where committed entries go, in order, in batches. Called on the node thread: an
+/// implementation must hand heavy work to another thread rather than do it here.
+pub trait CommitSink: Send + 'static {
+    fn committed(&mut self, batch: Vec<CommittedEntry>);
+}
+
+impl CommitSink for Sender<Vec<CommittedEntry>> {
+    fn committed(&mut self, batch: Vec<CommittedEntry>) {
+        // The receiver going away means the server is shutting down.
+        let _ = self.send(batch);
+    }
+}
+
 /// Progress of the node, readable from any thread.
 #[derive(Debug, Default)]
 pub struct Progress {
@@ -256,7 +269,7 @@ fn recover(config: &NodeConfig) -> Result<(Wal, LogStore), RaftError> {
 /// Starts the node thread. Committed entries are sent, in order and in batches, to `apply`.
 pub fn start(
     config: NodeConfig,
-    apply: Sender<Vec<CommittedEntry>>,
+    apply: impl CommitSink,
 ) -> Result<(RaftHandle, JoinHandle<()>), RaftError> {
     let (wal, store) = recover(&config)?;
     let raft_config = raft::Config {
@@ -290,7 +303,7 @@ pub fn start(
     let mut runner = Runner {
         node,
         wal,
-        apply,
+        apply: Box::new(apply),
         progress: progress.clone(),
         pending_reads: HashMap::new(),
         waiting_reads: Vec::new(),
@@ -322,7 +335,7 @@ type ReadWaiters = Vec<oneshot::Sender<Result<u64, RaftError>>>;
 struct Runner {
     node: RawNode<LogStore>,
     wal: Wal,
-    apply: Sender<Vec<CommittedEntry>>,
+    apply: Box<dyn CommitSink>,
     progress: Arc<Progress>,
     /// Read requests sent to raft, by the context that identifies their batch.
     pending_reads: HashMap<u64, ReadWaiters>,
@@ -456,8 +469,7 @@ impl Runner {
                 data: Bytes::from(e.data),
             })
             .collect::<Vec<_>>();
-        // The apply loop going away means the server is shutting down.
-        let _ = self.apply.send(batch);
+        self.apply.committed(batch);
     }
 
     fn on_ready(&mut self) -> Result<(), RaftError> {
