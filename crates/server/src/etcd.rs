@@ -291,8 +291,7 @@ impl EtcdServer {
                 .await
                 .map_err(|e| ServerError::Internal(e.to_string()))??
         };
-        let rev = resp.header.as_ref().map_or(0, |h| h.revision);
-        resp.header = self.header(rev);
+        resp.header = self.restamp(resp.header.take());
         Ok(resp)
     }
 }
