@@ -263,7 +263,7 @@ def table(res):
             "",
             f"Put, 1 client, p50 as a multiple of the fsync floor: etcd "
             f"{one['etcd_p50'] / floor:.2f}×, Cairn {one['cairn_p50'] / floor:.2f}×."
-            + (f" A no-op round trip alone (serializable range of a missing key) takes "
+            + (f" A no-op request (serializable range of a missing key) takes "
                f"{trip['etcd_p50'] * 1e6:.0f} µs (etcd) / {trip['cairn_p50'] * 1e6:.0f} µs (Cairn) "
                f"at p50, {trip['cairn_p50'] / floor:.2f}× the floor." if trip else ""),
         ]
