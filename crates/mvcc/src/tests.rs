@@ -28,6 +28,13 @@ fn put(store: &Store, key: &str, value: &str) -> i64 {
     resp.header.unwrap().revision
 }
 
+/// Applies one put as its own batch covering log entry `index` of `term`.
+fn apply_put(store: &Store, req: PutRequest, index: u64, term: u64) {
+    let mut a = store.begin_apply().unwrap();
+    a.put(&req).unwrap();
+    a.commit(index, term, false).unwrap();
+}
+
 fn del(store: &Store, key: &str, end: &str) -> i64 {
     let mut a = store.begin_apply().unwrap();
     let resp = a
@@ -452,21 +459,13 @@ fn without_a_write_back_the_backend_keeps_its_last_consistent_state() {
     let path = dir.path().join("db");
     {
         let s = Store::open(&path).unwrap();
-        let mut a = s.begin_apply().unwrap();
-        a.put(&PutRequest {
-            key: Bytes::from_static(b"a"),
+        let key = |k: &'static [u8]| PutRequest {
+            key: Bytes::from_static(k),
             ..Default::default()
-        })
-        .unwrap();
-        a.commit(7, 2, false).unwrap();
+        };
+        apply_put(&s, key(b"a"), 7, 2);
         s.flush().unwrap();
-        let mut a = s.begin_apply().unwrap();
-        a.put(&PutRequest {
-            key: Bytes::from_static(b"b"),
-            ..Default::default()
-        })
-        .unwrap();
-        a.commit(8, 2, false).unwrap();
+        apply_put(&s, key(b"b"), 8, 2);
     }
     let s = Store::open(&path).unwrap();
     assert_eq!((s.consistent_index(), s.revision()), (7, 2));
@@ -532,15 +531,13 @@ fn leased_keys_come_from_the_index_and_survive_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db");
     let put_with = |s: &Store, key: &'static [u8], lease: i64, ignore_lease: bool| {
-        let mut a = s.begin_apply().unwrap();
-        a.put(&PutRequest {
+        let req = PutRequest {
             key: Bytes::from_static(key),
             lease,
             ignore_lease,
             ..Default::default()
-        })
-        .unwrap();
-        a.commit(0, 0, false).unwrap();
+        };
+        apply_put(s, req, 0, 0);
     };
     {
         let s = Store::open(&path).unwrap();
