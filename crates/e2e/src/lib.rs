@@ -5,6 +5,8 @@
 //! for running command-line clients. Must not: reach into the server's internals; everything goes
 //! through processes, files on disk and the public wire API.
 
+pub mod h2raw;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
