@@ -83,6 +83,8 @@ pub struct Member {
     pub client_port: u16,
     pub peer_port: u16,
     pub extra: Vec<String>,
+    /// Environment variables for the process (failpoints, `ETCD_*`).
+    pub env: Vec<(String, String)>,
     child: Option<Child>,
     pub log: PathBuf,
 }
@@ -95,6 +97,7 @@ impl Member {
             client_port: free_port(),
             peer_port: free_port(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            env: Vec::new(),
             child: None,
             log: data_dir.with_extension("log"),
         };
@@ -129,7 +132,8 @@ impl Member {
             .arg(&peer)
             .arg("--initial-cluster")
             .arg(format!("m1={peer}"))
-            .args(&self.extra);
+            .args(&self.extra)
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd
     }
 
@@ -182,9 +186,14 @@ impl Member {
     }
 
     pub fn restart(&mut self) {
+        self.restart_unready();
+        self.wait_ready();
+    }
+
+    /// SIGKILL and start again without waiting for the member to serve.
+    pub fn restart_unready(&mut self) {
         self.kill9();
         self.spawn();
-        self.wait_ready();
     }
 
     /// Starts the member and waits for it to exit on its own (for start-up failures).

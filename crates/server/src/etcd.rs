@@ -3,6 +3,7 @@
 
 use crate::config::Config;
 use crate::errors::ServerError;
+use crate::idgen::IdGenerator;
 use crate::lease::Lessor;
 use cairn_mvcc::{MvccError, Store};
 use cairn_proto::cairnpb::{InternalRequest, internal_request::Request};
@@ -16,7 +17,7 @@ use prost::Message;
 use sha1::{Digest, Sha1};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::time::Duration;
 use tokio::sync::{oneshot, watch};
@@ -44,7 +45,7 @@ pub struct EtcdServer {
     pub member_id: u64,
     pub config: Config,
     waiters: Arc<Mutex<HashMap<u64, oneshot::Sender<ApplyResult>>>>,
-    next_id: AtomicU64,
+    request_ids: IdGenerator,
     applied: watch::Receiver<u64>,
     request_timeout: Duration,
 }
@@ -147,6 +148,7 @@ impl EtcdServer {
             member_id,
             snapshot_count: config.snapshot_count,
             last_compacted: applied_index,
+            hold: crate::failpoint::apply_hold(),
         }));
         let queued = Arc::new(AtomicUsize::new(0));
         let (apply_tx, apply_rx) = std::sync::mpsc::channel();
@@ -184,7 +186,7 @@ impl EtcdServer {
             cluster_id,
             member_id,
             waiters,
-            next_id: AtomicU64::new(1),
+            request_ids: IdGenerator::new(member_id),
             applied: applied_rx,
             request_timeout,
             config: config.clone(),
@@ -226,7 +228,7 @@ impl EtcdServer {
 
     /// Replicates `request` and waits for this member to apply it.
     pub async fn propose(&self, request: Request) -> Result<Applied, ServerError> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let id = self.request_ids.next();
         let envelope = InternalRequest {
             id,
             origin: self.member_id,
@@ -308,6 +310,8 @@ struct ApplyLoop {
     last_compacted: u64,
     /// Nudges the write-back thread when the buffer is due before its timer says so.
     write_back: SyncSender<()>,
+    /// A failpoint's wait before the first batch.
+    hold: Option<Duration>,
 }
 
 /// Writes applied batches back to the backend off the apply thread, so applying never waits
@@ -378,6 +382,9 @@ fn apply_thread(
 
 impl ApplyLoop {
     fn step(&mut self, batch: Vec<CommittedEntry>) {
+        if let Some(hold) = self.hold.take() {
+            std::thread::sleep(hold);
+        }
         if let Err(e) = self.apply_batch(batch) {
             tracing::error!(error = %e, "apply failed; stopping the member to protect the data");
             std::process::exit(2);

@@ -10,6 +10,7 @@
 
 use crate::errors::{ServerError, msg};
 use crate::etcd::{Applied, EtcdServer};
+use crate::idgen::IdGenerator;
 use bytes::Bytes;
 use cairn_mvcc::{Applier, WatchEvent};
 use cairn_proto::cairnpb::{LeaseCheckpoint, LeaseDeadline, LeaseGrant, internal_request::Request};
@@ -23,7 +24,6 @@ use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tonic::{Request as GrpcRequest, Response, Status, Streaming};
 
@@ -77,7 +77,7 @@ pub struct Lessor {
     inner: Mutex<Inner>,
     /// Granted TTLs below this are raised to it (etcd: 1.5 election timeouts, rounded up).
     pub min_ttl: i64,
-    next_id: AtomicU64,
+    ids: IdGenerator,
 }
 
 impl Lessor {
@@ -106,13 +106,10 @@ impl Lessor {
                 inner.key_lease.insert(key, id);
             }
         }
-        // Like etcd's ID generator: member bits on top, then milliseconds and a counter, so ids
-        // from different members and restarts do not collide.
-        let seed = ((member_id & 0xffff) << 48) | (((now_unix_ms() as u64) & 0xff_ffff_ffff) << 8);
         Ok(Lessor {
             inner: Mutex::new(inner),
             min_ttl,
-            next_id: AtomicU64::new(seed),
+            ids: IdGenerator::new(member_id),
         })
     }
 
@@ -123,7 +120,7 @@ impl Lessor {
     /// A fresh lease id (positive, non-zero, not in use).
     pub fn new_id(&self) -> i64 {
         loop {
-            let id = (self.next_id.fetch_add(1, Ordering::Relaxed) & (i64::MAX as u64)) as i64;
+            let id = (self.ids.next() & (i64::MAX as u64)) as i64;
             if id != 0 && !self.exists(id) {
                 return id;
             }

@@ -1,0 +1,22 @@
+//! Failpoints for process-level tests, set through environment variables that no deployment
+//! sets (etcd builds its failpoints in with gofail for the same purpose). Each is read once.
+//!
+//! - `CAIRN_FAILPOINT_APPLY_HOLD_MS`: the apply loop waits this long before applying its first
+//!   batch, so that a test can have requests arrive while entries of the previous run are still
+//!   waiting to be replayed.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+fn millis(name: &str) -> Option<Duration> {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(Duration::from_millis)
+}
+
+/// How long the first apply is held back, if at all.
+pub fn apply_hold() -> Option<Duration> {
+    static HOLD: OnceLock<Option<Duration>> = OnceLock::new();
+    *HOLD.get_or_init(|| millis("CAIRN_FAILPOINT_APPLY_HOLD_MS"))
+}
