@@ -16,27 +16,46 @@ fn last_segment(data_dir: &Path) -> PathBuf {
     segs.pop().expect("a WAL segment")
 }
 
-async fn put_keys(ep: &str, n: usize) {
+/// Puts `key-000`.. in order; returns the revision each was acknowledged at.
+async fn put_keys(ep: &str, n: usize) -> Vec<i64> {
     let c = Client::connect(&[ep.to_string()], Duration::from_secs(2))
         .await
         .unwrap();
+    let mut revisions = Vec::with_capacity(n);
     for i in 0..n {
-        c.put(format!("key-{i:03}"), format!("v{i}")).await.unwrap();
+        let r = c.put(format!("key-{i:03}"), format!("v{i}")).await.unwrap();
+        revisions.push(r.header.unwrap().revision);
     }
+    revisions
 }
 
-async fn count_keys(ep: &str) -> usize {
+/// How many of the keys `put_keys` acknowledged survived, checking that each survivor has its
+/// value and its acknowledged revision, and that only a suffix of the writes is missing.
+async fn surviving_keys(ep: &str, acknowledged: &[i64]) -> usize {
     let c = Client::connect(&[ep.to_string()], Duration::from_secs(2))
         .await
         .unwrap();
-    c.get_prefix("key-").await.unwrap().kvs.len()
+    let kvs = c.get_prefix("key-").await.unwrap().kvs;
+    for (i, kv) in kvs.iter().enumerate() {
+        assert_eq!(
+            kv.key.as_ref(),
+            format!("key-{i:03}").as_bytes(),
+            "a gap in the log"
+        );
+        assert_eq!(kv.value.as_ref(), format!("v{i}").as_bytes());
+        assert_eq!(
+            kv.mod_revision, acknowledged[i],
+            "key-{i:03} moved revision"
+        );
+    }
+    kvs.len()
 }
 
 async fn damaged_tail_is_repaired(damage: impl Fn(&mut Vec<u8>)) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("m1");
     let mut m = Member::start(&data, &[]);
-    put_keys(&m.endpoint(), 20).await;
+    let acknowledged = put_keys(&m.endpoint(), 20).await;
     m.kill9();
     let seg = last_segment(&data);
     let mut bytes = std::fs::read(&seg).unwrap();
@@ -44,7 +63,7 @@ async fn damaged_tail_is_repaired(damage: impl Fn(&mut Vec<u8>)) {
     std::fs::write(&seg, &bytes).unwrap();
     m.restart();
     // At most the last record is gone, and it is a hard state or the last put.
-    let n = count_keys(&m.endpoint()).await;
+    let n = surviving_keys(&m.endpoint(), &acknowledged).await;
     assert!(n >= 19, "only {n} keys survived a damaged tail");
     assert!(
         m.log_text().contains("torn"),
@@ -52,9 +71,9 @@ async fn damaged_tail_is_repaired(damage: impl Fn(&mut Vec<u8>)) {
         m.log_text()
     );
     // The repaired log takes new writes and survives another crash.
-    put_keys(&m.endpoint(), 25).await;
+    let acknowledged = put_keys(&m.endpoint(), 25).await;
     m.restart();
-    assert_eq!(count_keys(&m.endpoint()).await, 25);
+    assert_eq!(surviving_keys(&m.endpoint(), &acknowledged).await, 25);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -106,4 +125,54 @@ async fn corruption_in_the_middle_stops_the_member() {
     assert!(log.contains("corrupt record"), "{log}");
     assert!(log.contains("Refusing to start"), "{log}");
     assert_eq!(std::fs::read(&seg).unwrap(), bytes, "the WAL was modified");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_replaced_by_an_older_copy_stops_the_member() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("m1");
+    let mut m = Member::start(&data, &["--snapshot-count", "100"]);
+    put_keys(&m.endpoint(), 5).await;
+    m.kill9();
+    let db = data.join("member/snap/db");
+    let early = std::fs::read(&db).unwrap();
+    m.restart();
+    put_keys(&m.endpoint(), 400).await;
+    m.kill9();
+    std::fs::write(&db, &early).unwrap();
+    let status = m
+        .run_to_exit(Duration::from_secs(20))
+        .expect("a member whose backend is older than its WAL must not start");
+    assert!(!status.success());
+    let log = m.log_text();
+    assert!(
+        log.contains("the backend has applied index")
+            && log.contains("but the WAL's snapshot is at index"),
+        "{log}"
+    );
+    assert!(
+        log.contains("restore the member's data from a snapshot"),
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_backend_with_a_surviving_wal_dir_stops_the_member() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("m1");
+    let wal = dir.path().join("wal");
+    let wal_arg = wal.to_string_lossy().into_owned();
+    let mut m = Member::start(&data, &["--snapshot-count", "100", "--wal-dir", &wal_arg]);
+    put_keys(&m.endpoint(), 400).await;
+    m.kill9();
+    std::fs::remove_dir_all(&data).unwrap();
+    let status = m
+        .run_to_exit(Duration::from_secs(20))
+        .expect("a member whose backend is gone while its WAL survives must not start");
+    assert!(!status.success());
+    let log = m.log_text();
+    assert!(
+        log.contains("the backend has applied index 0 but the WAL's snapshot is at index"),
+        "{log}"
+    );
 }

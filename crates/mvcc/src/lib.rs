@@ -72,6 +72,8 @@ pub enum MvccError {
     Backend(String),
     #[error("mvcc: corrupt backend record at revision {rev:?}: {reason}")]
     Corrupt { rev: Revision, reason: String },
+    #[error("mvcc: corrupt backend meta value {name:?}: {len} bytes where 8 were expected")]
+    CorruptMeta { name: String, len: usize },
 }
 
 impl MvccError {
@@ -154,12 +156,22 @@ fn decode_record(rev: Revision, raw: &[u8]) -> Result<(u8, KeyValue)> {
     Ok((kind, kv))
 }
 
+/// A numeric meta value; 0 when absent (a new store), an error when malformed.
 fn meta_u64<T: ReadableTable<&'static str, &'static [u8]>>(t: &T, name: &str) -> Result<u64> {
-    let v = t.get(name).map_err(MvccError::backend)?;
-    Ok(
-        v.and_then(|g| g.value().try_into().ok().map(u64::from_le_bytes))
-            .unwrap_or(0),
-    )
+    match t.get(name).map_err(MvccError::backend)? {
+        None => Ok(0),
+        Some(v) => decode_meta_u64(name, v.value()),
+    }
+}
+
+/// Decodes a numeric meta value (8 bytes, little endian).
+pub fn decode_meta_u64(name: &str, raw: &[u8]) -> Result<u64> {
+    raw.try_into()
+        .map(u64::from_le_bytes)
+        .map_err(|_| MvccError::CorruptMeta {
+            name: name.to_string(),
+            len: raw.len(),
+        })
 }
 
 impl Store {

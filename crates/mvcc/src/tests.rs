@@ -403,6 +403,49 @@ fn compaction_and_restart() {
 }
 
 #[test]
+fn a_malformed_meta_value_refuses_to_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    {
+        let s = Store::open(&path).unwrap();
+        put(&s, "a", "1");
+        let a = s.begin_apply().unwrap();
+        a.commit(7, 1, true).unwrap();
+    }
+    assert_eq!(Store::open(&path).unwrap().consistent_index(), 7);
+    for name in ["consistent_index", "term", "current_rev", "compact_rev"] {
+        let db = Database::create(&path).unwrap();
+        let saved = {
+            let r = db.begin_read().unwrap();
+            let t = r.open_table(META).unwrap();
+            t.get(name).unwrap().map(|v| v.value().to_vec())
+        };
+        let w = db.begin_write().unwrap();
+        w.open_table(META)
+            .unwrap()
+            .insert(name, &[1u8, 2, 3][..])
+            .unwrap();
+        w.commit().unwrap();
+        drop(db);
+        match Store::open(&path) {
+            Err(MvccError::CorruptMeta { name: n, len: 3 }) => assert_eq!(n, name),
+            Err(e) => panic!("{name}: {e}"),
+            Ok(_) => panic!("{name}: a 3-byte meta value was read as a number"),
+        }
+        let db = Database::create(&path).unwrap();
+        let w = db.begin_write().unwrap();
+        {
+            let mut t = w.open_table(META).unwrap();
+            match &saved {
+                Some(v) => t.insert(name, v.as_slice()).unwrap(),
+                None => t.remove(name).unwrap(),
+            };
+        }
+        w.commit().unwrap();
+    }
+}
+
+#[test]
 fn applied_batches_are_written_back_in_bulk() {
     let (_dir, s) = open();
     let base = s.write_back_count();

@@ -248,6 +248,15 @@ fn recover(config: &NodeConfig) -> Result<(Wal, LogStore), RaftError> {
         entries.push(decode::<Entry>(&r.data, r.index)?);
     }
     store.append(&entries);
+    if config.applied < store.snap_index {
+        return Err(RaftError::Invalid(format!(
+            "the backend has applied index {} but the WAL's snapshot is at index {}: the entries \
+             between them are no longer in the WAL, so the backend is older than the log (a \
+             replaced or lost db file, or a WAL from another data dir); restore the member's data \
+             from a snapshot, or remove the member and add it back to the cluster",
+            config.applied, store.snap_index
+        )));
+    }
     if config.applied > store.last() {
         return Err(RaftError::Invalid(format!(
             "the backend has applied index {} but the WAL ends at {}: the WAL is missing or belongs to another data dir",
@@ -276,7 +285,7 @@ pub fn start(
         id: config.id,
         election_tick: config.election_ticks,
         heartbeat_tick: config.heartbeat_ticks,
-        applied: config.applied.max(store.snap_index),
+        applied: config.applied,
         max_size_per_msg: 1 << 20,
         max_inflight_msgs: 256,
         pre_vote: true,

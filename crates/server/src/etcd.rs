@@ -79,9 +79,10 @@ pub fn cluster_id(member_ids: &[u64]) -> u64 {
 /// so that later flag changes cannot alter a member's identity.
 fn identity(store: &Store, config: &Config) -> Result<(u64, u64), ServerError> {
     let stored = |name: &str| -> Result<Option<u64>, ServerError> {
-        Ok(store
-            .meta(name)?
-            .and_then(|v| v.try_into().ok().map(u64::from_le_bytes)))
+        match store.meta(name)? {
+            Some(raw) => Ok(Some(cairn_mvcc::decode_meta_u64(name, &raw)?)),
+            None => Ok(None),
+        }
     };
     if let (Some(c), Some(m)) = (stored("cluster_id")?, stored("member_id")?) {
         return Ok((c, m));
@@ -447,7 +448,11 @@ impl ApplyLoop {
                     None => continue,
                 };
                 if let Err(
-                    e @ (ServerError::Mvcc(MvccError::Backend(_) | MvccError::Corrupt { .. })
+                    e @ (ServerError::Mvcc(
+                        MvccError::Backend(_)
+                        | MvccError::Corrupt { .. }
+                        | MvccError::CorruptMeta { .. },
+                    )
                     | ServerError::Internal(_)),
                 ) = res
                 {
