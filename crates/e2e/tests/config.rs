@@ -40,11 +40,64 @@ fn unknown_or_malformed_flags_fail_clearly() {
             &["--initial-cluster", "other=http://localhost:2380"],
             "initial-cluster",
         ),
+        // Values that overflow must be errors, never a panic.
+        (
+            &["--watch-progress-notify-interval=99999999999999999999h"],
+            "out of range",
+        ),
+        (
+            &["--watch-progress-notify-interval", "99999999999999999999"],
+            "out of range",
+        ),
+        (
+            &["--heartbeat-interval", "18446744073709551615"],
+            "election-timeout",
+        ),
+        (
+            &["--snapshot-count", "18446744073709551616"],
+            "snapshot-count",
+        ),
+        // Larger than a WAL record can hold: acknowledged requests would not replay.
+        (&["--max-request-bytes", "300000000"], "--max-request-bytes"),
     ] {
         let out = run(args);
         assert!(!out.status.success(), "{args:?} was accepted");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(mentioned), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_ne!(out.status.code(), Some(101), "{args:?} panicked: {err}");
+    }
+    // The same through the environment and the config file.
+    let out = Command::new(cairn_bin())
+        .env(
+            "ETCD_WATCH_PROGRESS_NOTIFY_INTERVAL",
+            "99999999999999999999h",
+        )
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("out of range"),
+        "{err}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    for yaml in [
+        "watch-progress-notify-interval: 99999999999999999999\n",
+        "watch-progress-notify-interval: 18446744073709551615\n",
+        "watch-progress-notify-interval: 99999999999999999999h\n",
+        "max-request-bytes: 300000000\n",
+    ] {
+        let file = dir.path().join("bad.yaml");
+        std::fs::write(&file, yaml).unwrap();
+        let out = run(&["--config-file", file.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{yaml:?} was accepted");
+        assert!(
+            !err.contains("panicked") && !err.is_empty(),
+            "{yaml:?}: {err}"
+        );
+        assert_ne!(out.status.code(), Some(101), "{yaml:?} panicked: {err}");
     }
 
     let out = run(&["--version"]);

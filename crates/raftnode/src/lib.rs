@@ -42,7 +42,15 @@ pub enum RaftError {
     Corrupt { index: u64, reason: String },
     #[error("raft: {0}")]
     Invalid(String),
+    #[error(
+        "raft: a proposal of {0} bytes is larger than a log entry can be ({MAX_PROPOSAL_BYTES})"
+    )]
+    ProposalTooLarge(usize),
 }
+
+/// The largest proposal the log accepts: what a WAL entry record holds, less room for the Raft
+/// entry's own fields (index, term, type, context framing).
+pub const MAX_PROPOSAL_BYTES: usize = cairn_wal::MAX_ENTRY_DATA_LEN - 64;
 
 /// How the node is set up.
 #[derive(Debug, Clone)]
@@ -126,6 +134,9 @@ impl RaftHandle {
     /// through `on_reject` if the node cannot take it. Not waiting for an acceptance saves the
     /// proposer a wake-up per write, which is most of what a single write costs besides fsync.
     pub fn propose(&self, data: Vec<u8>, on_reject: RejectFn) -> Result<(), RaftError> {
+        if data.len() > MAX_PROPOSAL_BYTES {
+            return Err(RaftError::ProposalTooLarge(data.len()));
+        }
         self.tx
             .send(Command::Propose { data, on_reject })
             .map_err(|_| RaftError::Stopped)
@@ -498,7 +509,7 @@ impl Runner {
                 .iter()
                 .map(to_record)
                 .collect::<Result<Vec<_>, _>>()?;
-            self.wal.append_entries(&records);
+            self.wal.append_entries(&records)?;
             self.node.mut_store().append(ready.entries());
         }
         // Like etcd, only new entries or a new term or vote must be on disk before going on; a

@@ -160,13 +160,23 @@ impl Default for Config {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GoDuration(pub Duration);
 
+impl GoDuration {
+    fn from_nanos(nanos: u64) -> Result<GoDuration, String> {
+        if nanos > i64::MAX as u64 {
+            return Err(format!("invalid duration {nanos}ns: out of range"));
+        }
+        Ok(GoDuration(Duration::from_nanos(nanos)))
+    }
+}
+
 impl std::str::FromStr for GoDuration {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
         let s = s.trim();
-        if let Ok(nanos) = s.parse::<u64>() {
-            return Ok(GoDuration(Duration::from_nanos(nanos)));
+        if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+            let nanos = s.parse::<u64>().unwrap_or(u64::MAX);
+            return GoDuration::from_nanos(nanos);
         }
         let mut total = 0f64;
         let mut rest = s;
@@ -196,7 +206,13 @@ impl std::str::FromStr for GoDuration {
             total += n * scale;
             rest = &rest[unit_len..];
         }
-        Ok(GoDuration(Duration::from_secs_f64(total)))
+        // Go keeps durations in an int64 of nanoseconds (about 292 years) and refuses more.
+        if !total.is_finite() || total * 1e9 > i64::MAX as f64 {
+            return Err(format!("invalid duration {s:?}: out of range"));
+        }
+        Duration::try_from_secs_f64(total)
+            .map(GoDuration)
+            .map_err(|e| format!("invalid duration {s:?}: {e}"))
     }
 }
 
@@ -215,7 +231,7 @@ impl<'de> Deserialize<'de> for GoDuration {
             Text(String),
         }
         match Raw::deserialize(d)? {
-            Raw::Nanos(n) => Ok(GoDuration(Duration::from_nanos(n))),
+            Raw::Nanos(n) => GoDuration::from_nanos(n).map_err(serde::de::Error::custom),
             Raw::Text(t) => t.parse().map_err(serde::de::Error::custom),
         }
     }
@@ -293,7 +309,7 @@ impl Config {
                 "--heartbeat-interval must be greater than 0".into(),
             ));
         }
-        if self.election_timeout < 5 * self.heartbeat_interval {
+        if self.election_timeout < self.heartbeat_interval.saturating_mul(5) {
             return Err(ConfigError::Invalid(format!(
                 "--election-timeout[{}ms] should be at least as 5 times as --heartbeat-interval[{}ms]",
                 self.election_timeout, self.heartbeat_interval
@@ -303,6 +319,13 @@ impl Config {
             return Err(ConfigError::Invalid(format!(
                 "--election-timeout[{}ms] is too long, and should be set less than 50000ms",
                 self.election_timeout
+            )));
+        }
+        if self.max_request_bytes as usize > cairn_raft::MAX_PROPOSAL_BYTES {
+            return Err(ConfigError::Invalid(format!(
+                "--max-request-bytes {} is larger than a replicated request can be ({} bytes)",
+                self.max_request_bytes,
+                cairn_raft::MAX_PROPOSAL_BYTES
             )));
         }
         if self.max_txn_ops == 0 {
@@ -506,6 +529,11 @@ mod tests {
         assert_eq!(d("5000000000"), Ok(Duration::from_secs(5)));
         assert!(d("5x").is_err());
         assert!(d("").is_err());
+        assert!(d("99999999999999999999h").is_err());
+        assert!(d("99999999999999999999").is_err());
+        assert!(d("1e400s").is_err());
+        assert_eq!(d("2562047h"), Ok(Duration::from_secs(2_562_047 * 3600)));
+        assert!(d("2562048h").is_err());
         let c = Config::from_yaml("watch-progress-notify-interval: 5000000000\n").unwrap();
         assert_eq!(c.watch_progress_notify_interval.0, Duration::from_secs(5));
     }
@@ -532,5 +560,25 @@ mod tests {
             ..Default::default()
         };
         assert!(c.validate().is_err());
+        let c = Config {
+            heartbeat_interval: u64::MAX,
+            ..Default::default()
+        };
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn max_request_bytes_fits_a_log_entry() {
+        let limit = u32::try_from(cairn_raft::MAX_PROPOSAL_BYTES).unwrap();
+        let at = Config {
+            max_request_bytes: limit,
+            ..Default::default()
+        };
+        at.validate().unwrap();
+        let over = Config {
+            max_request_bytes: limit + 1,
+            ..Default::default()
+        };
+        assert!(over.validate().is_err());
     }
 }

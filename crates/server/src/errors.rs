@@ -63,7 +63,9 @@ impl From<ServerError> for Status {
             ServerError::Raft(RaftError::Stopped) | ServerError::Stopped => {
                 Status::unavailable(msg::STOPPED)
             }
-            ServerError::RequestTooLarge => Status::invalid_argument(msg::TOO_LARGE),
+            ServerError::RequestTooLarge | ServerError::Raft(RaftError::ProposalTooLarge(_)) => {
+                Status::invalid_argument(msg::TOO_LARGE)
+            }
             ServerError::Timeout => Status::unavailable(msg::TIMEOUT),
             other => Status::new(Code::Internal, other.to_string()),
         }

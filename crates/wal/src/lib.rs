@@ -54,8 +54,11 @@ const HEADER_LEN: usize = 13;
 const KIND_ENTRY: u8 = 1;
 const KIND_HARD_STATE: u8 = 2;
 const KIND_SNAPSHOT: u8 = 3;
-/// Upper bound for one record's payload: larger lengths are corruption, not data.
-const MAX_RECORD_LEN: u32 = 256 << 20;
+/// Upper bound for one record's payload: larger lengths are corruption, not data, and larger
+/// records are refused when appended.
+pub const MAX_RECORD_LEN: u32 = 256 << 20;
+/// The largest entry data an entry record can carry (the record also holds index and term).
+pub const MAX_ENTRY_DATA_LEN: usize = MAX_RECORD_LEN as usize - 16;
 /// A segment grows to about this size before a new one is started.
 const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
 
@@ -78,6 +81,10 @@ pub enum WalError {
     },
     #[error("wal: invalid segment file name {0}")]
     BadSegmentName(PathBuf),
+    #[error(
+        "wal: entry {index} holds {len} bytes, more than a record can hold ({MAX_ENTRY_DATA_LEN})"
+    )]
+    EntryTooLarge { index: u64, len: usize },
 }
 
 type Result<T> = std::result::Result<T, WalError>;
@@ -308,12 +315,22 @@ impl Wal {
 
     /// Buffers entries. An entry whose index is ≤ the last one replaces that suffix of the log
     /// on replay, as Raft requires when a follower's uncommitted tail is overwritten.
-    pub fn append_entries(&mut self, entries: &[EntryRecord]) {
+    ///
+    /// An entry too large for a record is refused before anything of the batch is buffered, so
+    /// nothing unreadable is ever written.
+    pub fn append_entries(&mut self, entries: &[EntryRecord]) -> Result<()> {
+        if let Some(e) = entries.iter().find(|e| e.data.len() > MAX_ENTRY_DATA_LEN) {
+            return Err(WalError::EntryTooLarge {
+                index: e.index,
+                len: e.data.len(),
+            });
+        }
         for e in entries {
             let head = [e.index.to_le_bytes(), e.term.to_le_bytes()].concat();
             encode_record(&mut self.buf, KIND_ENTRY, &[&head, &e.data]);
             self.last_index = e.index;
         }
+        Ok(())
     }
 
     /// Buffers a new hard state (term, vote, commit as encoded by the Raft layer).
@@ -360,7 +377,7 @@ impl Wal {
         encode_record(&mut body, KIND_HARD_STATE, &[hard_state]);
         let old: Vec<PathBuf> = self.segments.iter().map(|s| s.path.clone()).collect();
         self.cut(Some(snapshot.index + 1), &body)?;
-        self.append_entries(tail);
+        self.append_entries(tail)?;
         self.sync()?;
         for path in old {
             fs::remove_file(&path).map_err(io_err(&path))?;

@@ -29,7 +29,7 @@ fn write_n(dir: &Path, n: u64) -> Vec<EntryRecord> {
         .map(|i| entry(i, 1, &format!("value-{i}")))
         .collect();
     for e in &entries {
-        wal.append_entries(std::slice::from_ref(e));
+        wal.append_entries(std::slice::from_ref(e)).unwrap();
         wal.set_hard_state(&e.index.to_le_bytes());
         wal.sync().unwrap();
     }
@@ -58,9 +58,9 @@ fn unsynced_appends_are_not_on_disk() {
     let dir = tempfile::tempdir().unwrap();
     {
         let (mut wal, _) = open_small(dir.path()).unwrap();
-        wal.append_entries(&[entry(1, 1, "a")]);
+        wal.append_entries(&[entry(1, 1, "a")]).unwrap();
         wal.sync().unwrap();
-        wal.append_entries(&[entry(2, 1, "b")]);
+        wal.append_entries(&[entry(2, 1, "b")]).unwrap();
         assert!(wal.has_pending());
     }
     let (_, rec) = open_small(dir.path()).unwrap();
@@ -77,7 +77,7 @@ fn segments_are_preallocated_and_zero_tailed_records_survive() {
     };
     {
         let (mut wal, _) = open_small(dir.path()).unwrap();
-        wal.append_entries(std::slice::from_ref(&zeros));
+        wal.append_entries(std::slice::from_ref(&zeros)).unwrap();
         wal.set_hard_state(&[0u8; 24]);
         wal.sync().unwrap();
     }
@@ -90,7 +90,7 @@ fn segments_are_preallocated_and_zero_tailed_records_survive() {
         assert_eq!(rec.entries, vec![zeros.clone()]);
         assert_eq!(rec.hard_state.as_deref(), Some(&[0u8; 24][..]));
         assert_eq!(rec.repaired_bytes, 0);
-        wal.append_entries(&[entry(2, 1, "two")]);
+        wal.append_entries(&[entry(2, 1, "two")]).unwrap();
         wal.sync().unwrap();
     }
     let (_, rec) = open_small(dir.path()).unwrap();
@@ -109,7 +109,7 @@ fn a_segment_without_preallocation_is_continued() {
     {
         let (mut wal, rec) = open_small(dir.path()).unwrap();
         assert_eq!(rec.entries.len(), 3);
-        wal.append_entries(&[entry(4, 1, "four")]);
+        wal.append_entries(&[entry(4, 1, "four")]).unwrap();
         wal.sync().unwrap();
     }
     let (_, rec) = open_small(dir.path()).unwrap();
@@ -122,8 +122,9 @@ fn reappended_index_overwrites_suffix() {
     let dir = tempfile::tempdir().unwrap();
     {
         let (mut wal, _) = open_small(dir.path()).unwrap();
-        wal.append_entries(&[entry(1, 1, "a"), entry(2, 1, "b"), entry(3, 1, "c")]);
-        wal.append_entries(&[entry(2, 2, "B")]);
+        wal.append_entries(&[entry(1, 1, "a"), entry(2, 1, "b"), entry(3, 1, "c")])
+            .unwrap();
+        wal.append_entries(&[entry(2, 2, "B")]).unwrap();
         wal.sync().unwrap();
     }
     let (_, rec) = open_small(dir.path()).unwrap();
@@ -148,7 +149,7 @@ fn truncated_tail_is_repaired() {
     assert_eq!(rec.entries, written);
     assert_eq!(rec.hard_state.as_deref(), Some(&4u64.to_le_bytes()[..]));
     // The repaired log accepts appends and replays them.
-    wal.append_entries(&[entry(6, 1, "six")]);
+    wal.append_entries(&[entry(6, 1, "six")]).unwrap();
     wal.sync().unwrap();
     drop(wal);
     let (_, rec) = open_small(dir.path()).unwrap();
@@ -193,7 +194,7 @@ fn segments_roll_over_and_replay_in_order() {
     {
         let (mut wal, _) = Wal::open_with_segment_size(dir.path(), 2048).unwrap();
         for chunk in written.chunks(7) {
-            wal.append_entries(chunk);
+            wal.append_entries(chunk).unwrap();
             wal.sync().unwrap();
         }
         assert!(wal.segment_paths().len() > 5);
@@ -208,7 +209,7 @@ fn corruption_in_an_older_segment_is_refused_even_at_its_end() {
     let paths = {
         let (mut wal, _) = Wal::open_with_segment_size(dir.path(), 1024).unwrap();
         for i in 1..=50 {
-            wal.append_entries(&[entry(i, 1, &"y".repeat(64))]);
+            wal.append_entries(&[entry(i, 1, &"y".repeat(64))]).unwrap();
             wal.sync().unwrap();
         }
         wal.segment_paths()
@@ -230,7 +231,7 @@ fn snapshot_drops_old_segments_and_keeps_tail() {
     {
         let (mut wal, _) = Wal::open_with_segment_size(dir.path(), 1024).unwrap();
         for i in 1..=40 {
-            wal.append_entries(&[entry(i, 1, &"z".repeat(64))]);
+            wal.append_entries(&[entry(i, 1, &"z".repeat(64))]).unwrap();
             wal.sync().unwrap();
         }
         let snap = SnapshotRecord {
@@ -241,7 +242,7 @@ fn snapshot_drops_old_segments_and_keeps_tail() {
         let tail: Vec<_> = (31..=40).map(|i| entry(i, 1, &"z".repeat(64))).collect();
         wal.snapshot(&snap, b"hs", &tail).unwrap();
         assert_eq!(wal.segment_paths().len(), 1);
-        wal.append_entries(&[entry(41, 2, "after")]);
+        wal.append_entries(&[entry(41, 2, "after")]).unwrap();
         wal.sync().unwrap();
     }
     let (wal, rec) = open_small(dir.path()).unwrap();
@@ -311,7 +312,7 @@ proptest! {
                     for _ in 0..n {
                         let e = EntryRecord { index: next, term: 1, data: Bytes::from(data.clone()) };
                         next += 1;
-                        wal.append_entries(std::slice::from_ref(&e));
+                        wal.append_entries(std::slice::from_ref(&e)).unwrap();
                         pending.push(e);
                     }
                 }
@@ -358,7 +359,7 @@ proptest! {
         {
             let (mut wal, _) = open_small(dir.path()).unwrap();
             for i in 1..=valid as u64 {
-                wal.append_entries(&[entry(i, 1, "ok")]);
+                wal.append_entries(&[entry(i, 1, "ok")]).unwrap();
             }
             wal.sync().unwrap();
         }
@@ -374,4 +375,28 @@ proptest! {
             prop_assert_eq!(first.entries, second.entries);
         }
     }
+}
+
+#[test]
+fn an_entry_too_large_for_a_record_is_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut wal, _) = open_small(dir.path()).unwrap();
+    let big = EntryRecord {
+        index: 2,
+        term: 1,
+        data: Bytes::from(vec![0u8; MAX_ENTRY_DATA_LEN + 1]),
+    };
+    let err = wal
+        .append_entries(&[entry(1, 1, "small"), big])
+        .unwrap_err();
+    assert!(
+        matches!(err, WalError::EntryTooLarge { index: 2, .. }),
+        "{err}"
+    );
+    assert!(!wal.has_pending(), "part of a refused batch was buffered");
+    wal.append_entries(&[entry(1, 1, "small")]).unwrap();
+    wal.sync().unwrap();
+    drop(wal);
+    let (_, rec) = open_small(dir.path()).unwrap();
+    assert_eq!(rec.entries, vec![entry(1, 1, "small")]);
 }
