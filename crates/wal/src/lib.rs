@@ -11,52 +11,71 @@
 //! # On-disk format
 //!
 //! The directory holds segments named `{seq:016x}-{first_index:016x}.wal`, read in `seq` order.
-//! A segment is a sequence of records:
+//! A segment starts with a 32-byte header, written and synced before the segment gets its name:
 //!
 //! ```text
-//! magic    u32 LE  0x4341_574C ("LWAC")
-//! len      u32 LE  payload length
-//! kind     u8      1 = entry, 2 = hard state, 3 = snapshot marker
-//! crc      u32 LE  CRC-32C over len, kind and payload
-//! payload  [len]
+//! magic    u32 LE  0x3257_4143 ("CAW2")
+//! version  u32 LE  2
+//! salt     u64 LE  random, new for every segment
+//! seq      u64 LE  the segment's sequence number (as in its name)
+//! crc      u32 LE  CRC-32C over the 28 bytes before it (after 4 reserved zero bytes)
+//! ```
+//!
+//! Then come *batches*, one per [`Wal::sync`]: a 40-byte frame and the batch body.
+//!
+//! ```text
+//! magic     u32 LE  0x4257_4143 ("CAWB")
+//! reserved  u32     0
+//! body_len  u64 LE
+//! seq       u64 LE  1 for the segment's first batch, then one more per batch
+//! offset    u64 LE  where this frame starts in the segment
+//! body_crc  u32 LE  CRC-32C over the body
+//! head_crc  u32 LE  CRC-32C over the salt and the 36 bytes before it
+//! body      records: kind u8 (1 = entry, 2 = hard state, 3 = snapshot marker),
+//!           len u32 LE, payload [len]
 //! ```
 //!
 //! Entry payload: `index u64 LE, term u64 LE, data` (data = the encoded Raft entry).
 //! Hard state payload: opaque. Snapshot payload: `index u64 LE, term u64 LE, data` (data = the
 //! encoded snapshot metadata).
 //!
-//! A snapshot starts a fresh segment holding the snapshot marker, the hard state and every entry
-//! above the snapshot index; all older segments are then deleted. Replay therefore never needs a
-//! segment older than the newest snapshot.
+//! A snapshot starts a fresh segment whose first batch holds the snapshot marker and the hard
+//! state, followed by every entry above the snapshot index; all older segments are then deleted.
+//! Replay therefore never needs a segment older than the newest snapshot.
 //!
 //! Segments are preallocated to their full size when created (`fallocate`), so the bytes after
-//! the last record read as zeros and replay stops at the first all-zero tail. Preallocation is
+//! the last batch read as zeros and replay stops at the first all-zero tail. Preallocation is
 //! about latency: an `fdatasync` after overwriting allocated space need not also persist a new
 //! file size, which on this project's reference disk makes a small durable write ~30% cheaper
 //! than appending (etcd preallocates its WAL for the same reason).
 //!
 //! # Crash safety
 //!
-//! Records are only acknowledged after [`Wal::sync`] has returned, which issues one
-//! `fdatasync` for everything appended since the previous sync. A crash can thus leave at most a
-//! partially written tail in the last segment: on open, a record that fails to decode, with
-//! non-zero bytes from there on, is treated as a torn tail and zeroed *only if* no valid record
-//! follows it; otherwise the log is corrupt in the middle and [`Wal::open`] fails with
-//! [`WalError::Corrupt`] rather than silently dropping acknowledged data.
+//! Records are only acknowledged after [`Wal::sync`] has returned, which writes the batch and
+//! issues one `fdatasync`; the next batch is written only after that. After a power loss the
+//! pages of the last, unsynced batch may have reached the disk in any order and any subset, but
+//! nothing after it exists. So on open, a batch whose frame or body does not verify is a *torn
+//! tail* when it is in the last segment and no intact frame of a later batch follows it: it is
+//! zeroed (nothing in it was acknowledged). If an intact later frame does follow, the damaged
+//! batch had been synced, the log is corrupt, and [`Wal::open`] fails with [`WalError::Corrupt`]
+//! rather than silently dropping acknowledged data; damage in any segment but the last is
+//! corruption too. Frames are salted and carry their own offset, so bytes inside an entry (a
+//! client's value) can never be taken for a frame.
 
 use bytes::Bytes;
+use format::{
+    FRAME_LEN, Frame, KIND_ENTRY, KIND_HARD_STATE, KIND_SNAPSHOT, SEGMENT_HEADER_LEN,
+    SegmentHeader, encode_record,
+};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-const MAGIC: u32 = 0x4341_574C;
-const HEADER_LEN: usize = 13;
-const KIND_ENTRY: u8 = 1;
-const KIND_HARD_STATE: u8 = 2;
-const KIND_SNAPSHOT: u8 = 3;
-/// Upper bound for one record's payload: larger lengths are corruption, not data, and larger
-/// records are refused when appended.
-pub const MAX_RECORD_LEN: u32 = 256 << 20;
+mod format;
+mod replay;
+
+pub use format::MAX_RECORD_LEN;
+
 /// The largest entry data an entry record can carry (the record also holds index and term).
 pub const MAX_ENTRY_DATA_LEN: usize = MAX_RECORD_LEN as usize - 16;
 /// A segment grows to about this size before a new one is started.
@@ -72,7 +91,7 @@ pub enum WalError {
         source: io::Error,
     },
     #[error(
-        "wal: corrupt record in {segment} at offset {offset}: {reason}; valid records follow it, so this is not a torn write. Refusing to start to avoid losing acknowledged data"
+        "wal: corrupt record in {segment} at offset {offset}: {reason}. Refusing to start to avoid losing acknowledged data"
     )]
     Corrupt {
         segment: PathBuf,
@@ -119,7 +138,7 @@ pub struct Recovered {
     pub hard_state: Option<Bytes>,
     /// Entries above the snapshot, contiguous and in index order.
     pub entries: Vec<EntryRecord>,
-    /// Bytes cut off a torn tail, if any (for logging and tests).
+    /// Bytes of a torn tail that were zeroed, if any (for logging and tests).
     pub repaired_bytes: u64,
 }
 
@@ -136,6 +155,10 @@ pub struct Wal {
     segments: Vec<Segment>,
     active: File,
     active_len: u64,
+    /// The active segment's salt and the sequence number its next batch gets.
+    salt: u64,
+    next_batch: u64,
+    /// The next batch: room for its frame, then the records appended since the last sync.
     buf: Vec<u8>,
     segment_bytes: u64,
     last_index: u64,
@@ -156,83 +179,16 @@ fn parse_segment_name(path: &Path) -> Option<u64> {
     u64::from_str_radix(seq, 16).ok()
 }
 
-fn encode_record(buf: &mut Vec<u8>, kind: u8, parts: &[&[u8]]) {
-    let len: usize = parts.iter().map(|p| p.len()).sum();
-    let len32 = u32::try_from(len).unwrap_or(u32::MAX);
-    let mut crc = crc32c::crc32c(&len32.to_le_bytes());
-    crc = crc32c::crc32c_append(crc, &[kind]);
-    for p in parts {
-        crc = crc32c::crc32c_append(crc, p);
-    }
-    buf.extend_from_slice(&MAGIC.to_le_bytes());
-    buf.extend_from_slice(&len32.to_le_bytes());
-    buf.push(kind);
-    buf.extend_from_slice(&crc.to_le_bytes());
-    for p in parts {
-        buf.extend_from_slice(p);
-    }
-}
-
-/// A decoded record, borrowing from the segment's bytes.
-struct RawRecord<'a> {
-    kind: u8,
-    payload: &'a [u8],
-}
-
-/// Decodes the record at `data[off..]`; `Err` carries why it is not a valid record.
-fn decode_record(data: &[u8], off: usize) -> std::result::Result<(RawRecord<'_>, usize), String> {
-    let rest = &data[off..];
-    if rest.len() < HEADER_LEN {
-        return Err("truncated header".into());
-    }
-    let word = |i: usize| u32::from_le_bytes([rest[i], rest[i + 1], rest[i + 2], rest[i + 3]]);
-    if word(0) != MAGIC {
-        return Err("bad magic".into());
-    }
-    let len = word(4);
-    if len > MAX_RECORD_LEN {
-        return Err(format!("implausible length {len}"));
-    }
-    let kind = rest[8];
-    let crc = word(9);
-    let end = HEADER_LEN + len as usize;
-    if rest.len() < end {
-        return Err("truncated payload".into());
-    }
-    let payload = &rest[HEADER_LEN..end];
-    let mut actual = crc32c::crc32c(&len.to_le_bytes());
-    actual = crc32c::crc32c_append(actual, &[kind]);
-    actual = crc32c::crc32c_append(actual, payload);
-    if actual != crc {
-        return Err("checksum mismatch".into());
-    }
-    if !matches!(kind, KIND_ENTRY | KIND_HARD_STATE | KIND_SNAPSHOT) {
-        return Err(format!("unknown record kind {kind}"));
-    }
-    Ok((RawRecord { kind, payload }, off + end))
-}
-
-/// True if any complete, valid record starts somewhere in `data[from..]`.
-fn valid_record_after(data: &[u8], from: usize) -> bool {
-    let magic = MAGIC.to_le_bytes();
-    (from..data.len().saturating_sub(HEADER_LEN - 1))
-        .filter(|&i| data[i..i + 4] == magic)
-        .any(|i| decode_record(data, i).is_ok())
-}
-
-fn split_indexed(payload: &[u8]) -> Option<(u64, u64, Bytes)> {
-    if payload.len() < 16 {
-        return None;
-    }
-    let index = u64::from_le_bytes(payload[0..8].try_into().ok()?);
-    let term = u64::from_le_bytes(payload[8..16].try_into().ok()?);
-    Some((index, term, Bytes::copy_from_slice(&payload[16..])))
-}
-
 fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io_err(dir))
+}
+
+fn empty_batch() -> Vec<u8> {
+    let mut buf = Vec::with_capacity(1 << 20);
+    buf.resize(FRAME_LEN, 0);
+    buf
 }
 
 impl Wal {
@@ -262,9 +218,14 @@ impl Wal {
 
         let mut rec = Recovered::default();
         let count = segments.len();
-        let mut end_of_last = 0;
+        let mut tail = None;
         for (i, seg) in segments.iter().enumerate() {
-            end_of_last = replay_segment(&seg.path, i + 1 == count, &mut rec)?;
+            tail = Some(replay::replay_segment(
+                &seg.path,
+                seg.seq,
+                i + 1 == count,
+                &mut rec,
+            )?);
         }
         let last_index = rec
             .entries
@@ -273,38 +234,54 @@ impl Wal {
             .or(rec.snapshot.as_ref().map(|s| s.index))
             .unwrap_or(0);
 
-        let (active, active_len) = match segments.last() {
-            Some(seg) => {
+        let mut wal = match (segments.last(), tail) {
+            (Some(seg), Some(tail)) => {
                 let mut f = OpenOptions::new()
                     .write(true)
                     .open(&seg.path)
                     .map_err(io_err(&seg.path))?;
-                // A segment cut short by a repair, or written before segments were
-                // preallocated, gets its full size again.
+                // A segment cut short by hand or by a file system without preallocation gets
+                // its full size again.
                 preallocate(&f, &seg.path, segment_bytes)?;
                 f.sync_all().map_err(io_err(&seg.path))?;
-                f.seek(SeekFrom::Start(end_of_last))
+                f.seek(SeekFrom::Start(tail.end))
                     .map_err(io_err(&seg.path))?;
-                (f, end_of_last)
+                Wal {
+                    dir,
+                    segments,
+                    active: f,
+                    active_len: tail.end,
+                    salt: tail.salt,
+                    next_batch: tail.next_batch,
+                    buf: empty_batch(),
+                    segment_bytes,
+                    last_index,
+                }
             }
-            None => {
+            _ => {
                 let path = dir.join(segment_name(0, last_index + 1));
-                let f = create_segment(&path, segment_bytes)?;
+                let header = SegmentHeader {
+                    salt: format::new_salt(),
+                    seq: 0,
+                };
+                let mut f = create_segment(&path, segment_bytes)?;
+                f.write_all(&header.encode()).map_err(io_err(&path))?;
                 f.sync_all().map_err(io_err(&path))?;
                 sync_dir(&dir)?;
-                segments.push(Segment { seq: 0, path });
-                (f, 0)
+                Wal {
+                    dir,
+                    segments: vec![Segment { seq: 0, path }],
+                    active: f,
+                    active_len: SEGMENT_HEADER_LEN as u64,
+                    salt: header.salt,
+                    next_batch: 1,
+                    buf: empty_batch(),
+                    segment_bytes,
+                    last_index,
+                }
             }
         };
-        let wal = Wal {
-            dir,
-            segments,
-            active,
-            active_len,
-            buf: Vec::with_capacity(1 << 20),
-            segment_bytes,
-            last_index,
-        };
+        wal.last_index = last_index;
         Ok((wal, rec))
     }
 
@@ -340,19 +317,22 @@ impl Wal {
 
     /// True if something is buffered and a [`Wal::sync`] would write it.
     pub fn has_pending(&self) -> bool {
-        !self.buf.is_empty()
+        self.buf.len() > FRAME_LEN
     }
 
-    /// Writes everything buffered and makes it durable with a single `fdatasync`.
+    /// Writes everything buffered as one batch and makes it durable with a single `fdatasync`.
     pub fn sync(&mut self) -> Result<()> {
-        if self.buf.is_empty() {
+        if !self.has_pending() {
             return Ok(());
         }
+        let frame = Frame::for_body(&self.buf[FRAME_LEN..], self.next_batch, self.active_len);
+        self.buf[..FRAME_LEN].copy_from_slice(&frame.encode(self.salt));
         let path = self.active_path().to_path_buf();
         self.active.write_all(&self.buf).map_err(io_err(&path))?;
         self.active.sync_data().map_err(io_err(&path))?;
         self.active_len += self.buf.len() as u64;
-        self.buf.clear();
+        self.next_batch += 1;
+        self.buf.truncate(FRAME_LEN);
         if self.active_len >= self.segment_bytes {
             self.cut(None, &[])?;
         }
@@ -402,21 +382,36 @@ impl Wal {
             .unwrap_or(self.dir.as_path())
     }
 
-    /// Starts a new segment whose first bytes are `preamble`, durably.
+    /// Starts a new segment: its header and, if `preamble` holds records, a first batch of
+    /// them, made durable before the segment gets its name.
     fn cut(&mut self, first_index: Option<u64>, preamble: &[u8]) -> Result<()> {
         let seq = self.segments.last().map_or(0, |s| s.seq + 1);
         let first = first_index.unwrap_or(self.last_index + 1);
         let path = self.dir.join(segment_name(seq, first));
         let tmp = self.dir.join(format!("{}.tmp", segment_name(seq, first)));
+        let header = SegmentHeader {
+            salt: format::new_salt(),
+            seq,
+        };
+        let mut contents = header.encode().to_vec();
+        let mut next_batch = 1;
+        if !preamble.is_empty() {
+            let frame = Frame::for_body(preamble, next_batch, contents.len() as u64);
+            contents.extend_from_slice(&frame.encode(header.salt));
+            contents.extend_from_slice(preamble);
+            next_batch += 1;
+        }
         let mut f = create_segment(&tmp, self.segment_bytes)?;
-        f.write_all(preamble).map_err(io_err(&tmp))?;
+        f.write_all(&contents).map_err(io_err(&tmp))?;
         f.sync_all().map_err(io_err(&tmp))?;
         // Rename so that a crash never leaves a half-written preamble under a segment name.
         fs::rename(&tmp, &path).map_err(io_err(&path))?;
         sync_dir(&self.dir)?;
         // The handle follows the file across the rename, positioned after the preamble.
         self.active = f;
-        self.active_len = preamble.len() as u64;
+        self.active_len = contents.len() as u64;
+        self.salt = header.salt;
+        self.next_batch = next_batch;
         self.segments.push(Segment { seq, path });
         Ok(())
     }
@@ -450,133 +445,6 @@ fn preallocate(f: &File, path: &Path, size: u64) -> Result<()> {
             source: e.into(),
         }),
     }
-}
-
-/// Replays one segment into `rec`; returns the offset just past its last valid record.
-///
-/// Reads record by record, so a mostly empty preallocated segment costs no more memory than the
-/// records it holds; the whole file is read only to judge a record that fails to decode.
-fn replay_segment(path: &Path, is_last: bool, rec: &mut Recovered) -> Result<u64> {
-    let file = File::open(path).map_err(io_err(path))?;
-    let len = file.metadata().map_err(io_err(path))?.len();
-    let mut reader = io::BufReader::with_capacity(1 << 20, file);
-    let mut off = 0u64;
-    let mut buf = Vec::new();
-    while off < len {
-        let left = len - off;
-        if left < HEADER_LEN as u64 {
-            return end_of_records(path, is_last, off, rec);
-        }
-        buf.resize(HEADER_LEN, 0);
-        reader.read_exact(&mut buf).map_err(io_err(path))?;
-        if buf.iter().all(|b| *b == 0) && rest_is_zero(&mut reader, path)? {
-            return Ok(off);
-        }
-        let payload_len = u32::from_le_bytes([buf[4], buf[5], buf[6], buf[7]]);
-        if payload_len > MAX_RECORD_LEN || u64::from(payload_len) > left - HEADER_LEN as u64 {
-            return end_of_records(path, is_last, off, rec);
-        }
-        buf.resize(HEADER_LEN + payload_len as usize, 0);
-        reader
-            .read_exact(&mut buf[HEADER_LEN..])
-            .map_err(io_err(path))?;
-        let Ok((record, next)) = decode_record(&buf, 0) else {
-            return end_of_records(path, is_last, off, rec);
-        };
-        apply_record(rec, &record).map_err(|reason| WalError::Corrupt {
-            segment: path.to_path_buf(),
-            offset: off,
-            reason,
-        })?;
-        off += next as u64;
-    }
-    Ok(off)
-}
-
-/// True if nothing but zeros is left to read.
-fn rest_is_zero(reader: &mut impl Read, path: &Path) -> Result<bool> {
-    let mut chunk = vec![0u8; 1 << 20];
-    loop {
-        let n = reader.read(&mut chunk).map_err(io_err(path))?;
-        if n == 0 {
-            return Ok(true);
-        }
-        if chunk[..n].iter().any(|b| *b != 0) {
-            return Ok(false);
-        }
-    }
-}
-
-/// No valid record starts at `off`: the clean end of the log (zeros from here on), a torn tail
-/// to repair (last segment, nothing valid after it), or corruption in the middle of the log.
-fn end_of_records(path: &Path, is_last: bool, off: u64, rec: &mut Recovered) -> Result<u64> {
-    let data = fs::read(path).map_err(io_err(path))?;
-    let start = usize::try_from(off).unwrap_or(data.len()).min(data.len());
-    let Some(last_nonzero) = data[start..].iter().rposition(|b| *b != 0) else {
-        return Ok(off);
-    };
-    let reason = decode_record(&data, start)
-        .err()
-        .unwrap_or_else(|| "undecodable record".into());
-    if !is_last || valid_record_after(&data, start + 1) {
-        return Err(WalError::Corrupt {
-            segment: path.to_path_buf(),
-            offset: off,
-            reason,
-        });
-    }
-    let garbage = last_nonzero + 1;
-    tracing::warn!(segment = %path.display(), offset = off, bytes = garbage, %reason, "repairing torn WAL tail");
-    let mut f = OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(io_err(path))?;
-    f.seek(SeekFrom::Start(off)).map_err(io_err(path))?;
-    f.write_all(&vec![0; garbage]).map_err(io_err(path))?;
-    f.sync_all().map_err(io_err(path))?;
-    rec.repaired_bytes = garbage as u64;
-    Ok(off)
-}
-
-fn apply_record(rec: &mut Recovered, record: &RawRecord<'_>) -> std::result::Result<(), String> {
-    match record.kind {
-        KIND_ENTRY => {
-            let (index, term, data) =
-                split_indexed(record.payload).ok_or_else(|| "short entry record".to_string())?;
-            apply_entry(rec, EntryRecord { index, term, data })
-        }
-        KIND_HARD_STATE => {
-            rec.hard_state = Some(Bytes::copy_from_slice(record.payload));
-            Ok(())
-        }
-        _ => {
-            let (index, term, data) =
-                split_indexed(record.payload).ok_or_else(|| "short snapshot record".to_string())?;
-            rec.entries.retain(|e| e.index > index);
-            rec.snapshot = Some(SnapshotRecord { index, term, data });
-            Ok(())
-        }
-    }
-}
-
-fn apply_entry(rec: &mut Recovered, entry: EntryRecord) -> std::result::Result<(), String> {
-    let floor = rec.snapshot.as_ref().map_or(0, |s| s.index);
-    if entry.index <= floor {
-        return Ok(());
-    }
-    // A re-appended index overwrites the old suffix from that index on.
-    while rec.entries.last().is_some_and(|e| e.index >= entry.index) {
-        rec.entries.pop();
-    }
-    let expected = rec.entries.last().map_or(floor + 1, |e| e.index + 1);
-    if entry.index != expected && !(rec.entries.is_empty() && rec.snapshot.is_none()) {
-        return Err(format!(
-            "log gap: expected index {expected}, found {}",
-            entry.index
-        ));
-    }
-    rec.entries.push(entry);
-    Ok(())
 }
 
 #[cfg(test)]

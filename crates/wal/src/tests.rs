@@ -14,13 +14,30 @@ fn open_small(dir: &Path) -> Result<(Wal, Recovered)> {
     Wal::open_with_segment_size(dir, 64 << 10)
 }
 
-/// Offset just past the last valid record of a segment (the preallocated zeros follow).
-fn data_end(data: &[u8]) -> usize {
-    let mut off = 0;
-    while let Ok((_, next)) = decode_record(data, off) {
-        off = next;
+/// The segment's salt (from its header).
+fn salt_of(data: &[u8]) -> u64 {
+    format::SegmentHeader::decode(data).unwrap().salt
+}
+
+/// Offsets of the verified batches of a segment, and the offset just past the last of them
+/// (the preallocated zeros follow).
+fn batches(data: &[u8]) -> (Vec<usize>, usize) {
+    let salt = salt_of(data);
+    let mut starts = Vec::new();
+    let mut off = format::SEGMENT_HEADER_LEN;
+    while let Some(f) = format::Frame::decode(&data[off..], salt, off as u64) {
+        let end = off + format::FRAME_LEN + f.body_len as usize;
+        if !f.body_matches(&data[off + format::FRAME_LEN..end]) {
+            break;
+        }
+        starts.push(off);
+        off = end;
     }
-    off
+    (starts, off)
+}
+
+fn data_end(data: &[u8]) -> usize {
+    batches(data).1
 }
 
 fn write_n(dir: &Path, n: u64) -> Vec<EntryRecord> {
@@ -100,7 +117,7 @@ fn segments_are_preallocated_and_zero_tailed_records_survive() {
 
 #[test]
 fn a_segment_without_preallocation_is_continued() {
-    // Segments written before preallocation end at their last record.
+    // A file system without fallocate, or a copy that dropped the zeros, ends at the last batch.
     let dir = tempfile::tempdir().unwrap();
     write_n(dir.path(), 3);
     let seg = only_segment(dir.path());
@@ -145,15 +162,15 @@ fn truncated_tail_is_repaired() {
         .unwrap();
     let (mut wal, rec) = open_small(dir.path()).unwrap();
     assert!(rec.repaired_bytes > 0);
-    // The last record was the hard state of entry 5; entry 5 itself survives.
-    assert_eq!(rec.entries, written);
+    // The last batch (entry 5 and its hard state) is gone as a whole.
+    assert_eq!(rec.entries, written[..4]);
     assert_eq!(rec.hard_state.as_deref(), Some(&4u64.to_le_bytes()[..]));
     // The repaired log accepts appends and replays them.
-    wal.append_entries(&[entry(6, 1, "six")]).unwrap();
+    wal.append_entries(&[entry(5, 1, "five")]).unwrap();
     wal.sync().unwrap();
     drop(wal);
     let (_, rec) = open_small(dir.path()).unwrap();
-    assert_eq!(rec.entries.last(), Some(&entry(6, 1, "six")));
+    assert_eq!(rec.entries.last(), Some(&entry(5, 1, "five")));
     assert_eq!(rec.repaired_bytes, 0);
 }
 
@@ -167,7 +184,7 @@ fn bit_flip_in_last_record_is_repaired() {
     data[last] ^= 0x40;
     fs::write(&seg, &data).unwrap();
     let (_, rec) = open_small(dir.path()).unwrap();
-    assert_eq!(rec.entries.len(), 5);
+    assert_eq!(rec.entries.len(), 4);
     assert!(rec.repaired_bytes > 0);
 }
 
@@ -399,4 +416,116 @@ fn an_entry_too_large_for_a_record_is_refused_before_anything_is_written() {
     drop(wal);
     let (_, rec) = open_small(dir.path()).unwrap();
     assert_eq!(rec.entries, vec![entry(1, 1, "small")]);
+}
+
+/// Writes five synced batches, then a sixth of several pages that plays the unsynced write a
+/// power loss interrupts; returns the segment, its bytes and where the sixth batch starts.
+fn five_synced_and_a_large_sixth(dir: &Path, sixth_data: &[u8]) -> (PathBuf, Vec<u8>, usize) {
+    write_n(dir, 5);
+    {
+        let (mut wal, _) = open_small(dir).unwrap();
+        wal.append_entries(&[
+            EntryRecord {
+                index: 6,
+                term: 1,
+                data: Bytes::copy_from_slice(sixth_data),
+            },
+            entry(7, 1, &"p".repeat(5000)),
+        ])
+        .unwrap();
+        wal.set_hard_state(&7u64.to_le_bytes());
+        wal.sync().unwrap();
+    }
+    let seg = only_segment(dir);
+    let data = fs::read(&seg).unwrap();
+    let (starts, end) = batches(&data);
+    assert_eq!(starts.len(), 6);
+    assert!(end - starts[5] > 5000);
+    (seg, data, starts[5])
+}
+
+#[test]
+fn pages_of_the_last_batch_landing_out_of_order_are_a_torn_tail() {
+    // Power loss mid-write: the first page of the last batch never reached the disk, later
+    // pages did. Nothing of that batch was acknowledged; the five before it were.
+    let dir = tempfile::tempdir().unwrap();
+    let (seg, mut data, sixth) = five_synced_and_a_large_sixth(dir.path(), &[7u8; 6000]);
+    let page_end = (sixth / 4096 + 1) * 4096;
+    data[sixth..page_end].fill(0);
+    fs::write(&seg, &data).unwrap();
+    let (mut wal, rec) = open_small(dir.path()).unwrap();
+    assert!(rec.repaired_bytes > 0);
+    let idx: Vec<u64> = rec.entries.iter().map(|e| e.index).collect();
+    assert_eq!(idx, vec![1, 2, 3, 4, 5]);
+    // The repaired log goes on, and the stray pages are gone for good.
+    wal.append_entries(&[entry(6, 2, "again")]).unwrap();
+    wal.sync().unwrap();
+    drop(wal);
+    let (_, rec) = open_small(dir.path()).unwrap();
+    assert_eq!(rec.entries.last(), Some(&entry(6, 2, "again")));
+    assert_eq!(rec.repaired_bytes, 0);
+
+    // The same with only a middle page of the batch lost.
+    let dir = tempfile::tempdir().unwrap();
+    let (seg, mut data, sixth) = five_synced_and_a_large_sixth(dir.path(), &[7u8; 6000]);
+    let page = (sixth / 4096 + 1) * 4096;
+    data[page..page + 4096].fill(0);
+    fs::write(&seg, &data).unwrap();
+    let (_, rec) = open_small(dir.path()).unwrap();
+    assert_eq!(rec.entries.len(), 5);
+}
+
+#[test]
+fn a_frame_inside_a_payload_is_not_taken_for_a_later_batch() {
+    // A client's value that holds a complete, valid batch of another WAL (frame and body),
+    // followed by the torn frame of the batch that carries it: still a torn tail.
+    let other = tempfile::tempdir().unwrap();
+    write_n(other.path(), 3);
+    let foreign = fs::read(only_segment(other.path())).unwrap();
+    let (starts, end) = batches(&foreign);
+    let mut value = foreign[starts[0]..end].to_vec();
+    value.extend_from_slice(&foreign[..format::SEGMENT_HEADER_LEN]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let (seg, mut data, sixth) = five_synced_and_a_large_sixth(dir.path(), &value);
+    data[sixth..sixth + 8].fill(0);
+    fs::write(&seg, &data).unwrap();
+    let (_, rec) = open_small(dir.path()).unwrap();
+    assert_eq!(rec.entries.len(), 5);
+    assert!(rec.repaired_bytes > 0);
+}
+
+#[test]
+fn a_damaged_batch_followed_by_a_later_one_is_corruption() {
+    // The third batch lost its frame, yet batches four and five were written after it: it
+    // had been synced and acknowledged, so this is no torn write.
+    let dir = tempfile::tempdir().unwrap();
+    write_n(dir.path(), 5);
+    let seg = only_segment(dir.path());
+    let mut data = fs::read(&seg).unwrap();
+    let (starts, _) = batches(&data);
+    data[starts[2]..starts[2] + format::FRAME_LEN].fill(0);
+    fs::write(&seg, &data).unwrap();
+    let err = open_small(dir.path()).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, WalError::Corrupt { .. }), "{text}");
+    assert!(text.contains("batch 4"), "{text}");
+    assert!(text.contains("not a torn write"), "{text}");
+    assert_eq!(
+        fs::read(&seg).unwrap(),
+        data,
+        "a refused open changed the WAL"
+    );
+}
+
+#[test]
+fn a_segment_without_a_header_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    write_n(dir.path(), 2);
+    let seg = only_segment(dir.path());
+    let mut data = fs::read(&seg).unwrap();
+    data[..4].copy_from_slice(&0x4341_574Cu32.to_le_bytes());
+    fs::write(&seg, &data).unwrap();
+    let err = open_small(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("no segment header"), "{err}");
 }
