@@ -52,8 +52,25 @@ fn base64_decode(s: &str) -> Vec<u8> {
     out
 }
 
+/// Whether `key` exists; a failing get fails the test rather than reading as "gone".
 fn exists(ep: &str, key: &str) -> bool {
-    !etcdctl(ep, &["get", key], None).stdout.is_empty()
+    let r = etcdctl(ep, &["get", key], None);
+    assert_eq!(r.code, 0, "get {key}: {r:?}");
+    !r.stdout.is_empty()
+}
+
+/// Runs etcdctl and requires it to succeed.
+fn ok(ep: &str, args: &[&str]) -> String {
+    let r = etcdctl(ep, args, None);
+    assert_eq!(r.code, 0, "{args:?}: {r:?}");
+    r.stdout
+}
+
+/// The store revision, from a serializable-free header read.
+fn revision(ep: &str) -> i64 {
+    let out = ok(ep, &["get", "no-such-key", "-w", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v["header"]["revision"].as_i64().unwrap()
 }
 
 #[test]
@@ -75,7 +92,7 @@ fn grant_attach_list_revoke_and_errors() {
     assert_eq!(granted, 100);
     assert_eq!(keys, vec!["k1", "k2"]);
     // Re-putting a key without the lease detaches it.
-    etcdctl(&ep, &["put", "k2", "v2"], None);
+    ok(&ep, &["put", "k2", "v2"]);
     assert_eq!(ttl_of(&ep, &id).2, vec!["k1"]);
     let list = etcdctl(&ep, &["lease", "list"], None);
     assert!(list.stdout.contains(&id), "{}", list.stdout);
@@ -129,11 +146,13 @@ fn expiry_deletes_keys_and_watchers_see_it_and_keepalive_prevents_it() {
     let ep = m.endpoint();
     let doomed = grant(&ep, 2);
     let kept = grant(&ep, 2);
-    etcdctl(&ep, &["put", "doomed", "x", "--lease", &doomed], None);
-    etcdctl(&ep, &["put", "kept", "y", "--lease", &kept], None);
+    ok(&ep, &["put", "doomed", "x", "--lease", &doomed]);
+    ok(&ep, &["put", "kept", "y", "--lease", &kept]);
+    // From the next revision on, so the watch sees the expiry however late it starts.
+    let from = (revision(&ep) + 1).to_string();
     let mut watch = Command::new(cairn_e2e::etcdctl_bin())
         .env("ETCDCTL_API", "3")
-        .args(["--endpoints", &ep, "watch", "doomed"])
+        .args(["--endpoints", &ep, "watch", "doomed", "--rev", &from])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -190,8 +209,8 @@ fn remaining_ttl_survives_sigkill() {
     let short = grant(&ep, 6);
     let granted_at = Instant::now();
     let long = grant(&ep, 30);
-    etcdctl(&ep, &["put", "short", "x", "--lease", &short], None);
-    etcdctl(&ep, &["put", "long", "y", "--lease", &long], None);
+    ok(&ep, &["put", "short", "x", "--lease", &short]);
+    ok(&ep, &["put", "long", "y", "--lease", &long]);
     // A renewal must survive the crash too: renew `long` after 2 s, let the checkpoint land.
     std::thread::sleep(Duration::from_secs(2));
     let r = etcdctl(&ep, &["lease", "keep-alive", "--once", &long], None);
@@ -220,4 +239,69 @@ fn remaining_ttl_survives_sigkill() {
         granted_at.elapsed()
     );
     assert!(exists(&ep, "long"));
+}
+
+/// libfaketime (Debian's `libfaketime`, installed by .ci/run) shifts the wall clock of the
+/// member under test, re-reading the shift from a file, and leaves its monotonic clock alone.
+const FAKETIME_LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+#[test]
+fn wall_clock_steps_do_not_move_expiry() {
+    assert!(
+        std::path::Path::new(FAKETIME_LIB).exists(),
+        "{FAKETIME_LIB} not found: install Debian's libfaketime (.ci/run does)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let shift = dir.path().join("faketime");
+    std::fs::write(&shift, "+0\n").unwrap();
+    let mut m = Member::start(&dir.path().join("m1"), &[]);
+    m.env = vec![
+        ("LD_PRELOAD".into(), FAKETIME_LIB.into()),
+        (
+            "FAKETIME_TIMESTAMP_FILE".into(),
+            shift.to_string_lossy().into(),
+        ),
+        ("FAKETIME_NO_CACHE".into(), "1".into()),
+        ("DONT_FAKE_MONOTONIC".into(), "1".into()),
+    ];
+    m.restart();
+    let ep = m.endpoint();
+
+    // A step forward (NTP correcting a slow clock by two hours) must not expire a live lease.
+    let forward = grant(&ep, 6);
+    let granted_at = Instant::now();
+    ok(&ep, &["put", "forward", "x", "--lease", &forward]);
+    std::fs::write(&shift, "+2h\n").unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        exists(&ep, "forward"),
+        "a wall-clock step forward expired the lease early"
+    );
+    let (ttl, _, _) = ttl_of(&ep, &forward);
+    assert!(
+        (2..=4).contains(&ttl),
+        "remaining TTL jumped with the clock: {ttl}"
+    );
+    while exists(&ep, "forward") {
+        assert!(
+            granted_at.elapsed() < Duration::from_secs(12),
+            "lease did not expire"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(granted_at.elapsed() >= Duration::from_millis(5500));
+
+    // A step back must not keep a lease alive past its TTL.
+    let back = grant(&ep, 3);
+    let granted_at = Instant::now();
+    ok(&ep, &["put", "back", "y", "--lease", &back]);
+    std::fs::write(&shift, "-2h\n").unwrap();
+    while exists(&ep, "back") {
+        assert!(
+            granted_at.elapsed() < Duration::from_secs(9),
+            "a wall-clock step back kept the lease alive"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(granted_at.elapsed() >= Duration::from_millis(2500));
 }

@@ -1,19 +1,24 @@
 //! Leases: the lessor (replicated lease state and the keys attached to each lease), and the
 //! Lease gRPC service.
 //!
-//! Grants, revocations and deadline checkpoints go through Raft and are applied by every member
-//! into the backend's `lease` table, in the same transaction as the keys they touch. Renewals
-//! (keep-alives) do not: the leader extends the deadline in memory and, at most every
-//! [`CHECKPOINT_INTERVAL`], proposes one checkpoint entry with every renewed deadline, so a renewal
-//! never costs a WAL fsync of its own yet a restart loses at most that interval of renewal. The
-//! leader revokes expired leases through Raft.
+//! Grants, revocations and checkpoints of remaining TTLs go through Raft and are applied by every
+//! member into the backend's `lease` table, in the same transaction as the keys they touch; what
+//! is written there depends on the log alone. Deadlines live in memory only, on each member's
+//! monotonic clock, so a wall-clock step never moves an expiry. Renewals (keep-alives) do not go
+//! through Raft: the leader extends the deadline in memory and checkpoints the new remaining TTL
+//! within [`CHECKPOINT_INTERVAL`]; every lease is also checkpointed once its persisted remaining
+//! TTL is [`staleness`] old, so after a restart a lease keeps about the TTL it had left (time the
+//! member was down is not counted, as with etcd's checkpoints). The leader revokes expired leases
+//! through Raft.
 
 use crate::errors::{ServerError, msg};
 use crate::etcd::{Applied, EtcdServer};
 use crate::idgen::IdGenerator;
 use bytes::Bytes;
 use cairn_mvcc::{Applier, WatchEvent};
-use cairn_proto::cairnpb::{LeaseCheckpoint, LeaseDeadline, LeaseGrant, internal_request::Request};
+use cairn_proto::cairnpb::{
+    LeaseCheckpoint, LeaseGrant, LeaseRemaining, internal_request::Request,
+};
 use cairn_proto::etcdserverpb::{
     LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse,
     LeaseLeasesRequest, LeaseLeasesResponse, LeaseRevokeRequest, LeaseRevokeResponse, LeaseStatus,
@@ -24,49 +29,72 @@ use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tonic::{Request as GrpcRequest, Response, Status, Streaming};
 
 /// etcd's MaxLeaseTTL.
 pub const MAX_LEASE_TTL: i64 = 9_000_000_000;
-/// How often renewed deadlines are made durable.
+/// How often the leader checkpoints renewed and stale leases.
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
+/// At most this many leases go into one checkpoint entry; the rest wait for the next tick.
+const CHECKPOINT_BATCH: usize = 1000;
 /// How long before an expired lease whose revocation was proposed is proposed again.
 const REVOKE_RETRY: Duration = Duration::from_secs(3);
 /// etcd's default lease revoke rate per second.
 const REVOKES_PER_SECOND: usize = 1000;
 
-pub fn now_unix_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+/// How old a lease's persisted remaining TTL may get before it is checkpointed again: a tenth
+/// of its TTL, at least a second. A restart can give a lease back at most this much time, and a
+/// lease costs a checkpoint record at most this often.
+pub fn staleness(ttl: i64) -> Duration {
+    Duration::from_millis((ttl.max(0) as u64).saturating_mul(100).max(1000))
 }
 
 #[derive(Debug)]
 struct LeaseState {
     ttl: i64,
-    deadline_ms: i64,
+    /// When the lease expires, on this member's monotonic clock.
+    deadline: Instant,
+    /// When this member last proposed (leader) or applied a checkpoint or grant of it.
+    checkpointed_at: Instant,
     keys: HashSet<Bytes>,
 }
 
-fn encode_record(ttl: i64, deadline_ms: i64) -> [u8; 16] {
+impl LeaseState {
+    fn new(ttl: i64, remaining: Duration, now: Instant) -> LeaseState {
+        LeaseState {
+            ttl,
+            deadline: now + remaining,
+            checkpointed_at: now,
+            keys: HashSet::new(),
+        }
+    }
+}
+
+fn ttl_duration(ttl: i64) -> Duration {
+    Duration::from_secs(ttl.max(0) as u64)
+}
+
+/// The backend record of a lease: its granted TTL (seconds) and its remaining TTL (ms) as of
+/// its last grant or checkpoint.
+fn encode_record(ttl: i64, remaining_ms: i64) -> [u8; 16] {
     let mut b = [0u8; 16];
     b[..8].copy_from_slice(&ttl.to_le_bytes());
-    b[8..].copy_from_slice(&deadline_ms.to_le_bytes());
+    b[8..].copy_from_slice(&remaining_ms.to_le_bytes());
     b
 }
 
 fn decode_record(raw: &[u8]) -> Option<(i64, i64)> {
     let ttl = i64::from_le_bytes(raw.get(..8)?.try_into().ok()?);
-    let deadline = i64::from_le_bytes(raw.get(8..16)?.try_into().ok()?);
-    Some((ttl, deadline))
+    let remaining_ms = i64::from_le_bytes(raw.get(8..16)?.try_into().ok()?);
+    Some((ttl, remaining_ms))
 }
 
 #[derive(Default)]
 struct Inner {
     leases: HashMap<i64, LeaseState>,
     key_lease: HashMap<Bytes, i64>,
-    /// Leases renewed since the last checkpoint.
+    /// Leases renewed since their last checkpoint.
     renewed: HashSet<i64>,
     /// Expired leases whose revocation was proposed, and when.
     revoking: HashMap<i64, Instant>,
@@ -81,24 +109,23 @@ pub struct Lessor {
 }
 
 impl Lessor {
-    /// Rebuilds the lessor from the backend: lease records and the keys attached to them.
+    /// Rebuilds the lessor from the backend: lease records and the keys attached to them. Each
+    /// lease gets the remaining TTL of its last checkpoint, from now.
     pub fn recover(
         store: &cairn_mvcc::Store,
         min_ttl: i64,
         member_id: u64,
     ) -> Result<Lessor, ServerError> {
         let mut inner = Inner::default();
+        let now = Instant::now();
         for (id, raw) in store.leases()? {
-            let (ttl, deadline_ms) = decode_record(&raw)
+            let (ttl, remaining_ms) = decode_record(&raw)
                 .ok_or_else(|| ServerError::Internal(format!("corrupt lease record {id:x}")))?;
-            inner.leases.insert(
-                id,
-                LeaseState {
-                    ttl,
-                    deadline_ms,
-                    keys: HashSet::new(),
-                },
-            );
+            let remaining =
+                Duration::from_millis(remaining_ms.max(0) as u64).min(ttl_duration(ttl));
+            inner
+                .leases
+                .insert(id, LeaseState::new(ttl, remaining, now));
         }
         for (key, id) in store.leased_keys() {
             if let Some(l) = inner.leases.get_mut(&id) {
@@ -127,11 +154,20 @@ impl Lessor {
         }
     }
 
-    /// Extends a lease by its TTL; `None` if there is no such lease.
+    /// Extends a lease by its TTL; `None` if there is no such lease, or if it has expired and
+    /// its revocation is decided: a keep-alive must not revive a lease whose keys are about to
+    /// be deleted (etcd answers such a renewal with TTL 0 too).
     pub fn renew(&self, id: i64) -> Option<i64> {
+        let now = Instant::now();
         let mut inner = self.inner.lock();
+        if inner.revoking.contains_key(&id) {
+            return None;
+        }
         let l = inner.leases.get_mut(&id)?;
-        l.deadline_ms = now_unix_ms() + l.ttl * 1000;
+        if l.deadline <= now {
+            return None;
+        }
+        l.deadline = now + ttl_duration(l.ttl);
         let ttl = l.ttl;
         inner.renewed.insert(id);
         Some(ttl)
@@ -141,7 +177,10 @@ impl Lessor {
     pub fn time_to_live(&self, id: i64) -> Option<(i64, i64, Vec<Bytes>)> {
         let inner = self.inner.lock();
         let l = inner.leases.get(&id)?;
-        let remaining = ((l.deadline_ms - now_unix_ms()).max(0)) / 1000;
+        let remaining = l
+            .deadline
+            .saturating_duration_since(Instant::now())
+            .as_secs() as i64;
         let mut keys: Vec<Bytes> = l.keys.iter().cloned().collect();
         keys.sort();
         Some((remaining, l.ttl, keys))
@@ -155,7 +194,7 @@ impl Lessor {
 
     /// Expired leases not already being revoked (at most the per-second revoke budget).
     fn expired(&self) -> Vec<i64> {
-        let now = now_unix_ms();
+        let now = Instant::now();
         let mut inner = self.inner.lock();
         let Inner {
             leases, revoking, ..
@@ -163,29 +202,46 @@ impl Lessor {
         revoking.retain(|id, at| leases.contains_key(id) && at.elapsed() < REVOKE_RETRY);
         let mut out: Vec<i64> = leases
             .iter()
-            .filter(|(id, l)| l.deadline_ms <= now && !revoking.contains_key(id))
+            .filter(|(id, l)| l.deadline <= now && !revoking.contains_key(id))
             .map(|(id, _)| *id)
             .take(REVOKES_PER_SECOND / 2)
             .collect();
         out.sort_unstable();
         for id in &out {
-            revoking.insert(*id, Instant::now());
+            revoking.insert(*id, now);
         }
         out
     }
 
-    fn take_renewed(&self) -> Vec<LeaseDeadline> {
+    /// Remaining TTLs to checkpoint: leases renewed since their last checkpoint, and leases
+    /// whose persisted remaining TTL has grown stale. Expired leases are left to revocation.
+    fn take_checkpoints(&self) -> Vec<LeaseRemaining> {
+        let now = Instant::now();
         let mut inner = self.inner.lock();
-        let renewed = std::mem::take(&mut inner.renewed);
-        renewed
-            .into_iter()
-            .filter_map(|id| {
-                inner.leases.get(&id).map(|l| LeaseDeadline {
-                    id,
-                    deadline_unix_ms: l.deadline_ms,
-                })
-            })
-            .collect()
+        let Inner {
+            leases,
+            renewed,
+            revoking,
+            ..
+        } = &mut *inner;
+        let mut out = Vec::new();
+        for (id, l) in leases.iter_mut() {
+            if out.len() >= CHECKPOINT_BATCH {
+                break;
+            }
+            let due = renewed.contains(id)
+                || now.saturating_duration_since(l.checkpointed_at) >= staleness(l.ttl);
+            if !due || l.deadline <= now || revoking.contains_key(id) {
+                continue;
+            }
+            renewed.remove(id);
+            l.checkpointed_at = now;
+            out.push(LeaseRemaining {
+                id: *id,
+                remaining_ms: l.deadline.saturating_duration_since(now).as_millis() as i64,
+            });
+        }
+        out
     }
 
     /// Applies a replicated grant.
@@ -194,14 +250,10 @@ impl Lessor {
         if inner.leases.contains_key(&g.id) {
             return Err(ServerError::LeaseExists);
         }
-        a.put_lease(g.id, &encode_record(g.ttl, g.deadline_unix_ms))?;
+        a.put_lease(g.id, &encode_record(g.ttl, g.ttl.saturating_mul(1000)))?;
         inner.leases.insert(
             g.id,
-            LeaseState {
-                ttl: g.ttl,
-                deadline_ms: g.deadline_unix_ms,
-                keys: HashSet::new(),
-            },
+            LeaseState::new(g.ttl, ttl_duration(g.ttl), Instant::now()),
         );
         Ok(Applied::LeaseGrant(LeaseGrantResponse {
             header: None,
@@ -236,17 +288,31 @@ impl Lessor {
         }))
     }
 
+    /// Applies a replicated checkpoint. The backend gets exactly the checkpoint's remaining
+    /// TTLs, so every member and every replay writes the same records. In memory the deadline
+    /// becomes now + the remaining TTL (as etcd's lessor does), which also moves a deadline
+    /// recovered from an older record to where the log says it is; only a renewal that came in
+    /// after the checkpoint was proposed keeps its later deadline.
     pub fn apply_checkpoint(
         &self,
         a: &mut Applier<'_>,
         c: &LeaseCheckpoint,
     ) -> Result<Applied, ServerError> {
+        let now = Instant::now();
         let mut inner = self.inner.lock();
-        for d in &c.deadlines {
-            if let Some(l) = inner.leases.get_mut(&d.id) {
-                // A renewal after the checkpoint was proposed must not be undone by it.
-                l.deadline_ms = l.deadline_ms.max(d.deadline_unix_ms);
-                a.put_lease(d.id, &encode_record(l.ttl, l.deadline_ms))?;
+        let Inner {
+            leases, renewed, ..
+        } = &mut *inner;
+        for r in &c.remaining {
+            if let Some(l) = leases.get_mut(&r.id) {
+                a.put_lease(r.id, &encode_record(l.ttl, r.remaining_ms))?;
+                let deadline = now + Duration::from_millis(r.remaining_ms.max(0) as u64);
+                l.deadline = if renewed.contains(&r.id) {
+                    l.deadline.max(deadline)
+                } else {
+                    deadline
+                };
+                l.checkpointed_at = now;
             }
         }
         Ok(Applied::LeaseCheckpoint)
@@ -293,9 +359,9 @@ pub fn spawn_background(server: Arc<EtcdServer>) {
             if !server.is_leader() {
                 continue;
             }
-            let renewed = server.lessor.take_renewed();
-            if !renewed.is_empty() {
-                let req = Request::LeaseCheckpoint(LeaseCheckpoint { deadlines: renewed });
+            let remaining = server.lessor.take_checkpoints();
+            if !remaining.is_empty() {
+                let req = Request::LeaseCheckpoint(LeaseCheckpoint { remaining });
                 if let Err(e) = server.propose(req).await {
                     tracing::warn!(error = %e, "lease checkpoint failed");
                 }
@@ -335,11 +401,7 @@ impl Lease for LeaseService {
         let lessor = &self.server.lessor;
         let ttl = req.ttl.max(lessor.min_ttl);
         let id = if req.id == 0 { lessor.new_id() } else { req.id };
-        let grant = LeaseGrant {
-            id,
-            ttl,
-            deadline_unix_ms: now_unix_ms() + ttl * 1000,
-        };
+        let grant = LeaseGrant { id, ttl };
         match self.server.propose(Request::LeaseGrant(grant)).await? {
             Applied::LeaseGrant(mut r) => {
                 r.header = self.server.header(self.server.store.revision());
@@ -458,8 +520,135 @@ mod tests {
 
     #[test]
     fn record_roundtrip() {
-        let r = encode_record(42, 1_700_000_000_123);
-        assert_eq!(decode_record(&r), Some((42, 1_700_000_000_123)));
+        let r = encode_record(42, 41_500);
+        assert_eq!(decode_record(&r), Some((42, 41_500)));
         assert_eq!(decode_record(&r[..10]), None);
+    }
+
+    struct Member {
+        _dir: tempfile::TempDir,
+        store: cairn_mvcc::Store,
+        lessor: Lessor,
+    }
+
+    fn member() -> Member {
+        let dir = tempfile::tempdir().unwrap();
+        let store = cairn_mvcc::Store::open(dir.path().join("db")).unwrap();
+        let lessor = Lessor::recover(&store, 1, 1).unwrap();
+        Member {
+            _dir: dir,
+            store,
+            lessor,
+        }
+    }
+
+    impl Member {
+        fn apply(&self, f: impl FnOnce(&Lessor, &mut Applier<'_>)) {
+            let mut a = self.store.begin_apply().unwrap();
+            f(&self.lessor, &mut a);
+            a.commit(0, 0, false).unwrap();
+        }
+
+        fn grant(&self, id: i64, ttl: i64) {
+            self.apply(|l, a| {
+                l.apply_grant(a, &LeaseGrant { id, ttl }).unwrap();
+            });
+        }
+
+        fn checkpoint(&self, c: &LeaseCheckpoint) {
+            self.apply(|l, a| {
+                l.apply_checkpoint(a, c).unwrap();
+            });
+        }
+    }
+
+    #[test]
+    fn an_expired_lease_is_not_renewed() {
+        let m = member();
+        m.grant(1, 0);
+        m.grant(2, 60);
+        // Lease 1 is past its deadline: its revocation is about to be (or is being) proposed.
+        assert_eq!(m.lessor.renew(1), None);
+        assert_eq!(m.lessor.expired(), vec![1]);
+        assert_eq!(
+            m.lessor.renew(1),
+            None,
+            "renewed after its revocation was proposed"
+        );
+        assert_eq!(m.lessor.renew(2), Some(60));
+        // Its revocation deletes it, and nothing revived it meanwhile.
+        assert!(m.lessor.exists(1));
+        assert_eq!(m.lessor.time_to_live(1).map(|t| t.0), Some(0));
+    }
+
+    #[test]
+    fn checkpoints_write_the_same_records_on_every_member_and_on_replay() {
+        let leader = member();
+        let follower = member();
+        for m in [&leader, &follower] {
+            m.grant(7, 30);
+        }
+        // Only the leader serves keep-alives; its memory now differs from the follower's.
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(leader.lessor.renew(7), Some(30));
+        let checkpoint = LeaseCheckpoint {
+            remaining: vec![LeaseRemaining {
+                id: 7,
+                remaining_ms: 12_345,
+            }],
+        };
+        for m in [&leader, &follower] {
+            m.checkpoint(&checkpoint);
+        }
+        let replayed = member();
+        replayed.grant(7, 30);
+        replayed.checkpoint(&checkpoint);
+        let records = |m: &Member| m.store.leases().unwrap();
+        assert_eq!(
+            records(&leader),
+            vec![(7, encode_record(30, 12_345).to_vec())]
+        );
+        assert_eq!(records(&leader), records(&follower));
+        assert_eq!(records(&leader), records(&replayed));
+        // The leader's renewal after the checkpoint was proposed still stands in its memory;
+        // the follower takes the checkpoint's remaining TTL.
+        assert!(leader.lessor.time_to_live(7).unwrap().0 >= 29);
+        assert_eq!(follower.lessor.time_to_live(7).unwrap().0, 12);
+    }
+
+    #[test]
+    fn records_hold_remaining_ttls_not_clock_readings() {
+        let m = member();
+        m.grant(3, 90);
+        assert_eq!(
+            m.store.leases().unwrap(),
+            vec![(3, encode_record(90, 90_000).to_vec())]
+        );
+        // A restart turns the remaining TTL into a deadline on the new process's clock.
+        m.checkpoint(&LeaseCheckpoint {
+            remaining: vec![LeaseRemaining {
+                id: 3,
+                remaining_ms: 4_000,
+            }],
+        });
+        let recovered = Lessor::recover(&m.store, 1, 1).unwrap();
+        let (remaining, granted, _) = recovered.time_to_live(3).unwrap();
+        assert_eq!(granted, 90);
+        assert!((3..=4).contains(&remaining), "{remaining}");
+    }
+
+    #[test]
+    fn stale_and_renewed_leases_are_checkpointed() {
+        let m = member();
+        m.grant(1, 5);
+        m.grant(2, 3600);
+        // Just granted: nothing is due yet.
+        assert!(m.lessor.take_checkpoints().is_empty());
+        m.lessor.renew(2);
+        let due: Vec<i64> = m.lessor.take_checkpoints().iter().map(|r| r.id).collect();
+        assert_eq!(due, vec![2]);
+        assert!(m.lessor.take_checkpoints().is_empty());
+        assert_eq!(staleness(5), Duration::from_secs(1));
+        assert_eq!(staleness(3600), Duration::from_secs(360));
     }
 }
