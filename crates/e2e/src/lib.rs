@@ -238,6 +238,30 @@ pub fn wal_written_len(segment: &[u8]) -> usize {
     segment.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1)
 }
 
+/// Resident memory of a process, in bytes (0 if it is gone).
+pub fn rss_bytes(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0)
+        * 1024
+}
+
+/// Connects to a member that may still be starting, retrying for up to 30 s.
+pub async fn connect_retrying(endpoint: &str) -> cairn_client::Client {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match cairn_client::Client::connect(&[endpoint.to_string()], Duration::from_secs(1)).await {
+            Ok(c) => return c,
+            Err(e) if Instant::now() > deadline => panic!("cannot connect to {endpoint}: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
 /// A minimal HTTP/1.1 GET on loopback; `None` if the server is not answering.
 pub fn http_get(port: u16, path: &str) -> Option<String> {
     use std::io::{Read, Write};

@@ -2,23 +2,12 @@
 //! still replaying the previous run's entries get their own results, never a replayed entry's.
 
 use cairn_client::Client;
-use cairn_e2e::Member;
-use std::time::{Duration, Instant};
+use cairn_e2e::{Member, connect_retrying};
+use std::time::Duration;
 
 const OLD_WRITERS: usize = 16;
 const OLD_PUTS_EACH: usize = 250;
 const NEW_PUTS: usize = 64;
-
-async fn connect_retrying(endpoint: &str) -> Client {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match Client::connect(&[endpoint.to_string()], Duration::from_secs(1)).await {
-            Ok(c) => return c,
-            Err(e) if Instant::now() > deadline => panic!("cannot connect: {e}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_during_replay_get_their_own_results() {

@@ -6,6 +6,7 @@
 use bytes::Bytes;
 use cairn_client::Client;
 use cairn_e2e::Member;
+use cairn_e2e::rss_bytes;
 use cairn_proto::etcdserverpb::{
     DeleteRangeRequest, PutRequest, RequestOp, TxnRequest, WatchCreateRequest, WatchRequest,
     WatchResponse, request_op, watch_client::WatchClient, watch_request::RequestUnion,
@@ -163,17 +164,6 @@ async fn writer(ep: String, w: usize, ops: usize) {
             }
         }
     }
-}
-
-fn rss_bytes(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0)
-        * 1024
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

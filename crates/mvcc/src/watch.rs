@@ -18,10 +18,16 @@ use std::collections::HashMap;
 use std::ops::Bound;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use tokio::sync::Notify;
 use tokio::sync::mpsc::UnboundedSender;
 
 /// Undelivered event messages a stream may hold before its watchers are moved to catch-up.
 pub const MAX_PENDING_MESSAGES: usize = 128;
+/// Undelivered control messages (created, canceled, progress) a stream may hold. A client that
+/// sends requests without reading the answers is then not read from until it catches up (etcd
+/// blocks the stream's control path the same way), and periodic progress notifications to it
+/// are skipped.
+pub const MAX_PENDING_CONTROL: usize = 64;
 /// Revisions read from history for one watcher in one catch-up pass (etcd's watchBatchMaxRevs).
 pub const CATCH_UP_MAX_REVISIONS: i64 = 1000;
 /// Unsynced watchers handled per catch-up pass (etcd's maxWatchersPerSync).
@@ -84,11 +90,14 @@ pub enum WatchMsg {
     },
 }
 
-/// The sending half of a stream, with its count of undelivered event messages.
+/// The sending half of a stream, with its counts of undelivered event and control messages.
 #[derive(Clone)]
 pub struct StreamSink {
     tx: UnboundedSender<WatchMsg>,
     pub(crate) pending: Arc<AtomicUsize>,
+    control_pending: Arc<AtomicUsize>,
+    /// Woken when a control message is delivered, for [`StreamSink::control_room`].
+    room: Arc<Notify>,
 }
 
 impl StreamSink {
@@ -96,6 +105,8 @@ impl StreamSink {
         StreamSink {
             tx,
             pending: Arc::new(AtomicUsize::new(0)),
+            control_pending: Arc::new(AtomicUsize::new(0)),
+            room: Arc::new(Notify::new()),
         }
     }
 
@@ -103,11 +114,38 @@ impl StreamSink {
     pub fn delivered(&self, msg: &WatchMsg) {
         if matches!(msg, WatchMsg::Events { .. }) {
             self.pending.fetch_sub(1, Ordering::AcqRel);
+        } else {
+            self.control_pending.fetch_sub(1, Ordering::AcqRel);
+            self.room.notify_waiters();
         }
     }
 
+    /// Waits until the stream holds fewer than [`MAX_PENDING_CONTROL`] undelivered control
+    /// messages. Whoever reads the client's requests calls this before handling each one, so a
+    /// client that does not read its answers stops being read from.
+    pub async fn control_room(&self) {
+        loop {
+            let notified = self.room.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.control_pending.load(Ordering::Acquire) < MAX_PENDING_CONTROL {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    fn has_control_room(&self) -> bool {
+        self.control_pending.load(Ordering::Acquire) < MAX_PENDING_CONTROL
+    }
+
     fn control(&self, msg: WatchMsg) -> bool {
-        self.tx.send(msg).is_ok()
+        self.control_pending.fetch_add(1, Ordering::AcqRel);
+        if self.tx.send(msg).is_err() {
+            self.control_pending.fetch_sub(1, Ordering::AcqRel);
+            return false;
+        }
+        true
     }
 
     fn has_room(&self) -> bool {
@@ -342,7 +380,8 @@ impl Hub {
     pub(crate) fn progress_tick(&mut self, current: i64) {
         for st in self.streams.values_mut() {
             for (id, w) in &mut st.watchers {
-                if w.spec.progress_notify && w.synced && !w.active {
+                // A stream whose client is not reading gets no more notifications.
+                if w.spec.progress_notify && w.synced && !w.active && st.sink.has_control_room() {
                     st.sink.control(WatchMsg::Progress {
                         watch_id: *id,
                         revision: current,

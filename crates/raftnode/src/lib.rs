@@ -276,12 +276,16 @@ fn recover(config: &NodeConfig) -> Result<(Wal, LogStore), RaftError> {
         )));
     }
     // Anything the state machine applied was committed, even if the hard state recording that
-    // commit was not yet written.
+    // commit was not yet written. So is every entry in the durable log of a sole voter: its own
+    // vote was the quorum.
+    let sole_voter = store.conf_state.voters == [config.id] && store.conf_state.learners.is_empty();
+    let durable_commit = if sole_voter { store.last() } else { 0 };
     let commit = store
         .hard_state
         .commit
         .max(config.applied)
-        .max(store.snap_index);
+        .max(store.snap_index)
+        .max(durable_commit);
     store.hard_state.commit = commit;
     Ok((wal, store))
 }
@@ -330,6 +334,9 @@ pub fn start(
         next_read_ctx: 0,
         tick: config.tick,
     };
+    // Clients may arrive before the node thread's first step: they must see the recovered
+    // commit index (admission control compares it with the applied index).
+    runner.publish_progress();
     let thread = std::thread::Builder::new()
         .name("raft".into())
         .spawn(move || {

@@ -350,9 +350,15 @@ impl Election for ElectionService {
                         }
                     }
                 }
-                // Wake on any change under the prefix.
-                if wait_change(&server, &prefix, rev).await.is_err() || tx.is_closed() {
-                    return;
+                // Wake on any change under the prefix; end as soon as the client goes away
+                // rather than at the next change, which may never come.
+                tokio::select! {
+                    changed = wait_change(&server, &prefix, rev) => {
+                        if changed.is_err() {
+                            return;
+                        }
+                    }
+                    _ = tx.closed() => return,
                 }
             }
         });

@@ -23,6 +23,7 @@ pub mod msg {
     pub const LEASE_EXISTS: &str = "etcdserver: lease already exists";
     pub const TOO_LARGE_LEASE_TTL: &str = "etcdserver: too large lease TTL";
     pub const NOT_LEADER: &str = "etcdserver: not leader";
+    pub const TOO_MANY_REQUESTS: &str = "etcdserver: too many requests";
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +38,8 @@ pub enum ServerError {
     Timeout,
     #[error("{}", msg::LEASE_EXISTS)]
     LeaseExists,
+    #[error("{}", msg::TOO_MANY_REQUESTS)]
+    TooManyRequests,
     #[error("{}", msg::STOPPED)]
     Stopped,
     #[error("configuration: {0}")]
@@ -67,6 +70,7 @@ impl From<ServerError> for Status {
                 Status::invalid_argument(msg::TOO_LARGE)
             }
             ServerError::Timeout => Status::unavailable(msg::TIMEOUT),
+            ServerError::TooManyRequests => Status::resource_exhausted(msg::TOO_MANY_REQUESTS),
             other => Status::new(Code::Internal, other.to_string()),
         }
     }

@@ -22,6 +22,10 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 
+/// etcd's maxGapBetweenApplyAndCommitIndex: committed entries not yet applied beyond which new
+/// proposals are refused with "etcdserver: too many requests".
+pub const MAX_APPLY_BACKLOG: u64 = 5000;
+
 /// The result of applying one replicated request.
 #[derive(Debug)]
 pub enum Applied {
@@ -229,6 +233,12 @@ impl EtcdServer {
 
     /// Replicates `request` and waits for this member to apply it.
     pub async fn propose(&self, request: Request) -> Result<Applied, ServerError> {
+        // Like etcd: when applying falls this far behind committing, new writes would only
+        // lengthen the queue (and its memory) without being served any sooner.
+        let committed = self.raft.progress().commit.load(Ordering::Acquire);
+        if committed > self.applied_index() + MAX_APPLY_BACKLOG {
+            return Err(ServerError::TooManyRequests);
+        }
         let id = self.request_ids.next();
         let envelope = InternalRequest {
             id,
@@ -351,6 +361,8 @@ impl cairn_raft::CommitSink for Dispatch {
             && let Some(mut applier) = self.applier.try_lock()
             // Under the lock with nothing queued, no earlier batch can still be waiting.
             && self.queued.load(Ordering::Acquire) == 0
+            // A failpoint's hold happens on the apply thread, never on the Raft thread.
+            && applier.hold.is_none()
         {
             applier.step(batch);
             return;

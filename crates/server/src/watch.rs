@@ -200,10 +200,16 @@ impl Watch for WatchService {
         let stream = self.server.store.open_watch_stream(sink.clone());
         let server = self.server.clone();
         let catch_up = self.catch_up.clone();
+        let control = sink.clone();
         tokio::spawn(async move {
             // Ends when the client half-closes or the connection drops; the response stream's
-            // drop then closes the watch stream.
-            while let Ok(Some(req)) = inbound.message().await {
+            // drop then closes the watch stream. A client that does not read its answers is not
+            // read from either: its requests wait in the transport's flow-control window.
+            loop {
+                control.control_room().await;
+                let Ok(Some(req)) = inbound.message().await else {
+                    break;
+                };
                 match req.request_union {
                     Some(RequestUnion::CreateRequest(c)) => {
                         let past =
