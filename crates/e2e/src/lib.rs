@@ -5,7 +5,10 @@
 //! for running command-line clients. Must not: reach into the server's internals; everything goes
 //! through processes, files on disk and the public wire API.
 
+mod bg;
 pub mod h2raw;
+
+pub use bg::Bg;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -50,15 +53,32 @@ pub fn cairnctl_bin() -> PathBuf {
     bin_dir().join("cairnctl")
 }
 
-/// A free loopback port. Ports are handed out from a per-process range offset by the pid so that
-/// test binaries running side by side rarely collide; each is checked by binding it.
+/// The first port of the kernel's ephemeral range: ports below it are never handed out to
+/// outgoing connections, so a port picked there cannot be taken between check and use by a
+/// client socket.
+fn ephemeral_start() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768)
+}
+
+/// A free loopback port below the ephemeral range. Ports are handed out from a per-process
+/// range offset by the pid so that test binaries running side by side rarely collide; each is
+/// checked by binding it.
 pub fn free_port() -> u16 {
+    const FIRST: u16 = 10000;
+    let end = ephemeral_start().max(FIRST + 1000);
+    let span = end - FIRST;
     let mut next = PORTS.lock().unwrap_or_else(|e| e.into_inner());
     if *next == 0 {
-        *next = 20000 + (std::process::id() % 2000) as u16 * 10;
+        *next = FIRST + (std::process::id() % u32::from(span / 20)) as u16 * 20;
     }
     loop {
-        *next = next.wrapping_add(1).max(20000);
+        *next += 1;
+        if *next >= end {
+            *next = FIRST;
+        }
         if TcpListener::bind(("127.0.0.1", *next)).is_ok() {
             return *next;
         }
@@ -236,6 +256,23 @@ impl Drop for Member {
 /// record and the file size says nothing.
 pub fn wal_written_len(segment: &[u8]) -> usize {
     segment.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1)
+}
+
+/// Waits for a child process to exit, failing the test (after killing it) if it takes longer
+/// than `timeout`: a client blocked by a server bug must fail the test, not hang it.
+pub fn wait_with_timeout(child: &mut Child, timeout: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("process {} did not exit within {timeout:?}", child.id());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Resident memory of a process, in bytes (0 if it is gone).

@@ -2,7 +2,7 @@
 //! `lock`, which build the same protocol on KV, Watch and Lease.
 
 use cairn_client::Client;
-use cairn_e2e::{Member, etcdctl};
+use cairn_e2e::{Bg, Member, etcdctl};
 use cairn_proto::etcdserverpb::{LeaseGrantRequest, lease_client::LeaseClient};
 use cairn_proto::v3electionpb::{
     CampaignRequest, LeaderRequest, ProclaimRequest, ResignRequest, election_client::ElectionClient,
@@ -195,7 +195,7 @@ fn etcdctl_lock_gives_mutual_exclusion() {
         })
         .collect();
     for mut c in children {
-        assert!(c.wait().unwrap().success());
+        assert!(cairn_e2e::wait_with_timeout(&mut c, Duration::from_secs(30)).success());
     }
     let lines: Vec<String> = std::fs::read_to_string(&log)
         .unwrap()
@@ -224,37 +224,23 @@ fn etcdctl_elect_hands_over_when_the_leader_exits() {
     let dir = tempfile::tempdir().unwrap();
     let m = Member::start(&dir.path().join("m1"), &[]);
     let ep = m.endpoint();
-    let spawn = |args: &[&str]| {
-        Command::new(cairn_e2e::etcdctl_bin())
-            .env("ETCDCTL_API", "3")
-            .args(["--endpoints", &ep, "elect"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap()
+    let elect = |args: &[&str]| {
+        let mut full = vec!["elect"];
+        full.extend_from_slice(args);
+        Bg::etcdctl(&ep, &full)
     };
-    let mut first = spawn(&["e1", "p1"]);
-    std::thread::sleep(Duration::from_millis(700));
-    let second = spawn(&["e1", "p2"]);
-    let observer = spawn(&["-l", "e1"]);
-    std::thread::sleep(Duration::from_millis(1000));
-    // SIGTERM: etcdctl resigns on the way out.
-    unsafe {
-        libc::kill(first.id() as i32, libc::SIGTERM);
-    }
-    let _ = first.wait();
-    std::thread::sleep(Duration::from_millis(1500));
-    let mut second = second;
-    let mut observer = observer;
-    let _ = second.kill();
-    let _ = observer.kill();
-    let out2 = String::from_utf8(second.wait_with_output().unwrap().stdout).unwrap();
-    let outo = String::from_utf8(observer.wait_with_output().unwrap().stdout).unwrap();
-    assert!(
-        out2.starts_with("e1/") && out2.ends_with("\np2\n"),
-        "{out2:?}"
-    );
-    let values: Vec<&str> = outo.lines().skip(1).step_by(2).collect();
-    assert_eq!(values, vec!["p1", "p2"], "{outo:?}");
+    let wait = Duration::from_secs(10);
+    let first = elect(&["e1", "p1"]);
+    let won = first.lines(2, wait);
+    assert!(won[0].starts_with("e1/") && won[1] == "p1", "{won:?}");
+    let second = elect(&["e1", "p2"]);
+    let observer = elect(&["-l", "e1"]);
+    let seen = observer.lines(2, wait);
+    assert_eq!(seen[1], "p1", "{seen:?}");
+    // SIGTERM: etcdctl resigns on the way out, and the waiting candidate takes over.
+    first.signal(libc::SIGTERM);
+    let won = second.lines(2, wait);
+    assert!(won[0].starts_with("e1/") && won[1] == "p2", "{won:?}");
+    let seen = observer.lines(2, wait);
+    assert_eq!(seen[1], "p2", "{seen:?}");
 }

@@ -90,24 +90,43 @@ fn endpoint_status_and_health() {
 }
 
 /// Runs `etcdctl watch <args>` against `endpoint` while `writes` run, then returns its output.
+///
+/// A watch given no `--rev` starts at the next revision, so it sees every write however long it
+/// takes to register; a last write of the value `sentinel` under the watched key ends the run
+/// once it has been printed (as is, or base64 in JSON output).
 fn watch_output(endpoint: &str, args: &[&str], writes: &[&[&str]]) -> String {
-    let mut cmd = std::process::Command::new(cairn_e2e::etcdctl_bin());
-    cmd.env("ETCDCTL_API", "3")
-        .arg("--endpoints")
-        .arg(endpoint)
-        .arg("watch")
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null());
-    let mut child = cmd.spawn().unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(700));
+    let header = etcdctl(endpoint, &["get", "nokey", "-w", "json"], None);
+    let v: serde_json::Value = serde_json::from_str(&header.stdout).unwrap();
+    let next = (v["header"]["revision"].as_i64().unwrap() + 1).to_string();
+    let mut full: Vec<&str> = vec!["watch"];
+    full.extend_from_slice(args);
+    if !args.contains(&"--rev") {
+        full.extend_from_slice(&["--rev", &next]);
+    }
+    let watch = cairn_e2e::Bg::etcdctl(endpoint, &full);
+    let mut lines = Vec::new();
+    if args.contains(&"--rev") {
+        // Let the replay of history arrive first: how live writes are grouped with it into
+        // responses would otherwise depend on timing (and shows in JSON output).
+        lines.extend(watch.lines(1, std::time::Duration::from_secs(10)));
+    }
     for w in writes {
         assert_eq!(etcdctl(endpoint, w, None).code, 0, "{w:?}");
     }
-    std::thread::sleep(std::time::Duration::from_millis(700));
-    let _ = child.kill();
-    let out = child.wait_with_output().unwrap();
-    normalized(&cairn_e2e::Run::from(out)).1
+    assert_eq!(etcdctl(endpoint, &["put", "w/a", "sentinel"], None).code, 0);
+    while !lines
+        .iter()
+        .any(|l: &String| l.contains("sentinel") || l.contains("c2VudGluZWw="))
+    {
+        lines.extend(watch.lines(1, std::time::Duration::from_secs(10)));
+    }
+    let stdout = lines.iter().map(|l| format!("{l}\n")).collect::<String>();
+    normalized(&cairn_e2e::Run {
+        code: 0,
+        stdout,
+        stderr: String::new(),
+    })
+    .1
 }
 
 #[test]
