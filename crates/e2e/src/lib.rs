@@ -7,6 +7,7 @@
 
 mod bg;
 pub mod h2raw;
+pub mod workload;
 
 pub use bg::Bg;
 

@@ -64,6 +64,8 @@ pub struct NodeConfig {
     pub heartbeat_ticks: usize,
     /// The state machine's consistent index: entries up to it are not handed out again.
     pub applied: u64,
+    /// etcd's `--unsafe-no-fsync`: write the WAL without making it durable (tests only).
+    pub unsafe_no_fsync: bool,
 }
 
 /// A committed log entry on its way to the state machine.
@@ -235,7 +237,8 @@ fn to_record(e: &Entry) -> Result<EntryRecord, RaftError> {
 
 /// Rebuilds the in-memory log from the WAL.
 fn recover(config: &NodeConfig) -> Result<(Wal, LogStore), RaftError> {
-    let (wal, rec) = Wal::open(&config.wal_dir)?;
+    let (mut wal, rec) = Wal::open(&config.wal_dir)?;
+    wal.set_unsafe_no_fsync(config.unsafe_no_fsync);
     if rec.repaired_bytes > 0 {
         tracing::warn!(bytes = rec.repaired_bytes, "cut a torn tail off the WAL");
     }

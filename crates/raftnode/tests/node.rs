@@ -14,6 +14,7 @@ fn config(dir: &std::path::Path, applied: u64) -> NodeConfig {
         election_ticks: 10,
         heartbeat_ticks: 1,
         applied,
+        unsafe_no_fsync: false,
     }
 }
 

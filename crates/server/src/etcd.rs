@@ -127,6 +127,11 @@ impl EtcdServer {
             std::fs::create_dir_all(dir)
                 .map_err(|e| ServerError::Io(format!("create {}: {e}", dir.display())))?;
         }
+        if config.unsafe_no_fsync {
+            tracing::warn!(
+                "--unsafe-no-fsync is set: the WAL is not made durable, and a power cut can lose acknowledged writes"
+            );
+        }
         let store = Arc::new(Store::open(&backend)?);
         let (cluster_id, member_id) = identity(&store, &config)?;
         // etcd's minimum lease TTL: 1.5 election timeouts, rounded up to whole seconds.
@@ -174,6 +179,7 @@ impl EtcdServer {
                 election_ticks,
                 heartbeat_ticks: 1,
                 applied: applied_index,
+                unsafe_no_fsync: config.unsafe_no_fsync,
             },
             Dispatch {
                 applier: applier.clone(),
