@@ -288,44 +288,48 @@ impl Workload {
             .into_iter()
             .map(|kv| (kv.key, (kv.value, kv.mod_revision)))
             .collect();
-        let mut m = self.model.lock().unwrap();
         let mut problems = Vec::new();
-        let mut settled = Vec::new();
-        for (k, state) in &m.keys {
-            let actual = found.get(k).cloned();
-            match state {
-                KeyState::Known(want) => {
-                    if &actual != want {
-                        problems.push(format!("{k:?}: acknowledged {want:?}, found {actual:?}"));
-                    }
-                }
-                KeyState::Uncertain { before, after } => {
-                    let as_before = &actual == before;
-                    let as_after = match (&actual, after) {
-                        (None, None) => true,
-                        (Some((v, rev)), Some(want)) => {
-                            v == want && *rev > before.as_ref().map_or(0, |b| b.1)
+        let (max_revision, compacted, revoked) = {
+            let mut m = self.model.lock().unwrap();
+            let mut settled = Vec::new();
+            for (k, state) in &m.keys {
+                let actual = found.get(k).cloned();
+                match state {
+                    KeyState::Known(want) => {
+                        if &actual != want {
+                            problems
+                                .push(format!("{k:?}: acknowledged {want:?}, found {actual:?}"));
                         }
-                        _ => false,
-                    };
-                    if !(as_before || as_after) {
-                        problems.push(format!(
-                            "{k:?}: was {before:?} or would become {after:?}, found {actual:?}"
-                        ));
                     }
-                    settled.push((k.clone(), actual));
+                    KeyState::Uncertain { before, after } => {
+                        let as_before = &actual == before;
+                        let as_after = match (&actual, after) {
+                            (None, None) => true,
+                            (Some((v, rev)), Some(want)) => {
+                                v == want && *rev > before.as_ref().map_or(0, |b| b.1)
+                            }
+                            _ => false,
+                        };
+                        if !(as_before || as_after) {
+                            problems.push(format!(
+                                "{k:?}: was {before:?} or would become {after:?}, found {actual:?}"
+                            ));
+                        }
+                        settled.push((k.clone(), actual));
+                    }
                 }
             }
-        }
-        // Keys nobody acknowledged must not exist.
-        for k in found.keys() {
-            if !m.keys.contains_key(k) {
-                problems.push(format!("{k:?} exists but was never written"));
+            // Keys nobody acknowledged must not exist.
+            for k in found.keys() {
+                if !m.keys.contains_key(k) {
+                    problems.push(format!("{k:?} exists but was never written"));
+                }
             }
-        }
-        for (k, actual) in settled {
-            m.keys.insert(k, KeyState::Known(actual));
-        }
+            for (k, actual) in settled {
+                m.keys.insert(k, KeyState::Known(actual));
+            }
+            (m.max_revision, m.compacted, m.revoked.clone())
+        };
         let status = c
             .maintenance()
             .status(StatusRequest {})
@@ -333,33 +337,33 @@ impl Workload {
             .map_err(|e| e.to_string())?
             .into_inner();
         let rev = revision(&status.header);
-        if rev < m.max_revision {
+        if rev < max_revision {
             problems.push(format!(
                 "store revision {rev} is below acknowledged revision {}",
-                m.max_revision
+                max_revision
             ));
         }
         if rev < min_revision {
             problems.push(format!("revision went backwards: {rev} < {min_revision}"));
         }
-        if m.compacted > 1 {
+        if compacted > 1 {
             let below = c
                 .kv()
                 .range(RangeRequest {
                     key: Bytes::from_static(b"c/"),
-                    revision: m.compacted - 1,
+                    revision: compacted - 1,
                     ..Default::default()
                 })
                 .await;
             if below.is_ok() {
                 problems.push(format!(
                     "revision {} readable after compaction at {} was acknowledged",
-                    m.compacted - 1,
-                    m.compacted
+                    compacted - 1,
+                    compacted
                 ));
             }
         }
-        for lease in &m.revoked {
+        for lease in &revoked {
             let ttl = c
                 .lease()
                 .lease_time_to_live(LeaseTimeToLiveRequest {
