@@ -6,6 +6,7 @@
 //! about the server beyond the wire API.
 
 mod coord;
+mod raw;
 mod report;
 
 use anyhow::{Context, bail};
@@ -233,7 +234,7 @@ async fn run_client(
                     serializable: a.consistency == "s",
                     ..Default::default()
                 };
-                kv.range(req).await.map(|_| ())
+                raw::range(client.channel(), req).await.map(|_| ())
             }
             Workload::TxnPut(a) => {
                 let key = key_for(a, n, &mut rng);

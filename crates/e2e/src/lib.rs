@@ -597,6 +597,19 @@ pub const TXN_STEPS: &[Step] = &[
     ),
     // Two writes of one key in a txn are refused.
     (&["txn"], Some("\nput x 1\nput x 2\n\n\n")),
+    // Read-only txns (served without a log entry) answer exactly as etcd's.
+    (
+        &["txn", "-w", "json"],
+        Some("version(\"k1\") > \"0\"\n\nget k1\nget k --prefix --keys-only\n\nget nokey\n\n"),
+    ),
+    (
+        &["txn"],
+        Some("value(\"k2\") = \"nope\"\n\nget k1\n\nget k2\nget nokey\n\n"),
+    ),
+    (
+        &["txn", "-w", "fields"],
+        Some("\nget k1 --consistency=s\n\n\n"),
+    ),
     (&["put", "c", "1"], None),
     (&["put", "c", "2"], None),
     (&["put", "c", "3"], None),

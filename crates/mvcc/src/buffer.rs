@@ -174,19 +174,17 @@ impl KvSource<'_> {
         Ok(raw.map(|g| f(g.value())))
     }
 
-    /// Calls `f` for every record in `range`, in key order, as if every layer were written back.
-    pub(crate) fn scan(
-        &self,
-        range: RangeInclusive<u128>,
-        mut f: impl FnMut(u128, &[u8]) -> Result<()>,
-    ) -> Result<()> {
+    /// The in-memory part of `range`: records (newest layer wins) and revisions removed by a
+    /// compaction not yet written back. Cheap (reference counts, no copies of values), so it is
+    /// taken under the state lock and used after the lock is gone.
+    pub(crate) fn memory_in(&self, range: RangeInclusive<u128>) -> MemoryView {
         // Compaction removes old revisions; they are never in the range of an ordinary read, but
         // a full scan (hash) must skip those not yet removed from the backend.
         let removed: HashSet<u128> = self
             .layers()
             .flat_map(|l| l.removed.iter().copied())
             .collect();
-        let mut memory: BTreeMap<u128, &Bytes> = BTreeMap::new();
+        let mut records: BTreeMap<u128, Bytes> = BTreeMap::new();
         // Oldest layer first so that newer layers overwrite.
         for layer in self
             .flushing
@@ -195,27 +193,61 @@ impl KvSource<'_> {
         {
             for (k, v) in layer.kv.range(range.clone()) {
                 if !removed.contains(k) {
-                    memory.insert(*k, v);
+                    records.insert(*k, v.clone());
                 }
             }
         }
-        let mut memory = memory.into_iter().peekable();
-        for item in self.table.range(range).map_err(MvccError::backend)? {
+        MemoryView { records, removed }
+    }
+
+    /// The record at `key` if it is in memory (a cheap reference-counted copy).
+    pub(crate) fn memory_get(&self, key: u128) -> Option<Bytes> {
+        self.layers().find_map(|l| l.kv.get(&key).cloned())
+    }
+
+    /// The lowest revision key held in memory: every record below it is in the backend only,
+    /// so a reader need not look for it in the layers.
+    pub(crate) fn lowest_in_memory(&self) -> u128 {
+        self.layers()
+            .filter_map(|l| l.kv.first_key_value().map(|(k, _)| *k))
+            .min()
+            .unwrap_or(u128::MAX)
+    }
+}
+
+/// What the in-memory layers held of a range of revisions when a reader looked, kept so the
+/// reader can finish its work against a backend snapshot taken at the same moment without
+/// holding the state lock (see [`crate::Store::range`]).
+pub(crate) struct MemoryView {
+    records: BTreeMap<u128, Bytes>,
+    removed: HashSet<u128>,
+}
+
+impl MemoryView {
+    /// Calls `f` for every record in `range` of this view merged with `table`, in key order.
+    pub(crate) fn scan(
+        &self,
+        table: &ReadOnlyTable<u128, &'static [u8]>,
+        range: RangeInclusive<u128>,
+        mut f: impl FnMut(u128, &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let mut memory = self.records.range(range.clone()).peekable();
+        for item in table.range(range).map_err(MvccError::backend)? {
             let (k, v) = item.map_err(MvccError::backend)?;
             let key = k.value();
-            while let Some((mk, mv)) = memory.next_if(|(mk, _)| *mk < key) {
-                f(mk, mv)?;
+            while let Some((mk, mv)) = memory.next_if(|(mk, _)| **mk < key) {
+                f(*mk, mv)?;
             }
             // A record both in memory and in the backend is the same record, caught between its
             // write-back and the batch being dropped.
-            if let Some((mk, mv)) = memory.next_if(|(mk, _)| *mk == key) {
-                f(mk, mv)?;
-            } else if !removed.contains(&key) {
+            if let Some((mk, mv)) = memory.next_if(|(mk, _)| **mk == key) {
+                f(*mk, mv)?;
+            } else if !self.removed.contains(&key) {
                 f(key, v.value())?;
             }
         }
         for (mk, mv) in memory {
-            f(mk, mv)?;
+            f(*mk, mv)?;
         }
         Ok(())
     }

@@ -160,6 +160,22 @@ impl KeyIndex {
         Box::new(self.map.range::<[u8], _>((lo, hi)))
     }
 
+    /// Like [`KeyIndex::range`], but only the keys after `after` (for a range read in chunks).
+    pub fn range_after<'s>(
+        &'s self,
+        key: &'s [u8],
+        end: &'s [u8],
+        after: &'s [u8],
+    ) -> Box<dyn Iterator<Item = (&'s Bytes, &'s History)> + 's> {
+        let (_, hi) = key_bounds(key, end);
+        if let Bound::Excluded(h) | Bound::Included(h) = hi
+            && after >= h
+        {
+            return Box::new(std::iter::empty());
+        }
+        Box::new(self.map.range::<[u8], _>((Bound::Excluded(after), hi)))
+    }
+
     /// Compacts every key at `at`; returns the backend revisions to delete.
     pub fn compact(&mut self, at: i64) -> Vec<Revision> {
         let mut removed = Vec::new();

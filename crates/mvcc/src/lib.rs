@@ -39,17 +39,19 @@ use prost::Message;
 use redb::{Database, Durability, ReadOnlyTable, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 pub use index::{KeyIndex, Revision};
-pub use ops::{Applier, CompactOutcome};
+pub use ops::{Applier, CompactOutcome, txn_is_read_only, txn_is_serializable};
 pub use watch::{StreamId, StreamSink, WatchError, WatchEvent, WatchId, WatchMsg, WatchSpec};
 
 use cairn_proto::mvccpb::{Event, event::EventType};
 use parking_lot::Mutex;
 
 const KV: TableDefinition<u128, &[u8]> = TableDefinition::new("kv");
+/// Keys a Range resolves per hold of the state lock (a few hundred microseconds of index walk).
+pub const RANGE_CHUNK_KEYS: usize = 4096;
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// Lease id → the lessor's own encoding; written in the same transaction as the keys it affects.
 const LEASES: TableDefinition<i64, &[u8]> = TableDefinition::new("lease");
@@ -134,6 +136,8 @@ pub struct Store {
     size_in_use: Mutex<Option<(Instant, u64)>>,
     /// Write-backs done, for tests and metrics.
     write_backs: AtomicU64,
+    /// Keys a Range resolves per hold of the state lock ([`RANGE_CHUNK_KEYS`]).
+    range_chunk_keys: AtomicUsize,
 }
 
 fn encode_record(kind: u8, kv: &KeyValue) -> Vec<u8> {
@@ -218,6 +222,7 @@ impl Store {
             write_back: Mutex::new(()),
             size_in_use: Mutex::new(None),
             write_backs: AtomicU64::new(0),
+            range_chunk_keys: AtomicUsize::new(RANGE_CHUNK_KEYS),
         })
     }
 
@@ -292,15 +297,72 @@ impl Store {
         Ok(v.map(|g| g.value().to_vec()))
     }
 
-    /// Serves a Range outside of any write: resolves keys in the index under the read lock, then
-    /// reads the values from a backend snapshot taken under the same lock.
+    /// Serves a Range outside of any write, in stretches of [`RANGE_CHUNK_KEYS`] keys. Under the
+    /// read lock a stretch only resolves keys to revisions in the index, takes the records that
+    /// are still in memory (reference counts) and opens a backend snapshot; reading the rest,
+    /// decoding and sorting happen without the lock. All stretches read at one revision, fixed
+    /// at the start, so the result is one consistent view; the lock is never held longer than
+    /// one stretch takes, so a large range never holds up the apply path. (If a compaction
+    /// passes that revision mid-read, the read fails as compacted, where etcd's would finish on
+    /// its snapshot.)
     pub fn range(
         &self,
         req: &cairn_proto::etcdserverpb::RangeRequest,
     ) -> Result<cairn_proto::etcdserverpb::RangeResponse> {
+        let (rev, current) = {
+            let state = self.state.read();
+            (
+                ops::read_revision(&state, state.current, req.revision)?,
+                state.current,
+            )
+        };
+        let room = ops::fetch_limit(req);
+        let mut kvs = Vec::new();
+        let mut count = 0i64;
+        let mut after: Option<Bytes> = None;
+        loop {
+            let (chunk, table) = {
+                let state = self.state.read();
+                if state.compacted > rev {
+                    return Err(MvccError::Compacted);
+                }
+                let table = self.kv_table()?;
+                let chunk = ops::plan_chunk(
+                    &state,
+                    &state.source(&table),
+                    rev,
+                    req,
+                    after.as_deref(),
+                    self.range_chunk_keys.load(Ordering::Relaxed).max(1),
+                    room.saturating_sub(kvs.len()),
+                );
+                (chunk, table)
+            };
+            count += chunk.count;
+            ops::read_records(chunk.records, &table, &mut kvs)?;
+            match chunk.resume_after {
+                Some(key) => after = Some(key),
+                None => break,
+            }
+        }
+        Ok(ops::shape_range(kvs, count, current, req))
+    }
+
+    /// How many keys a Range resolves per hold of the state lock; tests set it small so that
+    /// every read crosses many stretch boundaries.
+    pub fn set_range_chunk_keys(&self, keys: usize) {
+        self.range_chunk_keys.store(keys.max(1), Ordering::Relaxed);
+    }
+
+    /// Serves a txn that only reads (see [`ops::txn_is_read_only`]) on one consistent view at
+    /// the current revision, without a log entry.
+    pub fn read_only_txn(
+        &self,
+        req: &cairn_proto::etcdserverpb::TxnRequest,
+    ) -> Result<cairn_proto::etcdserverpb::TxnResponse> {
         let state = self.state.read();
         let table = self.kv_table()?;
-        ops::range(&state, &state.source(&table), state.current, req)
+        ops::read_only_txn(&state, &state.source(&table), state.current, req)
     }
 
     /// Starts applying a batch of writes. The batch becomes visible to readers when it commits.
@@ -391,32 +453,65 @@ impl Store {
     /// One catch-up pass over unsynced watchers: reads up to
     /// [`watch::CATCH_UP_MAX_REVISIONS`] revisions of history for each and delivers what
     /// matches. Returns how many watchers were still behind at the start of the pass.
+    ///
+    /// The history is read from a view taken under the locks (in-memory records and a backend
+    /// snapshot) but decoded without them; delivery takes the locks again, briefly.
     pub fn sync_watchers(&self) -> Result<usize> {
+        let (behind, views, table, total) = {
+            let state = self.state.read();
+            let mut hub = self.hub.lock();
+            let behind = hub.unsynced();
+            if behind.is_empty() {
+                return Ok(0);
+            }
+            let total = behind.len();
+            let table = self.kv_table()?;
+            let source = state.source(&table);
+            let mut views = std::collections::BTreeMap::new();
+            let mut waiting = Vec::new();
+            for (sid, id, next) in &behind {
+                if *next < state.compacted {
+                    hub.cancel_compacted(*sid, *id, state.compacted, state.current);
+                    continue;
+                }
+                let upto = state.current.min(next + watch::CATCH_UP_MAX_REVISIONS - 1);
+                views
+                    .entry(*next)
+                    .or_insert_with(|| (upto, source.memory_in(history_keys(*next, upto))));
+                waiting.push((*sid, *id, *next));
+            }
+            (waiting, views, table, total)
+        };
+        let mut decoded = std::collections::HashMap::new();
+        for (next, (upto, memory)) in &views {
+            let mut records = Vec::new();
+            memory.scan(&table, history_keys(*next, *upto), |k, v| {
+                let rev = Revision::from_key(k);
+                let (kind, kv) = decode_record(rev, v)?;
+                records.push((rev, kind, kv));
+                Ok(())
+            })?;
+            decoded.insert(*next, (*upto, records));
+        }
         let state = self.state.read();
         let mut hub = self.hub.lock();
-        let behind = hub.unsynced();
-        if behind.is_empty() {
-            return Ok(0);
+        let mut events_of = std::collections::HashMap::new();
+        for (next, (upto, records)) in decoded {
+            let events: Vec<WatchEvent> = records
+                .into_iter()
+                .map(|(rev, kind, kv)| {
+                    let prev = state.index.get(&kv.key).and_then(|h| h.prev_before(rev));
+                    make_event(kind == KIND_PUT, kv, rev, prev)
+                })
+                .collect();
+            events_of.insert(next, (upto, events));
         }
-        let table = self.kv_table()?;
-        let source = state.source(&table);
-        let mut cache: std::collections::HashMap<i64, (i64, Vec<WatchEvent>)> =
-            std::collections::HashMap::new();
         for (sid, id, next) in &behind {
-            if *next < state.compacted {
-                hub.cancel_compacted(*sid, *id, state.compacted, state.current);
-                continue;
-            }
-            if !cache.contains_key(next) {
-                let upto = state.current.min(next + watch::CATCH_UP_MAX_REVISIONS - 1);
-                let events = history(&state, &source, *next, upto)?;
-                cache.insert(*next, (upto, events));
-            }
-            if let Some((upto, events)) = cache.get(next) {
-                hub.deliver_history(*sid, *id, events, *upto, state.current);
+            if let Some((upto, events)) = events_of.get(next) {
+                hub.deliver_history(*sid, *id, events, (*next, *upto), state.current);
             }
         }
-        Ok(behind.len())
+        Ok(total)
     }
 
     /// The key-value stored at exactly `rev`, if it is a put that has not been compacted away.
@@ -445,13 +540,17 @@ impl Store {
         }
         let table = self.kv_table()?;
         let upper = Revision::new(rev, i64::MAX).to_key();
+        let memory = state.source(&table).memory_in(0..=upper);
+        let compacted = state.compacted;
+        // The scan reads every record: do it with the view taken, not under the lock.
+        drop(state);
         let mut h = 0u32;
-        state.source(&table).scan(0..=upper, |k, v| {
+        memory.scan(&table, 0..=upper, |k, v| {
             h = crc32c::crc32c_append(h, &k.to_be_bytes());
             h = crc32c::crc32c_append(h, v);
             Ok(())
         })?;
-        Ok((h, state.compacted, rev))
+        Ok((h, compacted, rev))
     }
 
     /// Hash of the whole backend (every key and value of the kv and meta tables) as it will be
@@ -459,13 +558,8 @@ impl Store {
     pub fn hash(&self) -> Result<u32> {
         let state = self.state.read();
         let rtxn = self.db.begin_read().map_err(MvccError::backend)?;
-        let mut h = 0u32;
         let kv = rtxn.open_table(KV).map_err(MvccError::backend)?;
-        state.source(&kv).scan(0..=u128::MAX, |k, v| {
-            h = crc32c::crc32c_append(h, &k.to_be_bytes());
-            h = crc32c::crc32c_append(h, v);
-            Ok(())
-        })?;
+        let memory = state.source(&kv).memory_in(0..=u128::MAX);
         let meta = rtxn.open_table(META).map_err(MvccError::backend)?;
         let mut rows = std::collections::BTreeMap::new();
         for item in meta.iter().map_err(MvccError::backend)? {
@@ -485,6 +579,14 @@ impl Store {
         for (name, v) in state.marks().entries() {
             rows.insert(name.to_owned(), Bytes::copy_from_slice(&v.to_le_bytes()));
         }
+        // The view is complete: the scan over every record runs without the lock.
+        drop(state);
+        let mut h = 0u32;
+        memory.scan(&kv, 0..=u128::MAX, |k, v| {
+            h = crc32c::crc32c_append(h, &k.to_be_bytes());
+            h = crc32c::crc32c_append(h, v);
+            Ok(())
+        })?;
         for (k, v) in &rows {
             h = crc32c::crc32c_append(h, k.as_bytes());
             h = crc32c::crc32c_append(h, v);
@@ -559,18 +661,9 @@ impl Store {
 pub(crate) type WriteGuard<'a> = RwLockWriteGuard<'a, State>;
 
 /// The events of revisions `from..=upto`, read from the backend, in revision order.
-fn history(state: &State, source: &KvSource<'_>, from: i64, upto: i64) -> Result<Vec<WatchEvent>> {
-    let lo = Revision::new(from, 0).to_key();
-    let hi = Revision::new(upto, i64::MAX).to_key();
-    let mut out = Vec::new();
-    source.scan(lo..=hi, |k, v| {
-        let rev = Revision::from_key(k);
-        let (kind, kv) = decode_record(rev, v)?;
-        let prev = state.index.get(&kv.key).and_then(|h| h.prev_before(rev));
-        out.push(make_event(kind == KIND_PUT, kv, rev, prev));
-        Ok(())
-    })?;
-    Ok(out)
+/// The backend keys of every record of revisions `from..=upto`.
+fn history_keys(from: i64, upto: i64) -> std::ops::RangeInclusive<u128> {
+    Revision::new(from, 0).to_key()..=Revision::new(upto, i64::MAX).to_key()
 }
 
 pub(crate) fn make_event(

@@ -35,13 +35,21 @@ fn header(rev: i64) -> Option<ResponseHeader> {
 }
 
 pub(crate) fn fetch(source: &KvSource<'_>, rev: Revision) -> Result<KeyValue> {
-    let decoded = source
-        .get(rev.to_key(), |raw| decode_record(rev, raw))?
-        .ok_or_else(|| MvccError::Corrupt {
-            rev,
-            reason: "revision in index but not in backend".into(),
-        })?;
-    let (kind, kv) = decoded?;
+    source
+        .get(rev.to_key(), |raw| decode_put(rev, raw))?
+        .ok_or_else(|| missing(rev))?
+}
+
+fn missing(rev: Revision) -> MvccError {
+    MvccError::Corrupt {
+        rev,
+        reason: "revision in index but not in backend".into(),
+    }
+}
+
+/// Decodes the record of a live revision (a put, never a tombstone).
+fn decode_put(rev: Revision, raw: &[u8]) -> Result<KeyValue> {
+    let (kind, kv) = decode_record(rev, raw)?;
     if kind != KIND_PUT {
         return Err(MvccError::Corrupt {
             rev,
@@ -51,8 +59,7 @@ pub(crate) fn fetch(source: &KvSource<'_>, rev: Revision) -> Result<KeyValue> {
     Ok(kv)
 }
 
-/// Resolves the revision a read at `requested` sees, given the current revision.
-fn read_revision(state: &State, current: i64, requested: i64) -> Result<i64> {
+pub(crate) fn read_revision(state: &State, current: i64, requested: i64) -> Result<i64> {
     if requested > current {
         return Err(MvccError::FutureRevision);
     }
@@ -63,50 +70,127 @@ fn read_revision(state: &State, current: i64, requested: i64) -> Result<i64> {
     Ok(rev)
 }
 
-/// etcd's Range: `current` is the revision a read "now" sees (inside a writing txn it includes the
-/// txn's own writes).
-pub(crate) fn range(
-    state: &State,
-    source: &KvSource<'_>,
-    current: i64,
-    req: &RangeRequest,
-) -> Result<RangeResponse> {
-    let rev = read_revision(state, current, req.revision)?;
-    let visible = state
-        .index
-        .range(&req.key, &req.range_end)
-        .filter_map(|(_, h): (_, &History)| h.visible_at(rev));
-    let sort_order = SortOrder::try_from(req.sort_order).unwrap_or(SortOrder::None);
-    let sort_target = SortTarget::try_from(req.sort_target).unwrap_or(SortTarget::Key);
-    let filtered = req.min_mod_revision != 0
-        || req.max_mod_revision != 0
-        || req.min_create_revision != 0
-        || req.max_create_revision != 0;
-    let needs_all = sort_order != SortOrder::None || filtered;
+/// A stretch of a Range read from the key index and the in-memory layers under the state lock;
+/// [`read_records`] and [`shape_range`] do the rest (backend reads, decoding, sorting) without
+/// it.
+pub(crate) struct RangeChunk {
+    /// Keys visible at the read revision in this stretch.
+    pub(crate) count: i64,
+    /// Revisions to read, in key order, each with its record when that is in memory.
+    pub(crate) records: Vec<(Revision, Option<Bytes>)>,
+    /// Where the next stretch starts (after this key), if the range goes on.
+    pub(crate) resume_after: Option<Bytes>,
+}
 
-    let mut count = 0i64;
-    let mut kvs = Vec::new();
-    // Without sorting or filtering, only limit + 1 values are read (the extra one sets `more`).
-    let fetch_limit = if req.limit > 0 && !needs_all {
+/// How many values a Range reads: without sorting or filtering, only limit + 1 (the extra one
+/// sets `more`).
+pub(crate) fn fetch_limit(req: &RangeRequest) -> usize {
+    if req.count_only {
+        0
+    } else if req.limit > 0 && !sorts_or_filters(req) {
         req.limit as usize + 1
     } else {
         usize::MAX
+    }
+}
+
+/// Walks at most `max_keys` keys of `req`'s range at revision `rev` (after `after`, if given),
+/// noting at most `room` revisions to read.
+pub(crate) fn plan_chunk(
+    state: &State,
+    source: &KvSource<'_>,
+    rev: i64,
+    req: &RangeRequest,
+    after: Option<&[u8]>,
+    max_keys: usize,
+    room: usize,
+) -> RangeChunk {
+    let keys = match after {
+        None => state.index.range(&req.key, &req.range_end),
+        Some(a) => state.index.range_after(&req.key, &req.range_end, a),
     };
-    for r in visible {
-        count += 1;
-        if !req.count_only && kvs.len() < fetch_limit {
-            kvs.push(fetch(source, r)?);
+    let lowest_in_memory = source.lowest_in_memory();
+    let mut chunk = RangeChunk {
+        count: 0,
+        records: Vec::new(),
+        resume_after: None,
+    };
+    let mut last: Option<&Bytes> = None;
+    for (walked, (key, history)) in keys.enumerate() {
+        if walked == max_keys {
+            // Resume after the last key walked, which is where this one starts.
+            chunk.resume_after = last.cloned();
+            break;
+        }
+        last = Some(key);
+        let Some(r) = history.visible_at(rev) else {
+            continue;
+        };
+        chunk.count += 1;
+        if chunk.records.len() < room {
+            let at = r.to_key();
+            let memory = if at >= lowest_in_memory {
+                source.memory_get(at)
+            } else {
+                None
+            };
+            chunk.records.push((r, memory));
         }
     }
+    chunk
+}
+
+fn sorts_or_filters(req: &RangeRequest) -> bool {
+    SortOrder::try_from(req.sort_order).unwrap_or(SortOrder::None) != SortOrder::None
+        || filters(req)
+}
+
+fn filters(req: &RangeRequest) -> bool {
+    req.min_mod_revision != 0
+        || req.max_mod_revision != 0
+        || req.min_create_revision != 0
+        || req.max_create_revision != 0
+}
+
+/// Reads the records a chunk noted: from memory where it kept them, otherwise from `table` (a
+/// backend snapshot opened under the same lock as the chunk was planned).
+pub(crate) fn read_records(
+    records: Vec<(Revision, Option<Bytes>)>,
+    table: &ReadOnlyTable<u128, &'static [u8]>,
+    out: &mut Vec<KeyValue>,
+) -> Result<()> {
+    out.reserve(records.len());
+    for (rev, memory) in records {
+        out.push(match memory {
+            Some(raw) => decode_put(rev, &raw)?,
+            None => {
+                let raw = table
+                    .get(rev.to_key())
+                    .map_err(MvccError::backend)?
+                    .ok_or_else(|| missing(rev))?;
+                decode_put(rev, raw.value())?
+            }
+        });
+    }
+    Ok(())
+}
+
+/// etcd's Range, last step: filters, sorts and limits what was read.
+pub(crate) fn shape_range(
+    mut kvs: Vec<KeyValue>,
+    count: i64,
+    current: i64,
+    req: &RangeRequest,
+) -> RangeResponse {
     if req.count_only {
-        return Ok(RangeResponse {
+        return RangeResponse {
             header: header(current),
             kvs: Vec::new(),
             more: false,
             count,
-        });
+        };
     }
-    if filtered {
+    if filters(req) {
         kvs.retain(|kv| {
             (req.min_mod_revision == 0 || kv.mod_revision >= req.min_mod_revision)
                 && (req.max_mod_revision == 0 || kv.mod_revision <= req.max_mod_revision)
@@ -114,6 +198,8 @@ pub(crate) fn range(
                 && (req.max_create_revision == 0 || kv.create_revision <= req.max_create_revision)
         });
     }
+    let sort_order = SortOrder::try_from(req.sort_order).unwrap_or(SortOrder::None);
+    let sort_target = SortTarget::try_from(req.sort_target).unwrap_or(SortTarget::Key);
     // Results come in key order; etcd sorts ascending by default for non-key targets and never
     // re-sorts for (KEY, ASCEND).
     let order = match (sort_target, sort_order) {
@@ -148,12 +234,118 @@ pub(crate) fn range(
             kv.value = Bytes::new();
         }
     }
-    Ok(RangeResponse {
+    RangeResponse {
         header: header(current),
         kvs,
         more,
         count,
-    })
+    }
+}
+
+/// Whether every compare of `c`'s range holds at revision `rev`.
+fn compare_at(state: &State, source: &KvSource<'_>, rev: i64, c: &Compare) -> Result<bool> {
+    let revs: Vec<Revision> = state
+        .index
+        .range(&c.key, &c.range_end)
+        .filter_map(|(_, h)| h.visible_at(rev))
+        .collect();
+    let target = CompareTarget::try_from(c.target).unwrap_or(CompareTarget::Version);
+    if revs.is_empty() {
+        if target == CompareTarget::Value {
+            return Ok(false);
+        }
+        return Ok(compare_kv(c, target, &KeyValue::default()));
+    }
+    for r in revs {
+        if !compare_kv(c, target, &fetch(source, r)?) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Whether a txn only reads, on both branches and in every nested txn (etcd's isTxnReadonly):
+/// such a txn is served like a range, without a log entry.
+pub fn txn_is_read_only(req: &TxnRequest) -> bool {
+    req.success
+        .iter()
+        .chain(&req.failure)
+        .all(|op| match &op.request {
+            Some(request_op::Request::RequestRange(_)) | None => true,
+            Some(request_op::Request::RequestTxn(t)) => txn_is_read_only(t),
+            _ => false,
+        })
+}
+
+/// Whether every range of a read-only txn is serializable (etcd's isTxnSerializable).
+pub fn txn_is_serializable(req: &TxnRequest) -> bool {
+    req.success
+        .iter()
+        .chain(&req.failure)
+        .all(|op| match &op.request {
+            Some(request_op::Request::RequestRange(r)) => r.serializable,
+            Some(request_op::Request::RequestTxn(t)) => txn_is_serializable(t),
+            _ => true,
+        })
+}
+
+/// Runs a read-only txn on one consistent view at `current`.
+pub(crate) fn read_only_txn(
+    state: &State,
+    source: &KvSource<'_>,
+    current: i64,
+    req: &TxnRequest,
+) -> Result<TxnResponse> {
+    let mut ok = true;
+    for c in &req.compare {
+        if !compare_at(state, source, current, c)? {
+            ok = false;
+            break;
+        }
+    }
+    let mut responses = Vec::new();
+    for op in if ok { &req.success } else { &req.failure } {
+        let response = match &op.request {
+            Some(request_op::Request::RequestRange(r)) => {
+                response_op::Response::ResponseRange(range(state, source, current, r)?)
+            }
+            Some(request_op::Request::RequestTxn(t)) => {
+                response_op::Response::ResponseTxn(read_only_txn(state, source, current, t)?)
+            }
+            Some(_) => {
+                return Err(MvccError::Backend(
+                    "a txn with writes was served as read-only".into(),
+                ));
+            }
+            None => continue,
+        };
+        responses.push(ResponseOp {
+            response: Some(response),
+        });
+    }
+    let mut resp = TxnResponse {
+        header: None,
+        succeeded: ok,
+        responses,
+    };
+    set_headers(&mut resp, current);
+    Ok(resp)
+}
+
+/// etcd's Range in one go, for reads that already hold the state lock (inside a txn).
+/// `current` is the revision a read "now" sees (inside a writing txn it includes the txn's own
+/// writes).
+pub(crate) fn range(
+    state: &State,
+    source: &KvSource<'_>,
+    current: i64,
+    req: &RangeRequest,
+) -> Result<RangeResponse> {
+    let rev = read_revision(state, current, req.revision)?;
+    let chunk = plan_chunk(state, source, rev, req, None, usize::MAX, fetch_limit(req));
+    let mut kvs = Vec::new();
+    read_records(chunk.records, source.table, &mut kvs)?;
+    Ok(shape_range(kvs, chunk.count, current, req))
 }
 
 /// Applies a batch of writes to the in-memory state; the store writes them back to the backend
@@ -380,27 +572,7 @@ impl<'a> Applier<'a> {
     }
 
     fn compare(&self, c: &Compare) -> Result<bool> {
-        let rev = self.read_rev();
-        let revs: Vec<Revision> = self
-            .state
-            .index
-            .range(&c.key, &c.range_end)
-            .filter_map(|(_, h)| h.visible_at(rev))
-            .collect();
-        let target = CompareTarget::try_from(c.target).unwrap_or(CompareTarget::Version);
-        if revs.is_empty() {
-            if target == CompareTarget::Value {
-                return Ok(false);
-            }
-            return Ok(compare_kv(c, target, &KeyValue::default()));
-        }
-        let source = self.source()?;
-        for r in revs {
-            if !compare_kv(c, target, &fetch(&source, r)?) {
-                return Ok(false);
-            }
-        }
-        Ok(true)
+        compare_at(&self.state, &self.source()?, self.read_rev(), c)
     }
 
     /// Evaluates every compare on the path the txn will take (nested txns included) before

@@ -720,6 +720,7 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db");
         let mut store = Store::open(&path).unwrap();
+        store.set_range_chunk_keys(2);
         let mut model = Model { snapshots: vec![BTreeMap::new(), BTreeMap::new()], compacted: 0 };
         for op in ops {
             match op {
@@ -804,6 +805,7 @@ proptest! {
                     store.flush().unwrap();
                     drop(store);
                     store = Store::open(&path).unwrap();
+                    store.set_range_chunk_keys(2);
                     prop_assert_eq!(store.revision(), model.rev());
                     prop_assert_eq!(store.compact_revision(), model.compacted);
                     prop_assert_eq!((store.hash().unwrap(), store.hash_kv(0).unwrap()), before);
@@ -811,4 +813,71 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn a_range_read_in_stretches_is_one_consistent_view_while_writes_go_on() {
+    let (_dir, store) = open();
+    store.set_range_chunk_keys(5);
+    let store = std::sync::Arc::new(store);
+    let base = store.revision();
+    let writer = {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            for i in 0..2000 {
+                put(&store, &format!("c{i:05}"), &format!("{i}"));
+                if i % 300 == 299 {
+                    store.write_back_now().unwrap();
+                }
+            }
+        })
+    };
+    let mut reads = 0;
+    while !writer.is_finished() || reads < 5 {
+        let resp = store
+            .range(&RangeRequest {
+                key: Bytes::from_static(b"c"),
+                range_end: Bytes::from_static(b"d"),
+                ..Default::default()
+            })
+            .unwrap();
+        // Exactly the keys written up to the revision the answer claims, in order.
+        let written = (resp.header.unwrap().revision - base) as usize;
+        assert_eq!(resp.kvs.len(), written);
+        assert_eq!(resp.count as usize, written);
+        for (i, kv) in resp.kvs.iter().enumerate() {
+            assert_eq!(kv.key.as_ref(), format!("c{i:05}").as_bytes());
+            assert_eq!(kv.mod_revision, base + 1 + i as i64);
+        }
+        reads += 1;
+    }
+    writer.join().unwrap();
+}
+
+#[test]
+fn read_only_txns_evaluate_on_one_view() {
+    let (_dir, store) = open();
+    put(&store, "a", "1");
+    put(&store, "b", "2");
+    let txn = TxnRequest {
+        compare: vec![cmp(
+            "a",
+            CompareTarget::Value,
+            CompareResult::Equal,
+            TargetUnion::Value(Bytes::from_static(b"1")),
+        )],
+        success: vec![op_get("a"), op_get("b")],
+        failure: vec![op_get("b")],
+    };
+    assert!(txn_is_read_only(&txn));
+    let resp = store.read_only_txn(&txn).unwrap();
+    assert!(resp.succeeded);
+    assert_eq!(resp.responses.len(), 2);
+    assert_eq!(resp.header.unwrap().revision, store.revision());
+    let with_put = TxnRequest {
+        compare: vec![],
+        success: vec![],
+        failure: vec![op_put("a", "x")],
+    };
+    assert!(!txn_is_read_only(&with_put));
 }

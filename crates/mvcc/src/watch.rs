@@ -434,12 +434,14 @@ impl Hub {
 
     /// Delivers history `events` (all revisions in `[from, upto]`) to one unsynced watcher; it
     /// becomes synced once `upto` reaches `current`.
+    /// Delivers history `from..=upto` to a watcher that is still waiting for it (one that was
+    /// canceled, replaced or caught up meanwhile is left alone).
     pub(crate) fn deliver_history(
         &mut self,
         stream: StreamId,
         id: WatchId,
         events: &[WatchEvent],
-        upto: i64,
+        (from, upto): (i64, i64),
         current: i64,
     ) {
         let Some(st) = self.streams.get_mut(&stream) else {
@@ -449,6 +451,9 @@ impl Hub {
         let Some(w) = st.watchers.get_mut(&id) else {
             return;
         };
+        if w.synced || w.next_rev != from {
+            return;
+        }
         let mine: Vec<WatchEvent> = events.iter().filter(|e| w.matches(e)).cloned().collect();
         if !mine.is_empty() {
             if !sink.has_room() {

@@ -5,11 +5,12 @@ use crate::config::Config;
 use crate::errors::ServerError;
 use crate::idgen::IdGenerator;
 use crate::lease::Lessor;
+use crate::readpool::ReadPool;
 use cairn_mvcc::{MvccError, Store};
 use cairn_proto::cairnpb::{InternalRequest, internal_request::Request};
 use cairn_proto::etcdserverpb::{
     CompactionResponse, DeleteRangeResponse, LeaseGrantResponse, LeaseRevokeResponse, PutResponse,
-    RangeRequest, RangeResponse, ResponseHeader, TxnResponse,
+    RangeRequest, RangeResponse, ResponseHeader, TxnRequest, TxnResponse,
 };
 use cairn_raft::{CommittedEntry, NodeConfig, RaftHandle};
 use parking_lot::Mutex;
@@ -50,6 +51,8 @@ pub struct EtcdServer {
     pub config: Config,
     waiters: Arc<Mutex<HashMap<u64, oneshot::Sender<ApplyResult>>>>,
     request_ids: IdGenerator,
+    /// Long read-only work, at a lower CPU priority than the write path.
+    pub reads: ReadPool,
     applied: watch::Receiver<u64>,
     request_timeout: Duration,
 }
@@ -198,6 +201,9 @@ impl EtcdServer {
             member_id,
             waiters,
             request_ids: IdGenerator::new(member_id),
+            reads: ReadPool::start(
+                std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
+            )?,
             applied: applied_rx,
             request_timeout,
             config: config.clone(),
@@ -296,19 +302,30 @@ impl EtcdServer {
         }
     }
 
+    /// A txn that only reads, on one consistent view after a linearizable barrier (skipped when
+    /// every range in it is serializable).
+    pub async fn read_only_txn(&self, req: TxnRequest) -> Result<TxnResponse, ServerError> {
+        if !cairn_mvcc::txn_is_serializable(&req) {
+            self.linearizable_barrier().await?;
+        }
+        let store = self.store.clone();
+        let mut resp = self.reads.run(move || store.read_only_txn(&req)).await??;
+        resp.header = self.restamp(resp.header.take());
+        Ok(resp)
+    }
+
     pub async fn range(&self, req: RangeRequest) -> Result<RangeResponse, ServerError> {
         if !req.serializable {
             self.linearizable_barrier().await?;
         }
         // A single key is read in microseconds: handing it to another thread would cost more
-        // than the read. Larger ranges read many values: keep them off the async workers.
+        // than the read. Larger ranges read many values: keep them off the async workers, at
+        // the read threads' lower priority.
         let mut resp = if req.range_end.is_empty() {
             self.store.range(&req)?
         } else {
             let store = self.store.clone();
-            tokio::task::spawn_blocking(move || store.range(&req))
-                .await
-                .map_err(|e| ServerError::Internal(e.to_string()))??
+            self.reads.run(move || store.range(&req)).await??
         };
         resp.header = self.restamp(resp.header.take());
         Ok(resp)

@@ -169,9 +169,13 @@ impl Kv for KvService {
         let req = request.into_inner();
         check_txn(&req, self.server.config.max_txn_ops as usize)?;
         self.check_size(&req)?;
-        // Read-only txns go through the log too: their compares and reads are then atomic with
-        // respect to concurrent writes, which the apply order gives for free. Inner responses
-        // keep a revision-only header, exactly as etcd sends them.
+        if cairn_mvcc::txn_is_read_only(&req) {
+            // Served like a range, as etcd does: no log entry, linearizable through ReadIndex
+            // unless every range in it is serializable.
+            let resp = self.server.read_only_txn(req).await?;
+            return Ok(Response::new(resp));
+        }
+        // Inner responses keep a revision-only header, exactly as etcd sends them.
         self.write(Request::Txn(req)).await
     }
 

@@ -18,6 +18,7 @@ mod idgen;
 mod kv;
 mod lease;
 mod maintenance;
+mod readpool;
 mod watch;
 
 pub use config::Config;

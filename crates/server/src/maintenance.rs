@@ -81,9 +81,11 @@ impl Maintenance for MaintenanceService {
 
     async fn hash(&self, _: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
         let store = self.server.store.clone();
-        let hash = tokio::task::spawn_blocking(move || store.hash())
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?
+        let hash = self
+            .server
+            .reads
+            .run(move || store.hash())
+            .await?
             .map_err(crate::errors::ServerError::from)?;
         Ok(Response::new(HashResponse {
             header: self.server.header(self.server.store.revision()),
@@ -97,11 +99,12 @@ impl Maintenance for MaintenanceService {
     ) -> Result<Response<HashKvResponse>, Status> {
         let rev = request.get_ref().revision;
         let store = self.server.store.clone();
-        let (hash, compact_revision, hash_revision) =
-            tokio::task::spawn_blocking(move || store.hash_kv(rev))
-                .await
-                .map_err(|e| Status::internal(e.to_string()))?
-                .map_err(crate::errors::ServerError::from)?;
+        let (hash, compact_revision, hash_revision) = self
+            .server
+            .reads
+            .run(move || store.hash_kv(rev))
+            .await?
+            .map_err(crate::errors::ServerError::from)?;
         Ok(Response::new(HashKvResponse {
             header: self.server.header(self.server.store.revision()),
             hash,

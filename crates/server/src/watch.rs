@@ -258,7 +258,7 @@ pub fn spawn_background(
             // Keep going while watchers are behind and making progress.
             loop {
                 let store = s.store.clone();
-                match tokio::task::spawn_blocking(move || store.sync_watchers()).await {
+                match s.reads.run(move || store.sync_watchers()).await {
                     Ok(Ok(0)) => break,
                     Ok(Ok(_)) => tokio::task::yield_now().await,
                     Ok(Err(e)) => {

@@ -1,0 +1,77 @@
+//! Threads for long read-only work (large ranges, read-only txns, Hash/HashKV, watch catch-up),
+//! run at a lower CPU priority than the write path.
+//!
+//! Such reads no longer hold the store's lock for long, but they still take CPU: on a small
+//! machine a loop of 100k-key ranges would otherwise compete on equal terms with the Raft,
+//! apply and network threads that every write goes through, and write latency would suffer for
+//! it. At nice +10 the scheduler gives the write path the CPU first; the reads get whatever is
+//! left, which on an idle member is all of it.
+
+use crate::errors::ServerError;
+use parking_lot::Mutex;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender, channel};
+use tokio::sync::oneshot;
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Niceness of the read threads (0 is normal, 19 the lowest priority).
+const READ_NICENESS: i32 = 10;
+
+#[derive(Clone)]
+pub struct ReadPool {
+    jobs: Sender<Job>,
+}
+
+impl ReadPool {
+    pub fn start(threads: usize) -> Result<ReadPool, ServerError> {
+        let (jobs, rx) = channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..threads.max(1) {
+            let rx = rx.clone();
+            std::thread::Builder::new()
+                .name(format!("read-{i}"))
+                .spawn(move || worker(&rx))
+                .map_err(|e| ServerError::Io(format!("spawn read thread: {e}")))?;
+        }
+        Ok(ReadPool { jobs })
+    }
+
+    /// Runs `f` on a read thread and waits for its result.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ServerError> {
+        let (tx, rx) = oneshot::channel();
+        self.jobs
+            .send(Box::new(move || {
+                let _ = tx.send(f());
+            }))
+            .map_err(|_| ServerError::Stopped)?;
+        rx.await.map_err(|_| ServerError::Stopped)
+    }
+}
+
+fn worker(rx: &Mutex<Receiver<Job>>) {
+    lower_priority();
+    loop {
+        let job = match rx.lock().recv() {
+            Ok(job) => job,
+            Err(_) => return,
+        };
+        job();
+    }
+}
+
+/// Lowers this thread's scheduling priority; a failure only costs the optimization.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: gettid and setpriority on the calling thread have no memory effects.
+        let tid = unsafe { libc::syscall(libc::SYS_gettid) } as libc::id_t;
+        let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, READ_NICENESS) };
+        if rc != 0 {
+            tracing::debug!("could not lower the read threads' priority");
+        }
+    }
+}
