@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
 """Side-by-side benchmark of Cairn and real etcd on this machine.
 
-Starts each server fresh with its data dir on the real disk (fsync counts), runs the same
-cairn-bench workloads against each, alternating etcd, Cairn, etcd, Cairn ... so that machine noise
-affects both alike, records peak RSS and data size, and prints Cairn/etcd ratios. It also measures
-the disk's fsync floor. Results go to docs/perf-results.json, the plot to docs/perf-put-clients.png,
-and the results table into docs/performance.md between its RESULTS markers.
+Starts each server fresh with its data dir on the real disk (fsync counts), preloads 100 000
+keys, runs the same cairn-bench workloads against each, alternating etcd, Cairn, etcd, Cairn ...
+so that machine noise affects both alike, records peak RSS and data size, and prints Cairn/etcd
+ratios. Every workload runs twice: unpinned, and with the server pinned to CPU 0 and the load
+generator to CPU 1 (on a 2-core machine they otherwise compete for CPU, which hides differences in
+server efficiency). For each workload it also reports the server's CPU time per request
+(user + system, from /proc), the figure the machine's size cannot blur. It also measures the
+disk's fsync floor. Results go to docs/perf-results.json, the plot to docs/perf-put-clients.png,
+and the results tables into docs/performance.md between its RESULTS markers.
 
-Usage: scripts/compare.py [--rounds N] [--quick] [--data-dir DIR] [--no-docs]
+Usage: scripts/compare.py [--rounds N] [--quick] [--modes unpinned,pinned] [--data-dir DIR] [--no-docs]
 """
 
 import argparse
@@ -66,8 +70,16 @@ def fsync_floor(directory, n=1000):
     return statistics.median(append), statistics.median(prealloc)
 
 
+# Where the server and the load generator run in each mode (None: wherever the scheduler likes).
+PIN = {"unpinned": (None, None), "pinned": ("0", "1")}
+
+
+def taskset(cpu):
+    return ["taskset", "-c", cpu] if cpu else []
+
+
 class Server:
-    def __init__(self, kind, data_root):
+    def __init__(self, kind, data_root, cpu=None):
         self.kind = kind
         self.port = free_port()
         peer = f"http://127.0.0.1:{free_port()}"
@@ -84,7 +96,7 @@ class Server:
             "--snapshot-count", "10000",
         ]
         self.log = open(os.path.join(self.dir, "server.log"), "wb")
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log)
+        self.proc = subprocess.Popen(taskset(cpu) + args, stdout=self.log, stderr=self.log)
         deadline = time.time() + 30
         while time.time() < deadline:
             try:
@@ -105,6 +117,12 @@ class Server:
                 if line.startswith("VmHWM:"):
                     return int(line.split()[1]) * 1024
         return 0
+
+    def cpu_seconds(self):
+        """User + system CPU time the server has used so far."""
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def data_size(self):
         total = 0
@@ -127,8 +145,8 @@ class Server:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def bench(endpoint, args):
-    cmd = [os.path.join(BIN, "cairn-bench"), "--endpoints", endpoint, "--json"] + args
+def bench(endpoint, args, cpu=None):
+    cmd = taskset(cpu) + [os.path.join(BIN, "cairn-bench"), "--endpoints", endpoint, "--json"] + args
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out)
 
@@ -171,9 +189,12 @@ def workloads(quick):
     return w, sweep
 
 
-def preload(endpoint):
-    bench(endpoint, ["--clients", "50", "--conns", "5", "--total", "2000", "put", "--key-size", "8",
-                     "--val-size", "256", "--key-space-size", "2000", "--sequential-keys"])
+def preload(endpoint, cpu):
+    # 100 000 keys, as the independent load generator used: a store of realistic size, not a
+    # handful of hot keys.
+    bench(endpoint, ["--clients", "100", "--conns", "10", "--total", "100000", "put",
+                     "--key-size", "8", "--val-size", "256", "--key-space-size", "100000",
+                     "--sequential-keys"], cpu)
 
 
 def run(args):
@@ -184,61 +205,96 @@ def run(args):
     floor = fsync_floor(data_root)
     log(f"fsync floor: append {floor[0] * 1e6:.0f} us, preallocated {floor[1] * 1e6:.0f} us")
     named, sweep = workloads(args.quick)
-    results = {"etcd": {}, "cairn": {}}
+    modes = [m for m in args.modes.split(",") if m in PIN]
+    results = {m: {"etcd": {}, "cairn": {}} for m in modes}
+    cpu = {m: {"etcd": {}, "cairn": {}} for m in modes}
     sweep_results = {"etcd": {}, "cairn": {}}
     rss = {"etcd": [], "cairn": []}
     size = {"etcd": [], "cairn": []}
     for rnd in range(args.rounds):
-        for kind in ("etcd", "cairn"):
-            log(f"round {rnd + 1}: {kind}")
-            srv = Server(kind, data_root)
-            try:
-                preload(srv.endpoint)
-                for name, wargs in named:
-                    r = bench(srv.endpoint, wargs)
-                    results[kind].setdefault(name, []).append(r)
-                    log(f"  {name}: {r['requests_per_second']:.0f} req/s, "
-                        f"p99 {r['latency_seconds']['p99'] * 1e3:.2f} ms, errors {r['errors']}")
-                for clients, wargs in sweep:
-                    r = bench(srv.endpoint, wargs)
-                    sweep_results[kind].setdefault(clients, []).append(r["requests_per_second"])
-                rss[kind].append(srv.peak_rss())
-                size[kind].append(srv.data_size())
-            finally:
-                srv.stop()
-    return summarize(floor, named, results, sweep_results, rss, size)
+        for mode in modes:
+            server_cpu, bench_cpu = PIN[mode]
+            for kind in ("etcd", "cairn"):
+                log(f"round {rnd + 1}, {mode}: {kind}")
+                srv = Server(kind, data_root, server_cpu)
+                try:
+                    preload(srv.endpoint, bench_cpu)
+                    for name, wargs in named:
+                        before = srv.cpu_seconds()
+                        r = bench(srv.endpoint, wargs, bench_cpu)
+                        used = srv.cpu_seconds() - before
+                        results[mode][kind].setdefault(name, []).append(r)
+                        cpu[mode][kind].setdefault(name, []).append(
+                            used / max(1, r["requests"]))
+                        log(f"  {name}: {r['requests_per_second']:.0f} req/s, "
+                            f"p99 {r['latency_seconds']['p99'] * 1e3:.2f} ms, "
+                            f"server CPU {used / max(1, r['requests']) * 1e6:.1f} us/req, "
+                            f"errors {r['errors']}")
+                    if mode == modes[0]:
+                        for clients, wargs in sweep:
+                            r = bench(srv.endpoint, wargs, bench_cpu)
+                            sweep_results[kind].setdefault(clients, []).append(
+                                r["requests_per_second"])
+                        rss[kind].append(srv.peak_rss())
+                        size[kind].append(srv.data_size())
+                finally:
+                    srv.stop()
+    return summarize(floor, named, results, cpu, sweep_results, rss, size)
 
 
 def med(xs):
     return statistics.median(xs) if xs else 0
 
 
-def summarize(floor, named, results, sweep_results, rss, size):
-    rows = []
-    for name, _ in named:
-        e, c = results["etcd"][name], results["cairn"][name]
-        row = {
-            "workload": name,
-            "etcd_rps": med([r["requests_per_second"] for r in e]),
-            "cairn_rps": med([r["requests_per_second"] for r in c]),
-            "etcd_p99": med([r["latency_seconds"]["p99"] for r in e]),
-            "cairn_p99": med([r["latency_seconds"]["p99"] for r in c]),
-            "etcd_p50": med([r["latency_seconds"]["p50"] for r in e]),
-            "cairn_p50": med([r["latency_seconds"]["p50"] for r in c]),
-            "errors": sum(r["errors"] for r in e + c),
-        }
-        row["ratio"] = row["cairn_rps"] / row["etcd_rps"] if row["etcd_rps"] else 0
-        rows.append(row)
+def summarize(floor, named, results, cpu, sweep_results, rss, size):
+    modes = {}
+    for mode, by_kind in results.items():
+        rows = []
+        for name, _ in named:
+            e, c = by_kind["etcd"][name], by_kind["cairn"][name]
+            row = {
+                "workload": name,
+                "etcd_rps": med([r["requests_per_second"] for r in e]),
+                "cairn_rps": med([r["requests_per_second"] for r in c]),
+                "etcd_p99": med([r["latency_seconds"]["p99"] for r in e]),
+                "cairn_p99": med([r["latency_seconds"]["p99"] for r in c]),
+                "etcd_p50": med([r["latency_seconds"]["p50"] for r in e]),
+                "cairn_p50": med([r["latency_seconds"]["p50"] for r in c]),
+                "etcd_cpu_per_request": med(cpu[mode]["etcd"][name]),
+                "cairn_cpu_per_request": med(cpu[mode]["cairn"][name]),
+                "errors": sum(r["errors"] for r in e + c),
+            }
+            row["ratio"] = row["cairn_rps"] / row["etcd_rps"] if row["etcd_rps"] else 0
+            rows.append(row)
+        modes[mode] = rows
+    first = next(iter(modes.values()), [])
     return {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "fsync_floor_seconds": min(floor),
         "fsync_append_seconds": floor[0],
         "fsync_preallocated_seconds": floor[1],
-        "rows": rows,
+        "rows": first,
+        "modes": modes,
         "sweep": {k: {str(c): med(v) for c, v in d.items()} for k, d in sweep_results.items()},
         "peak_rss_bytes": {k: med(v) for k, v in rss.items()},
         "data_size_bytes": {k: med(v) for k, v in size.items()},
     }
+
+
+def mode_table(rows):
+    lines = [
+        "| workload | etcd req/s | Cairn req/s | Cairn/etcd | etcd p50 / p99 (ms) "
+        "| Cairn p50 / p99 (ms) | server CPU µs/req etcd / Cairn | etcd/Cairn CPU |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        ec, cc = r["etcd_cpu_per_request"], r["cairn_cpu_per_request"]
+        lines.append(
+            f"| {r['workload']} | {r['etcd_rps']:.0f} | {r['cairn_rps']:.0f} | {r['ratio']:.2f}× "
+            f"| {r['etcd_p50'] * 1e3:.2f} / {r['etcd_p99'] * 1e3:.2f} "
+            f"| {r['cairn_p50'] * 1e3:.2f} / {r['cairn_p99'] * 1e3:.2f} "
+            f"| {ec * 1e6:.1f} / {cc * 1e6:.1f} | {ec / cc if cc else 0:.2f}× |")
+    return lines
 
 
 def table(res):
@@ -248,14 +304,13 @@ def table(res):
         f"(into preallocated space {res['fsync_preallocated_seconds'] * 1e6:.0f} µs, "
         f"appending {res['fsync_append_seconds'] * 1e6:.0f} µs).",
         "",
-        "| workload | etcd req/s | Cairn req/s | Cairn/etcd | etcd p50 / p99 (ms) | Cairn p50 / p99 (ms) |",
-        "|---|---:|---:|---:|---:|---:|",
     ]
-    for r in res["rows"]:
-        lines.append(
-            f"| {r['workload']} | {r['etcd_rps']:.0f} | {r['cairn_rps']:.0f} | {r['ratio']:.2f}× "
-            f"| {r['etcd_p50'] * 1e3:.2f} / {r['etcd_p99'] * 1e3:.2f} "
-            f"| {r['cairn_p50'] * 1e3:.2f} / {r['cairn_p99'] * 1e3:.2f} |")
+    titles = {
+        "unpinned": "Unpinned (server and load generator share both CPUs):",
+        "pinned": "Pinned (server on CPU 0, load generator on CPU 1):",
+    }
+    for mode, rows in res.get("modes", {"unpinned": res["rows"]}).items():
+        lines += [titles.get(mode, mode), ""] + mode_table(rows) + [""]
     one = next((r for r in res["rows"] if r["workload"] == "put, 1 client"), None)
     trip = next((r for r in res["rows"] if r["workload"].startswith("range s, 1 client")), None)
     if one and floor:
@@ -334,6 +389,8 @@ def main():
     p.add_argument("--data-dir", default=os.path.join(ROOT, "target", "bench-data"),
                    help="where the servers keep their data (must be on the real disk)")
     p.add_argument("--no-docs", action="store_true", help="do not update docs/")
+    p.add_argument("--modes", default="unpinned,pinned",
+                   help="comma-separated: unpinned, pinned (server CPU 0, generator CPU 1)")
     args = p.parse_args()
     if not shutil.which("etcd"):
         sys.exit("etcd not found: apt-get install etcd-server")
