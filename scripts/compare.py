@@ -17,6 +17,7 @@ Usage: scripts/compare.py [--rounds N] [--quick] [--modes unpinned,pinned] [--da
 import argparse
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -146,9 +147,14 @@ class Server:
 
 
 def bench(endpoint, args, cpu=None):
+    """Runs cairn-bench; the result carries the generator's own CPU time ("generator_cpu")."""
     cmd = taskset(cpu) + [os.path.join(BIN, "cairn-bench"), "--endpoints", endpoint, "--json"] + args
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    return json.loads(out)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    r = json.loads(out)
+    r["generator_cpu"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return r
 
 
 def workloads(quick):
@@ -262,6 +268,8 @@ def summarize(floor, named, results, cpu, sweep_results, rss, size):
                 "cairn_p50": med([r["latency_seconds"]["p50"] for r in c]),
                 "etcd_cpu_per_request": med(cpu[mode]["etcd"][name]),
                 "cairn_cpu_per_request": med(cpu[mode]["cairn"][name]),
+                "generator_cpu_per_request": med(
+                    [r["generator_cpu"] / max(1, r["requests"]) for r in e + c]),
                 "errors": sum(r["errors"] for r in e + c),
             }
             row["ratio"] = row["cairn_rps"] / row["etcd_rps"] if row["etcd_rps"] else 0
@@ -284,8 +292,9 @@ def summarize(floor, named, results, cpu, sweep_results, rss, size):
 def mode_table(rows):
     lines = [
         "| workload | etcd req/s | Cairn req/s | Cairn/etcd | etcd p50 / p99 (ms) "
-        "| Cairn p50 / p99 (ms) | server CPU µs/req etcd / Cairn | etcd/Cairn CPU |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| Cairn p50 / p99 (ms) | server CPU µs/req etcd / Cairn | etcd/Cairn CPU "
+        "| generator CPU µs/req |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         ec, cc = r["etcd_cpu_per_request"], r["cairn_cpu_per_request"]
@@ -293,7 +302,8 @@ def mode_table(rows):
             f"| {r['workload']} | {r['etcd_rps']:.0f} | {r['cairn_rps']:.0f} | {r['ratio']:.2f}× "
             f"| {r['etcd_p50'] * 1e3:.2f} / {r['etcd_p99'] * 1e3:.2f} "
             f"| {r['cairn_p50'] * 1e3:.2f} / {r['cairn_p99'] * 1e3:.2f} "
-            f"| {ec * 1e6:.1f} / {cc * 1e6:.1f} | {ec / cc if cc else 0:.2f}× |")
+            f"| {ec * 1e6:.1f} / {cc * 1e6:.1f} | {ec / cc if cc else 0:.2f}× "
+            f"| {r['generator_cpu_per_request'] * 1e6:.1f} |")
     return lines
 
 

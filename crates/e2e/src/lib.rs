@@ -300,6 +300,33 @@ pub async fn connect_retrying(endpoint: &str) -> cairn_client::Client {
     }
 }
 
+/// Puts `per_writer` keys `{prefix}/{writer}/{i}` from each of `writers` concurrent tasks over
+/// one client, failing the test if any put fails or a writer hangs for 2 minutes.
+pub async fn put_concurrently(
+    client: &cairn_client::Client,
+    prefix: &str,
+    writers: usize,
+    per_writer: usize,
+) {
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let (c, prefix) = (client.clone(), prefix.to_string());
+        tasks.push(tokio::spawn(async move {
+            for i in 0..per_writer {
+                c.put(format!("{prefix}/{w}/{i}"), format!("{i}"))
+                    .await
+                    .unwrap_or_else(|e| panic!("put {prefix}/{w}/{i}: {e}"));
+            }
+        }));
+    }
+    for t in tasks {
+        tokio::time::timeout(Duration::from_secs(120), t)
+            .await
+            .expect("a writer hung")
+            .expect("a writer failed");
+    }
+}
+
 /// A minimal HTTP/1.1 GET on loopback; `None` if the server is not answering.
 pub fn http_get(port: u16, path: &str) -> Option<String> {
     use std::io::{Read, Write};

@@ -3,7 +3,7 @@
 //! abandoned election observer costs nothing once it is gone.
 
 use cairn_client::Client;
-use cairn_e2e::{Member, connect_retrying, rss_bytes};
+use cairn_e2e::{Member, connect_retrying, put_concurrently, rss_bytes};
 use cairn_proto::etcdserverpb::{WatchCreateRequest, WatchRequest, watch_request::RequestUnion};
 use cairn_proto::v3electionpb::{LeaderRequest, election_client::ElectionClient};
 use futures::StreamExt;
@@ -22,21 +22,7 @@ async fn writes_are_refused_while_applying_lags_committing_by_5000() {
     let c = Client::connect(&[m.endpoint()], Duration::from_secs(2))
         .await
         .unwrap();
-    let mut writers = Vec::new();
-    for w in 0..20 {
-        let c = c.clone();
-        writers.push(tokio::spawn(async move {
-            for i in 0..300 {
-                c.put(format!("k/{w}/{i}"), "v").await.unwrap();
-            }
-        }));
-    }
-    for w in writers {
-        tokio::time::timeout(Duration::from_secs(120), w)
-            .await
-            .expect("writer hung")
-            .unwrap();
-    }
+    put_concurrently(&c, "k", 20, 300).await;
     drop(c);
     m.env
         .push(("CAIRN_FAILPOINT_APPLY_HOLD_MS".into(), "5000".into()));

@@ -2,7 +2,7 @@
 //! still replaying the previous run's entries get their own results, never a replayed entry's.
 
 use cairn_client::Client;
-use cairn_e2e::{Member, connect_retrying};
+use cairn_e2e::{Member, connect_retrying, put_concurrently};
 use std::time::Duration;
 
 const OLD_WRITERS: usize = 16;
@@ -18,21 +18,7 @@ async fn requests_during_replay_get_their_own_results() {
     let c = Client::connect(&[m.endpoint()], Duration::from_secs(2))
         .await
         .unwrap();
-    let mut writers = Vec::new();
-    for w in 0..OLD_WRITERS {
-        let c = c.clone();
-        writers.push(tokio::spawn(async move {
-            for i in 0..OLD_PUTS_EACH {
-                c.put(format!("old/{w}/{i}"), format!("{i}")).await.unwrap();
-            }
-        }));
-    }
-    for w in writers {
-        tokio::time::timeout(Duration::from_secs(60), w)
-            .await
-            .expect("old writer hung")
-            .unwrap();
-    }
+    put_concurrently(&c, "old", OLD_WRITERS, OLD_PUTS_EACH).await;
     drop(c);
 
     // Restart with the apply held back, so that the new requests below are waiting while the

@@ -349,6 +349,29 @@ impl State {
     }
 }
 
+impl Fs {
+    /// Removes a directory entry with `remove` and forgets what was known of it.
+    fn remove(
+        &self,
+        parent: INodeNo,
+        name: &OsStr,
+        remove: impl FnOnce(&Path) -> io::Result<()>,
+        reply: ReplyEmpty,
+    ) {
+        let mut st = self.state.lock();
+        let r = (|| {
+            let path = st.path(parent)?.join(name);
+            remove(&path).map_err(errno)?;
+            st.forget_path(&path);
+            Ok(())
+        })();
+        match r {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+}
+
 impl Filesystem for Fs {
     fn init(&mut self, _req: &Request, _config: &mut KernelConfig) -> io::Result<()> {
         Ok(())
@@ -429,31 +452,11 @@ impl Filesystem for Fs {
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let mut st = self.state.lock();
-        let r = (|| {
-            let path = st.path(parent)?.join(name);
-            fs::remove_file(&path).map_err(errno)?;
-            st.forget_path(&path);
-            Ok(())
-        })();
-        match r {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+        self.remove(parent, name, |p| fs::remove_file(p), reply);
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let mut st = self.state.lock();
-        let r = (|| {
-            let path = st.path(parent)?.join(name);
-            fs::remove_dir(&path).map_err(errno)?;
-            st.forget_path(&path);
-            Ok(())
-        })();
-        match r {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+        self.remove(parent, name, |p| fs::remove_dir(p), reply);
     }
 
     fn rename(
