@@ -8,24 +8,23 @@
 //! Must not: hold state that is neither in the Raft log nor derived from it, or reach into the
 //! internals of the MVCC store or the Raft node; it uses their public APIs only.
 
+mod api;
+mod apply;
 pub mod config;
-mod election;
 mod errors;
 pub mod etcd;
 mod failpoint;
 mod http;
 mod idgen;
-mod kv;
 mod lease;
-mod maintenance;
 mod readpool;
-mod watch;
 
+pub use api::maintenance::ETCD_VERSION;
 pub use config::Config;
 pub use errors::ServerError;
 pub use etcd::EtcdServer;
-pub use maintenance::ETCD_VERSION;
 
+use api::{cluster, election, kv, maintenance, watch};
 use cairn_proto::etcdserverpb::{
     cluster_server::ClusterServer, kv_server::KvServer, lease_server::LeaseServer,
     maintenance_server::MaintenanceServer, watch_server::WatchServer,
@@ -56,7 +55,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .max_encoding_message_size(usize::MAX),
     )
     .add_service(
-        ClusterServer::new(maintenance::ClusterService {
+        ClusterServer::new(cluster::ClusterService {
             server: server.clone(),
         })
         .max_decoding_message_size(recv_limit),
@@ -71,7 +70,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .max_encoding_message_size(usize::MAX),
     );
     let routes = routes.add_service(
-        LeaseServer::new(lease::LeaseService {
+        LeaseServer::new(api::lease::LeaseService {
             server: server.clone(),
         })
         .max_decoding_message_size(recv_limit),

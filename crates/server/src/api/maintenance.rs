@@ -1,15 +1,12 @@
-//! Maintenance and Cluster services: what a single member can answer today, and etcd-style
-//! UNIMPLEMENTED for the operations that arrive with later work.
+//! The Maintenance service: what a single member can answer today, and UNIMPLEMENTED naming the
+//! method for the operations that arrive with later work.
 
 use crate::etcd::EtcdServer;
 use cairn_proto::etcdserverpb::{
     AlarmRequest, AlarmResponse, DefragmentRequest, DefragmentResponse, DowngradeInfo,
     DowngradeRequest, DowngradeResponse, HashKvRequest, HashKvResponse, HashRequest, HashResponse,
-    Member, MemberAddRequest, MemberAddResponse, MemberListRequest, MemberListResponse,
-    MemberPromoteRequest, MemberPromoteResponse, MemberRemoveRequest, MemberRemoveResponse,
-    MemberUpdateRequest, MemberUpdateResponse, MoveLeaderRequest, MoveLeaderResponse,
-    SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse, alarm_request::AlarmAction,
-    cluster_server::Cluster, maintenance_server::Maintenance,
+    MoveLeaderRequest, MoveLeaderResponse, SnapshotRequest, SnapshotResponse, StatusRequest,
+    StatusResponse, alarm_request::AlarmAction, maintenance_server::Maintenance,
 };
 use std::pin::Pin;
 use std::sync::Arc;
@@ -21,7 +18,7 @@ pub const ETCD_VERSION: &str = "3.6.0";
 /// The storage schema version etcd 3.6 reports.
 pub const STORAGE_VERSION: &str = "3.6.0";
 
-fn not_yet(what: &str) -> Status {
+pub(super) fn not_yet(what: &str) -> Status {
     Status::unimplemented(format!("cairn: {what} is not implemented yet"))
 }
 
@@ -134,63 +131,5 @@ impl Maintenance for MaintenanceService {
         _: Request<DowngradeRequest>,
     ) -> Result<Response<DowngradeResponse>, Status> {
         Err(not_yet("Maintenance.Downgrade"))
-    }
-}
-
-pub struct ClusterService {
-    pub server: Arc<EtcdServer>,
-}
-
-impl ClusterService {
-    fn me(&self) -> Member {
-        let c = &self.server.config;
-        Member {
-            id: self.server.member_id,
-            name: c.name.clone(),
-            peer_ur_ls: crate::config::split_list(&c.initial_advertise_peer_urls),
-            client_ur_ls: crate::config::split_list(&c.advertise_client_urls),
-            is_learner: false,
-        }
-    }
-}
-
-#[tonic::async_trait]
-impl Cluster for ClusterService {
-    async fn member_add(
-        &self,
-        _: Request<MemberAddRequest>,
-    ) -> Result<Response<MemberAddResponse>, Status> {
-        Err(not_yet("Cluster.MemberAdd"))
-    }
-
-    async fn member_remove(
-        &self,
-        _: Request<MemberRemoveRequest>,
-    ) -> Result<Response<MemberRemoveResponse>, Status> {
-        Err(not_yet("Cluster.MemberRemove"))
-    }
-
-    async fn member_update(
-        &self,
-        _: Request<MemberUpdateRequest>,
-    ) -> Result<Response<MemberUpdateResponse>, Status> {
-        Err(not_yet("Cluster.MemberUpdate"))
-    }
-
-    async fn member_list(
-        &self,
-        _: Request<MemberListRequest>,
-    ) -> Result<Response<MemberListResponse>, Status> {
-        Ok(Response::new(MemberListResponse {
-            header: self.server.header(self.server.store.revision()),
-            members: vec![self.me()],
-        }))
-    }
-
-    async fn member_promote(
-        &self,
-        _: Request<MemberPromoteRequest>,
-    ) -> Result<Response<MemberPromoteResponse>, Status> {
-        Err(not_yet("Cluster.MemberPromote"))
     }
 }

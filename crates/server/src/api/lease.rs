@@ -1,0 +1,147 @@
+//! The Lease service: grants and revocations through Raft, keep-alives from the leader's memory.
+
+use crate::errors::msg;
+use crate::etcd::{Applied, EtcdServer};
+use crate::lease::MAX_LEASE_TTL;
+use cairn_proto::cairnpb::{LeaseGrant, internal_request::Request};
+use cairn_proto::etcdserverpb::{
+    LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse,
+    LeaseLeasesRequest, LeaseLeasesResponse, LeaseRevokeRequest, LeaseRevokeResponse, LeaseStatus,
+    LeaseTimeToLiveRequest, LeaseTimeToLiveResponse, lease_server::Lease,
+};
+use futures::Stream;
+use std::pin::Pin;
+use std::sync::Arc;
+use tonic::{Request as GrpcRequest, Response, Status, Streaming};
+
+pub struct LeaseService {
+    pub server: Arc<EtcdServer>,
+}
+
+type KeepAliveStream = Pin<Box<dyn Stream<Item = Result<LeaseKeepAliveResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Lease for LeaseService {
+    async fn lease_grant(
+        &self,
+        request: GrpcRequest<LeaseGrantRequest>,
+    ) -> Result<Response<LeaseGrantResponse>, Status> {
+        let req = request.into_inner();
+        if req.ttl > MAX_LEASE_TTL {
+            return Err(Status::out_of_range(msg::TOO_LARGE_LEASE_TTL));
+        }
+        let lessor = &self.server.lessor;
+        let ttl = req.ttl.max(lessor.min_ttl);
+        let id = if req.id == 0 { lessor.new_id() } else { req.id };
+        let grant = LeaseGrant { id, ttl };
+        match self.server.propose(Request::LeaseGrant(grant)).await? {
+            Applied::LeaseGrant(mut r) => {
+                r.header = self.server.header(self.server.store.revision());
+                Ok(Response::new(r))
+            }
+            _ => Err(Status::internal(
+                "cairn: unexpected apply result for LeaseGrant",
+            )),
+        }
+    }
+
+    async fn lease_revoke(
+        &self,
+        request: GrpcRequest<LeaseRevokeRequest>,
+    ) -> Result<Response<LeaseRevokeResponse>, Status> {
+        let req = request.into_inner();
+        match self.server.propose(Request::LeaseRevoke(req)).await? {
+            Applied::LeaseRevoke(r) => Ok(Response::new(LeaseRevokeResponse {
+                header: self.server.restamp(r.header),
+            })),
+            _ => Err(Status::internal(
+                "cairn: unexpected apply result for LeaseRevoke",
+            )),
+        }
+    }
+
+    type LeaseKeepAliveStream = KeepAliveStream;
+
+    async fn lease_keep_alive(
+        &self,
+        request: GrpcRequest<Streaming<LeaseKeepAliveRequest>>,
+    ) -> Result<Response<Self::LeaseKeepAliveStream>, Status> {
+        let mut inbound = request.into_inner();
+        let server = self.server.clone();
+        let out = async_stream(move |tx| async move {
+            while let Ok(Some(req)) = inbound.message().await {
+                if !server.is_leader() {
+                    let _ = tx.send(Err(Status::unavailable(msg::NOT_LEADER))).await;
+                    return;
+                }
+                // An unknown lease answers TTL 0, which clients read as "expired or revoked".
+                let ttl = server.lessor.renew(req.id).unwrap_or(0);
+                let resp = LeaseKeepAliveResponse {
+                    header: server.header(server.store.revision()),
+                    id: req.id,
+                    ttl,
+                };
+                if tx.send(Ok(resp)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(out))
+    }
+
+    async fn lease_time_to_live(
+        &self,
+        request: GrpcRequest<LeaseTimeToLiveRequest>,
+    ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
+        let req = request.into_inner();
+        self.server.linearizable_barrier().await?;
+        let header = self.server.header(self.server.store.revision());
+        let resp = match self.server.lessor.time_to_live(req.id) {
+            Some((remaining, granted, keys)) => LeaseTimeToLiveResponse {
+                header,
+                id: req.id,
+                ttl: remaining,
+                granted_ttl: granted,
+                keys: if req.keys { keys } else { Vec::new() },
+            },
+            // etcd answers an unknown lease with TTL -1 rather than an error.
+            None => LeaseTimeToLiveResponse {
+                header,
+                id: req.id,
+                ttl: -1,
+                granted_ttl: 0,
+                keys: Vec::new(),
+            },
+        };
+        Ok(Response::new(resp))
+    }
+
+    async fn lease_leases(
+        &self,
+        _: GrpcRequest<LeaseLeasesRequest>,
+    ) -> Result<Response<LeaseLeasesResponse>, Status> {
+        self.server.linearizable_barrier().await?;
+        Ok(Response::new(LeaseLeasesResponse {
+            header: self.server.header(self.server.store.revision()),
+            leases: self
+                .server
+                .lessor
+                .ids()
+                .into_iter()
+                .map(|id| LeaseStatus { id })
+                .collect(),
+        }))
+    }
+}
+
+/// A response stream fed by a task that gets the sending half of a bounded channel.
+fn async_stream<T, F, Fut>(f: F) -> Pin<Box<dyn Stream<Item = T> + Send>>
+where
+    T: Send + 'static,
+    F: FnOnce(tokio::sync::mpsc::Sender<T>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(f(tx));
+    Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+}

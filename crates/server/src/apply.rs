@@ -1,0 +1,207 @@
+//! The apply side of a member: committed entries, in log order and in batches, into the MVCC
+//! store and the lessor, off the network path; waking the handlers that wait for them; and the
+//! backend write-back thread.
+
+use crate::errors::ServerError;
+use crate::etcd::{Applied, ApplyResult};
+use crate::lease::Lessor;
+use cairn_mvcc::{MvccError, Store};
+use cairn_proto::cairnpb::{InternalRequest, internal_request::Request};
+use cairn_proto::etcdserverpb::{CompactionResponse, ResponseHeader};
+use cairn_raft::{CommittedEntry, RaftHandle};
+use parking_lot::Mutex;
+use prost::Message;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::time::Duration;
+use tokio::sync::{oneshot, watch};
+
+/// The state machine side: applies committed entries in order, in batches, off the network path.
+pub(crate) struct ApplyLoop {
+    pub(crate) store: Arc<Store>,
+    pub(crate) raft: Option<RaftHandle>,
+    pub(crate) lessor: Arc<Lessor>,
+    pub(crate) waiters: Arc<Mutex<HashMap<u64, oneshot::Sender<ApplyResult>>>>,
+    pub(crate) applied: watch::Sender<u64>,
+    pub(crate) member_id: u64,
+    pub(crate) snapshot_count: u64,
+    pub(crate) last_compacted: u64,
+    /// Nudges the write-back thread when the buffer is due before its timer says so.
+    pub(crate) write_back: SyncSender<()>,
+    /// A failpoint's wait before the first batch.
+    pub(crate) hold: Option<Duration>,
+}
+
+/// Writes applied batches back to the backend off the apply thread, so applying never waits
+/// for a redb commit (etcd's backend commits in its own goroutine for the same reason). Ends
+/// when the apply loop does; the apply loop makes the final durable flush itself.
+pub(crate) fn write_back_loop(store: Arc<Store>, nudges: Receiver<()>) {
+    loop {
+        match nudges.recv_timeout(cairn_mvcc::buffer::WRITE_BACK_INTERVAL) {
+            Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+        if let Err(e) = store.write_back_if_due() {
+            tracing::error!(error = %e, "backend write-back failed; stopping the member to protect the data");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// Batches this small are applied on the Raft thread when the apply thread is idle.
+const INLINE_APPLY_MAX_ENTRIES: usize = 2;
+
+/// Where the Raft thread delivers committed entries. A lone small batch (one client writing) is
+/// applied right there when nothing is queued for the apply thread, which saves a thread
+/// hand-off, and on a small VM a wake-up, per write. Larger batches go to the apply thread, so
+/// applying them overlaps with the next fsync.
+pub(crate) struct Dispatch {
+    pub(crate) applier: Arc<Mutex<ApplyLoop>>,
+    /// Batches sent to the apply thread and not yet applied; only the Raft thread adds to it.
+    pub(crate) queued: Arc<AtomicUsize>,
+    pub(crate) tx: std::sync::mpsc::Sender<Vec<CommittedEntry>>,
+}
+
+impl cairn_raft::CommitSink for Dispatch {
+    fn committed(&mut self, batch: Vec<CommittedEntry>) {
+        if batch.len() <= INLINE_APPLY_MAX_ENTRIES
+            && let Some(mut applier) = self.applier.try_lock()
+            // Under the lock with nothing queued, no earlier batch can still be waiting.
+            && self.queued.load(Ordering::Acquire) == 0
+            // A failpoint's hold happens on the apply thread, never on the Raft thread.
+            && applier.hold.is_none()
+        {
+            applier.step(batch);
+            return;
+        }
+        self.queued.fetch_add(1, Ordering::AcqRel);
+        // The apply thread going away means the server is shutting down.
+        let _ = self.tx.send(batch);
+    }
+}
+
+pub(crate) fn apply_thread(
+    applier: Arc<Mutex<ApplyLoop>>,
+    queued: Arc<AtomicUsize>,
+    rx: Receiver<Vec<CommittedEntry>>,
+) {
+    while let Ok(mut batch) = rx.recv() {
+        let mut taken = 1;
+        // Everything already waiting joins this batch.
+        while let Ok(more) = rx.try_recv() {
+            batch.extend(more);
+            taken += 1;
+        }
+        applier.lock().step(batch);
+        queued.fetch_sub(taken, Ordering::AcqRel);
+    }
+    if let Err(e) = applier.lock().store.flush() {
+        tracing::error!(error = %e, "final backend flush failed");
+    }
+}
+
+impl ApplyLoop {
+    fn step(&mut self, batch: Vec<CommittedEntry>) {
+        if let Some(hold) = self.hold.take() {
+            std::thread::sleep(hold);
+        }
+        if let Err(e) = self.apply_batch(batch) {
+            tracing::error!(error = %e, "apply failed; stopping the member to protect the data");
+            std::process::exit(2);
+        }
+        if self.store.write_back_due() {
+            // A nudge already queued covers this one too.
+            let _ = self.write_back.try_send(());
+        }
+    }
+
+    fn apply_batch(&mut self, batch: Vec<CommittedEntry>) -> Result<(), ServerError> {
+        let consistent = self.store.consistent_index();
+        let Some(last) = batch.last() else {
+            return Ok(());
+        };
+        let (last_index, last_term) = (last.index, last.term);
+        if last_index <= consistent {
+            return Ok(());
+        }
+        let mut results = Vec::new();
+        {
+            let mut a = self.store.begin_apply()?;
+            let lessor = self.lessor.clone();
+            a.set_lease_check(move |id| lessor.exists(id));
+            for entry in &batch {
+                if entry.index <= consistent || entry.data.is_empty() {
+                    continue;
+                }
+                let req = match InternalRequest::decode(entry.data.as_ref()) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        return Err(ServerError::Internal(format!(
+                            "undecodable log entry at index {}: {e}",
+                            entry.index
+                        )));
+                    }
+                };
+                let before = a.events().len();
+                let res: ApplyResult = match req.request {
+                    Some(Request::Put(p)) => a.put(&p).map(Applied::Put).map_err(Into::into),
+                    Some(Request::DeleteRange(d)) => a
+                        .delete_range(&d)
+                        .map(Applied::DeleteRange)
+                        .map_err(Into::into),
+                    Some(Request::Txn(t)) => a.txn(&t).map(Applied::Txn).map_err(Into::into),
+                    Some(Request::Compaction(c)) => a
+                        .compact(c.revision)
+                        .map(|_| {
+                            Applied::Compaction(CompactionResponse {
+                                header: Some(ResponseHeader {
+                                    revision: a.revision(),
+                                    ..Default::default()
+                                }),
+                            })
+                        })
+                        .map_err(Into::into),
+                    Some(Request::LeaseGrant(g)) => self.lessor.apply_grant(&mut a, &g),
+                    Some(Request::LeaseRevoke(r)) => self.lessor.apply_revoke(&mut a, r.id),
+                    Some(Request::LeaseCheckpoint(c)) => self.lessor.apply_checkpoint(&mut a, &c),
+                    None => continue,
+                };
+                if let Err(
+                    e @ (ServerError::Mvcc(
+                        MvccError::Backend(_)
+                        | MvccError::Corrupt { .. }
+                        | MvccError::CorruptMeta { .. },
+                    )
+                    | ServerError::Internal(_)),
+                ) = res
+                {
+                    return Err(e);
+                }
+                self.lessor.track(&a.events()[before..]);
+                if req.origin == self.member_id {
+                    results.push((req.id, res));
+                }
+            }
+            let durable = last_index - self.last_compacted >= self.snapshot_count;
+            a.commit(last_index, last_term, durable)?;
+            // The handle arrives just after the node starts; a report missed before that is
+            // made at the next durable commit.
+            if durable && let Some(raft) = &self.raft {
+                raft.report_durable(last_index);
+                self.last_compacted = last_index;
+            }
+        }
+        // Wake handlers only after the batch is visible to readers.
+        let mut waiters = self.waiters.lock();
+        for (id, res) in results {
+            if let Some(tx) = waiters.remove(&id) {
+                let _ = tx.send(res);
+            }
+        }
+        drop(waiters);
+        self.applied.send_replace(last_index);
+        Ok(())
+    }
+}
