@@ -71,6 +71,10 @@ def main():
     p.add_argument("--etcd", action="store_true", help="the server is real etcd")
     p.add_argument("--pin", action="store_true")
     p.add_argument("--seconds", type=int, default=10)
+    p.add_argument("--range-limit", type=int, default=0,
+                   help="limit of the looping range (0: all 100 000 keys); with 1 the server "
+                        "still walks the whole index but sends one key, which separates the "
+                        "cost of walking from the cost of moving 25 MB")
     a = p.parse_args()
     data = tempfile.mkdtemp(prefix="range-interference-", dir=os.path.expanduser("~"))
     proc, ep = start(a.server, a.etcd, os.path.join(data, "d"), a.pin)
@@ -83,7 +87,8 @@ def main():
         ranger = subprocess.Popen(
             (["taskset", "-c", "1"] if a.pin else [])
             + [BENCH, "--endpoints", ep, "--json", "--clients", "1",
-               "--duration", f"{a.seconds + 4}s", "range", "0", "--prefix"],
+               "--duration", f"{a.seconds + 4}s", "range", "0", "--prefix",
+               "--limit", str(a.range_limit)],
             stdout=subprocess.PIPE, text=True)
         time.sleep(2)
         loaded = bench(ep, put, a.pin)

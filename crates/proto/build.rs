@@ -23,5 +23,37 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(true)
         .build_server(true)
         .compile_fds(fds)?;
+
+    // The server's KV service (see the proto): a second compilation, into its own directory,
+    // with every message but the raw Range answer mapped to the types generated above.
+    let raw = "proto/cairnpb/kv_server.proto";
+    println!("cargo:rerun-if-changed={raw}");
+    let compiled = protox::compile([raw], ["proto"])?;
+    let fds = prost_types::FileDescriptorSet::decode(compiled.encode_to_vec().as_slice())?;
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?).join("kv_server");
+    std::fs::create_dir_all(&out)?;
+    let mut config = tonic_prost_build::configure()
+        .bytes(".")
+        .build_client(false)
+        .build_server(true)
+        .out_dir(&out);
+    for name in [
+        "ResponseHeader",
+        "RangeRequest",
+        "PutRequest",
+        "PutResponse",
+        "DeleteRangeRequest",
+        "DeleteRangeResponse",
+        "TxnRequest",
+        "TxnResponse",
+        "CompactionRequest",
+        "CompactionResponse",
+    ] {
+        config = config.extern_path(
+            format!(".etcdserverpb.{name}"),
+            format!("crate::etcdserverpb::{name}"),
+        );
+    }
+    config.compile_fds(fds)?;
     Ok(())
 }

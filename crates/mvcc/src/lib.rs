@@ -43,7 +43,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 pub use index::{KeyIndex, Revision};
-pub use ops::{Applier, CompactOutcome, txn_is_read_only, txn_is_serializable};
+pub use ops::{Applier, CompactOutcome, RawRange, txn_is_read_only, txn_is_serializable};
 pub use watch::{StreamId, StreamSink, WatchError, WatchEvent, WatchId, WatchMsg, WatchSpec};
 
 use cairn_proto::mvccpb::{Event, event::EventType};
@@ -309,6 +309,47 @@ impl Store {
         &self,
         req: &cairn_proto::etcdserverpb::RangeRequest,
     ) -> Result<cairn_proto::etcdserverpb::RangeResponse> {
+        let mut kvs = Vec::new();
+        let (count, current) = self.range_in_stretches(req, |records, table| {
+            ops::read_records(records, table, &mut kvs)
+        })?;
+        Ok(ops::shape_range(kvs, count, current, req))
+    }
+
+    /// A Range answered with the stored records as they are (encoded `mvccpb.KeyValue`s), so
+    /// that they go into the response without being decoded and encoded again. Ranges that
+    /// filter, sort by anything but the key, or strip values take the decoding path.
+    pub fn range_raw(&self, req: &cairn_proto::etcdserverpb::RangeRequest) -> Result<RawRange> {
+        if !ops::raw_answerable(req) {
+            let resp = self.range(req)?;
+            return Ok(RawRange {
+                revision: resp.header.map_or(0, |h| h.revision),
+                kvs: resp
+                    .kvs
+                    .iter()
+                    .map(|kv| Bytes::from(kv.encode_to_vec()))
+                    .collect(),
+                more: resp.more,
+                count: resp.count,
+            });
+        }
+        let mut kvs = Vec::new();
+        let (count, current) = self.range_in_stretches(req, |records, table| {
+            ops::read_raw(records, table, &mut kvs)
+        })?;
+        Ok(ops::shape_raw(kvs, count, current, req))
+    }
+
+    /// Walks a Range in stretches (see [`Store::range`]), handing each stretch's records and
+    /// its backend snapshot to `read` with the lock released. Returns (count, current revision).
+    fn range_in_stretches(
+        &self,
+        req: &cairn_proto::etcdserverpb::RangeRequest,
+        mut read: impl FnMut(
+            Vec<(Revision, Option<Bytes>)>,
+            &ReadOnlyTable<u128, &'static [u8]>,
+        ) -> Result<()>,
+    ) -> Result<(i64, i64)> {
         let (rev, current) = {
             let state = self.state.read();
             (
@@ -317,7 +358,7 @@ impl Store {
             )
         };
         let room = ops::fetch_limit(req);
-        let mut kvs = Vec::new();
+        let mut taken = 0usize;
         let mut count = 0i64;
         let mut after: Option<Bytes> = None;
         loop {
@@ -334,18 +375,18 @@ impl Store {
                     req,
                     after.as_deref(),
                     self.range_chunk_keys.load(Ordering::Relaxed).max(1),
-                    room.saturating_sub(kvs.len()),
+                    room.saturating_sub(taken),
                 );
                 (chunk, table)
             };
             count += chunk.count;
-            ops::read_records(chunk.records, &table, &mut kvs)?;
+            taken += chunk.records.len();
+            read(chunk.records, &table)?;
             match chunk.resume_after {
                 Some(key) => after = Some(key),
-                None => break,
+                None => return Ok((count, current)),
             }
         }
-        Ok(ops::shape_range(kvs, count, current, req))
     }
 
     /// How many keys a Range resolves per hold of the state lock; tests set it small so that

@@ -175,6 +175,95 @@ pub(crate) fn read_records(
     Ok(())
 }
 
+/// A Range answer whose key-values are the encoded `mvccpb.KeyValue` messages as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawRange {
+    pub revision: i64,
+    pub kvs: Vec<Bytes>,
+    pub more: bool,
+    pub count: i64,
+}
+
+/// Whether a Range can be answered with stored records as they are: nothing filtered or
+/// stripped, and in key order (ascending or descending).
+pub(crate) fn raw_answerable(req: &RangeRequest) -> bool {
+    !filters(req)
+        && !req.keys_only
+        && matches!(
+            answer_order(req),
+            (_, SortOrder::None) | (SortTarget::Key, SortOrder::Descend)
+        )
+}
+
+/// The order etcd answers in: results come in key order; etcd sorts ascending by default for
+/// non-key targets and never re-sorts for (KEY, ASCEND).
+fn answer_order(req: &RangeRequest) -> (SortTarget, SortOrder) {
+    let sort_order = SortOrder::try_from(req.sort_order).unwrap_or(SortOrder::None);
+    let sort_target = SortTarget::try_from(req.sort_target).unwrap_or(SortTarget::Key);
+    let order = match (sort_target, sort_order) {
+        (SortTarget::Key, SortOrder::Ascend) => SortOrder::None,
+        (t, SortOrder::None) if t != SortTarget::Key => SortOrder::Ascend,
+        (_, o) => o,
+    };
+    (sort_target, order)
+}
+
+/// Like [`read_records`], keeping each record's encoded key-value as it is.
+pub(crate) fn read_raw(
+    records: Vec<(Revision, Option<Bytes>)>,
+    table: &ReadOnlyTable<u128, &'static [u8]>,
+    out: &mut Vec<Bytes>,
+) -> Result<()> {
+    out.reserve(records.len());
+    for (rev, memory) in records {
+        let record = match memory {
+            Some(raw) => raw,
+            None => {
+                let raw = table
+                    .get(rev.to_key())
+                    .map_err(MvccError::backend)?
+                    .ok_or_else(|| missing(rev))?;
+                Bytes::copy_from_slice(raw.value())
+            }
+        };
+        match record.first() {
+            Some(&KIND_PUT) => out.push(record.slice(1..)),
+            _ => {
+                return Err(MvccError::Corrupt {
+                    rev,
+                    reason: "index points at a tombstone or an empty record".into(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// [`shape_range`] for raw answers: only key order and the limit apply.
+pub(crate) fn shape_raw(
+    mut kvs: Vec<Bytes>,
+    count: i64,
+    current: i64,
+    req: &RangeRequest,
+) -> RawRange {
+    if req.count_only {
+        kvs.clear();
+    } else if answer_order(req).1 == SortOrder::Descend {
+        kvs.reverse();
+    }
+    let mut more = false;
+    if req.limit > 0 && kvs.len() > req.limit as usize {
+        kvs.truncate(req.limit as usize);
+        more = true;
+    }
+    RawRange {
+        revision: current,
+        kvs,
+        more,
+        count,
+    }
+}
+
 /// etcd's Range, last step: filters, sorts and limits what was read.
 pub(crate) fn shape_range(
     mut kvs: Vec<KeyValue>,
@@ -198,15 +287,7 @@ pub(crate) fn shape_range(
                 && (req.max_create_revision == 0 || kv.create_revision <= req.max_create_revision)
         });
     }
-    let sort_order = SortOrder::try_from(req.sort_order).unwrap_or(SortOrder::None);
-    let sort_target = SortTarget::try_from(req.sort_target).unwrap_or(SortTarget::Key);
-    // Results come in key order; etcd sorts ascending by default for non-key targets and never
-    // re-sorts for (KEY, ASCEND).
-    let order = match (sort_target, sort_order) {
-        (SortTarget::Key, SortOrder::Ascend) => SortOrder::None,
-        (t, SortOrder::None) if t != SortTarget::Key => SortOrder::Ascend,
-        (_, o) => o,
-    };
+    let (sort_target, order) = answer_order(req);
     if order != SortOrder::None {
         let cmp = |a: &KeyValue, b: &KeyValue| -> Ordering {
             match sort_target {

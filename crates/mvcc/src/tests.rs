@@ -881,3 +881,76 @@ fn read_only_txns_evaluate_on_one_view() {
     };
     assert!(!txn_is_read_only(&with_put));
 }
+
+#[test]
+fn raw_ranges_are_the_encoded_decoded_ranges() {
+    use prost::Message as _;
+    let (_dir, store) = open();
+    store.set_range_chunk_keys(3);
+    for i in 0..20 {
+        put(&store, &format!("r{i:02}"), &format!("v{}", 20 - i));
+    }
+    store.write_back_now().unwrap();
+    for i in 0..5 {
+        put(&store, &format!("r{i:02}"), "again");
+    }
+    del(&store, "r07", "");
+    let base = RangeRequest {
+        key: Bytes::from_static(b"r"),
+        range_end: Bytes::from_static(b"s"),
+        ..Default::default()
+    };
+    let cases = [
+        base.clone(),
+        RangeRequest {
+            limit: 4,
+            ..base.clone()
+        },
+        RangeRequest {
+            sort_order: SortOrder::Descend as i32,
+            ..base.clone()
+        },
+        RangeRequest {
+            sort_order: SortOrder::Descend as i32,
+            limit: 3,
+            ..base.clone()
+        },
+        RangeRequest {
+            count_only: true,
+            ..base.clone()
+        },
+        RangeRequest {
+            revision: 10,
+            ..base.clone()
+        },
+        // These take the decoding path.
+        RangeRequest {
+            sort_target: SortTarget::Value as i32,
+            ..base.clone()
+        },
+        RangeRequest {
+            keys_only: true,
+            ..base.clone()
+        },
+        RangeRequest {
+            min_mod_revision: 15,
+            ..base.clone()
+        },
+    ];
+    for req in cases {
+        let decoded = store.range(&req).unwrap();
+        let raw = store.range_raw(&req).unwrap();
+        let encoded: Vec<Bytes> = decoded
+            .kvs
+            .iter()
+            .map(|kv| Bytes::from(kv.encode_to_vec()))
+            .collect();
+        assert_eq!(raw.kvs, encoded, "{req:?}");
+        assert_eq!(
+            (raw.more, raw.count),
+            (decoded.more, decoded.count),
+            "{req:?}"
+        );
+        assert_eq!(raw.revision, decoded.header.unwrap().revision);
+    }
+}

@@ -33,3 +33,9 @@ pub mod v3lockpb {
 pub mod cairnpb {
     tonic::include_proto!("cairnpb");
 }
+
+/// etcd's KV service as the server implements it: identical on the wire, with Range answers
+/// carrying encoded key-values (see `proto/cairnpb/kv_server.proto`).
+pub mod kv_server {
+    include!(concat!(env!("OUT_DIR"), "/kv_server/etcdserverpb.rs"));
+}

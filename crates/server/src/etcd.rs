@@ -7,12 +7,13 @@ use crate::errors::ServerError;
 use crate::idgen::IdGenerator;
 use crate::lease::Lessor;
 use crate::readpool::ReadPool;
-use cairn_mvcc::Store;
+use cairn_mvcc::{MvccError, Store};
 use cairn_proto::cairnpb::{InternalRequest, internal_request::Request};
 use cairn_proto::etcdserverpb::{
     CompactionResponse, DeleteRangeResponse, LeaseGrantResponse, LeaseRevokeResponse, PutResponse,
     RangeRequest, RangeResponse, ResponseHeader, TxnRequest, TxnResponse,
 };
+use cairn_proto::kv_server::RawRangeResponse;
 use cairn_raft::{NodeConfig, RaftHandle};
 use parking_lot::Mutex;
 use prost::Message;
@@ -314,21 +315,41 @@ impl EtcdServer {
         Ok(resp)
     }
 
+    /// A Range answered with the stored records as they are (see `cairn_proto::kv_server`):
+    /// what the KV service sends.
+    pub async fn range_raw(&self, req: RangeRequest) -> Result<RawRangeResponse, ServerError> {
+        let raw = self.read_range(req, Store::range_raw).await?;
+        Ok(RawRangeResponse {
+            header: self.header(raw.revision),
+            kvs: raw.kvs,
+            more: raw.more,
+            count: raw.count,
+        })
+    }
+
+    /// A Range with decoded key-values, for the server's own use (election, lock).
     pub async fn range(&self, req: RangeRequest) -> Result<RangeResponse, ServerError> {
+        let mut resp = self.read_range(req, Store::range).await?;
+        resp.header = self.restamp(resp.header.take());
+        Ok(resp)
+    }
+
+    async fn read_range<T: Send + 'static>(
+        &self,
+        req: RangeRequest,
+        read: fn(&Store, &RangeRequest) -> Result<T, MvccError>,
+    ) -> Result<T, ServerError> {
         if !req.serializable {
             self.linearizable_barrier().await?;
         }
         // A single key is read in microseconds: handing it to another thread would cost more
         // than the read. Larger ranges read many values: keep them off the async workers, at
         // the read threads' lower priority.
-        let mut resp = if req.range_end.is_empty() {
-            self.store.range(&req)?
-        } else {
-            let store = self.store.clone();
-            self.reads.run(move || store.range(&req)).await??
-        };
-        resp.header = self.restamp(resp.header.take());
-        Ok(resp)
+        if req.range_end.is_empty() {
+            return Ok(read(&self.store, &req)?);
+        }
+        let store = self.store.clone();
+        Ok(self.reads.run(move || read(&store, &req)).await??)
     }
 }
 

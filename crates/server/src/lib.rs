@@ -26,9 +26,10 @@ pub use etcd::EtcdServer;
 
 use api::{cluster, election, kv, maintenance, watch};
 use cairn_proto::etcdserverpb::{
-    cluster_server::ClusterServer, kv_server::KvServer, lease_server::LeaseServer,
+    cluster_server::ClusterServer, lease_server::LeaseServer,
     maintenance_server::MaintenanceServer, watch_server::WatchServer,
 };
+use cairn_proto::kv_server::kv_server::KvServer;
 use std::sync::Arc;
 
 /// gRPC overhead etcd allows on top of `--max-request-bytes` before the transport refuses a

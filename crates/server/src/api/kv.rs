@@ -6,11 +6,11 @@ use bytes::Bytes;
 use cairn_proto::cairnpb::internal_request::Request;
 use cairn_proto::etcdserverpb::{
     CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest,
-    PutResponse, RangeRequest, RangeResponse, RequestOp, ResponseHeader, TxnRequest, TxnResponse,
-    kv_server::Kv,
+    PutResponse, RangeRequest, RequestOp, ResponseHeader, TxnRequest, TxnResponse,
     range_request::{SortOrder, SortTarget},
     request_op,
 };
+use cairn_proto::kv_server::{RawRangeResponse, kv_server::Kv};
 use std::sync::Arc;
 use tonic::{Request as GrpcRequest, Response, Status};
 
@@ -142,10 +142,10 @@ impl Kv for KvService {
     async fn range(
         &self,
         request: GrpcRequest<RangeRequest>,
-    ) -> Result<Response<RangeResponse>, Status> {
+    ) -> Result<Response<RawRangeResponse>, Status> {
         let req = request.into_inner();
         check_range(&req)?;
-        Ok(Response::new(self.server.range(req).await?))
+        Ok(Response::new(self.server.range_raw(req).await?))
     }
 
     async fn put(&self, request: GrpcRequest<PutRequest>) -> Result<Response<PutResponse>, Status> {
