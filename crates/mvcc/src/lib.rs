@@ -350,20 +350,23 @@ impl Store {
             &ReadOnlyTable<u128, &'static [u8]>,
         ) -> Result<()>,
     ) -> Result<(i64, i64)> {
-        let (rev, current) = {
-            let state = self.state.read();
-            (
-                ops::read_revision(&state, state.current, req.revision)?,
-                state.current,
-            )
-        };
         let room = ops::fetch_limit(req);
         let mut taken = 0usize;
         let mut count = 0i64;
         let mut after: Option<Bytes> = None;
+        // (read revision, current revision), fixed under the first stretch's lock hold, so a
+        // single-key read takes the lock once.
+        let mut fixed: Option<(i64, i64)> = None;
         loop {
-            let (chunk, table) = {
+            let (chunk, table, current) = {
                 let state = self.state.read();
+                let (rev, current) = match fixed {
+                    Some(f) => f,
+                    None => *fixed.insert((
+                        ops::read_revision(&state, state.current, req.revision)?,
+                        state.current,
+                    )),
+                };
                 if state.compacted > rev {
                     return Err(MvccError::Compacted);
                 }
@@ -377,7 +380,7 @@ impl Store {
                     self.range_chunk_keys.load(Ordering::Relaxed).max(1),
                     room.saturating_sub(taken),
                 );
-                (chunk, table)
+                (chunk, table, current)
             };
             count += chunk.count;
             taken += chunk.records.len();
