@@ -59,6 +59,22 @@ def start(server, etcd, data, pin):
     return proc, f"127.0.0.1:{port}"
 
 
+def thread_cpu(pid):
+    """CPU seconds used so far by each thread of `pid`, summed per thread name."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+    return out
+
+
 def bench(endpoint, args, pin):
     cmd = (["taskset", "-c", "1"] if pin else []) + [BENCH, "--endpoints", endpoint, "--json"] + args
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
@@ -91,7 +107,9 @@ def main():
                "--limit", str(a.range_limit)],
             stdout=subprocess.PIPE, text=True)
         time.sleep(2)
+        before = thread_cpu(proc.pid)
         loaded = bench(ep, put, a.pin)
+        after = thread_cpu(proc.pid)
         ranges = json.loads(ranger.communicate()[0])
     finally:
         proc.terminate()
@@ -106,6 +124,9 @@ def main():
     print(f"  100k-key ranges:       {ranges['requests_per_second']:8.2f}/s  "
           f"p50 {ms(ranges, 'p50'):6.1f} ms")
     print(f"  put p99 ratio (with / without): {ms(loaded, 'p99') / ms(alone, 'p99'):.2f}x")
+    used = {n: after[n] - before.get(n, 0.0) for n in after}
+    print(f"  server CPU while both ran ({a.seconds} s): " + ", ".join(
+        f"{n} {t:.1f} s" for n, t in sorted(used.items(), key=lambda x: -x[1]) if t >= 0.05))
 
 
 if __name__ == "__main__":

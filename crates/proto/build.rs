@@ -37,6 +37,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(false)
         .build_server(true)
         .out_dir(&out);
+    config = config.extern_path(
+        ".etcdserverpb.RawRangeResponse",
+        "crate::raw_range::RawRangeResponse",
+    );
     for name in [
         "ResponseHeader",
         "RangeRequest",

@@ -34,6 +34,8 @@ pub mod cairnpb {
     tonic::include_proto!("cairnpb");
 }
 
+pub mod raw_range;
+
 /// etcd's KV service as the server implements it: identical on the wire, with Range answers
 /// carrying encoded key-values (see `proto/cairnpb/kv_server.proto`).
 pub mod kv_server {

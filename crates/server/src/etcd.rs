@@ -13,7 +13,7 @@ use cairn_proto::etcdserverpb::{
     CompactionResponse, DeleteRangeResponse, LeaseGrantResponse, LeaseRevokeResponse, PutResponse,
     RangeRequest, RangeResponse, ResponseHeader, TxnRequest, TxnResponse,
 };
-use cairn_proto::kv_server::RawRangeResponse;
+use cairn_proto::raw_range::{EncodedKvs, RawRangeResponse};
 use cairn_raft::{NodeConfig, RaftHandle};
 use parking_lot::Mutex;
 use prost::Message;
@@ -318,12 +318,22 @@ impl EtcdServer {
     /// A Range answered with the stored records as they are (see `cairn_proto::kv_server`):
     /// what the KV service sends.
     pub async fn range_raw(&self, req: RangeRequest) -> Result<RawRangeResponse, ServerError> {
-        let raw = self.read_range(req, Store::range_raw).await?;
-        Ok(RawRangeResponse {
-            header: self.header(raw.revision),
-            kvs: raw.kvs,
-            more: raw.more,
-            count: raw.count,
+        // Framing (and freeing the per-key buffers) on the read thread keeps the per-key work
+        // off the network threads.
+        self.read_range(req, |store, req| {
+            let raw = store.range_raw(req)?;
+            let resp = RawRangeResponse {
+                header: None,
+                kvs: EncodedKvs::frame(&raw.kvs),
+                more: raw.more,
+                count: raw.count,
+            };
+            Ok((raw.revision, resp))
+        })
+        .await
+        .map(|(revision, mut resp)| {
+            resp.header = self.header(revision);
+            resp
         })
     }
 

@@ -10,7 +10,8 @@ use cairn_proto::etcdserverpb::{
     range_request::{SortOrder, SortTarget},
     request_op,
 };
-use cairn_proto::kv_server::{RawRangeResponse, kv_server::Kv};
+use cairn_proto::kv_server::kv_server::Kv;
+use cairn_proto::raw_range::RawRangeResponse;
 use std::sync::Arc;
 use tonic::{Request as GrpcRequest, Response, Status};
 
