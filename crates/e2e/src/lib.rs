@@ -100,6 +100,9 @@ pub fn etcdctl_bin() -> PathBuf {
 
 /// One `cairn` process with its own data dir and ports.
 pub struct Member {
+    pub name: String,
+    /// `--initial-cluster`; None: this member alone.
+    pub initial_cluster: Option<String>,
     pub data_dir: PathBuf,
     pub client_port: u16,
     pub peer_port: u16,
@@ -114,6 +117,8 @@ impl Member {
     /// Starts a single-member cluster in `data_dir` and waits until it serves.
     pub fn start(data_dir: &Path, extra: &[&str]) -> Member {
         let mut m = Member {
+            name: "m1".to_string(),
+            initial_cluster: None,
             data_dir: data_dir.to_path_buf(),
             client_port: free_port(),
             peer_port: free_port(),
@@ -136,11 +141,19 @@ impl Member {
     }
 
     /// The command line that starts this member (without spawning it).
+    pub fn peer_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.peer_port)
+    }
+
     pub fn command(&self) -> Command {
-        let peer = format!("http://127.0.0.1:{}", self.peer_port);
+        let peer = self.peer_url();
+        let initial_cluster = self
+            .initial_cluster
+            .clone()
+            .unwrap_or_else(|| format!("{}={peer}", self.name));
         let mut cmd = Command::new(cairn_bin());
         cmd.arg("--name")
-            .arg("m1")
+            .arg(&self.name)
             .arg("--data-dir")
             .arg(&self.data_dir)
             .arg("--listen-client-urls")
@@ -152,7 +165,7 @@ impl Member {
             .arg("--initial-advertise-peer-urls")
             .arg(&peer)
             .arg("--initial-cluster")
-            .arg(format!("m1={peer}"))
+            .arg(initial_cluster)
             .args(&self.extra)
             .envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd
@@ -211,6 +224,13 @@ impl Member {
         self.wait_ready();
     }
 
+    /// Whether the process is running.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
     /// SIGKILL and start again without waiting for the member to serve.
     pub fn restart_unready(&mut self) {
         self.kill9();
@@ -244,6 +264,108 @@ impl Member {
 
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
+    }
+}
+
+/// Several `cairn` members started together from one `--initial-cluster`.
+pub struct Cluster {
+    pub members: Vec<Member>,
+}
+
+impl Cluster {
+    /// Starts `n` members named m1…mn, each with its own data dir under `dir`, and waits until
+    /// every one serves.
+    pub fn start(dir: &Path, n: usize, extra: &[&str]) -> Cluster {
+        let mut members: Vec<Member> = (1..=n)
+            .map(|i| {
+                let data_dir = dir.join(format!("m{i}"));
+                Member {
+                    name: format!("m{i}"),
+                    initial_cluster: None,
+                    log: data_dir.with_extension("log"),
+                    data_dir,
+                    client_port: free_port(),
+                    peer_port: free_port(),
+                    extra: extra.iter().map(|s| s.to_string()).collect(),
+                    env: Vec::new(),
+                    child: None,
+                }
+            })
+            .collect();
+        let initial = members
+            .iter()
+            .map(|m| format!("{}={}", m.name, m.peer_url()))
+            .collect::<Vec<_>>()
+            .join(",");
+        for m in &mut members {
+            m.initial_cluster = Some(initial.clone());
+            m.spawn();
+        }
+        for m in &mut members {
+            m.wait_ready();
+        }
+        Cluster { members }
+    }
+
+    /// Every member's client endpoint, comma-separated (etcdctl's `--endpoints`).
+    pub fn endpoints(&self) -> String {
+        self.members
+            .iter()
+            .map(Member::endpoint)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The index of the member that running members agree is the leader, waiting up to
+    /// `timeout` for them to agree.
+    pub async fn leader(&mut self, timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let mut seen = std::collections::HashSet::new();
+            let mut ids = Vec::new();
+            let mut all_answered = true;
+            for m in &mut self.members {
+                if !m.is_running() {
+                    ids.push(None);
+                    continue;
+                }
+                let status = match cairn_client::Client::connect_one(
+                    &m.endpoint(),
+                    Duration::from_millis(500),
+                )
+                .await
+                {
+                    Ok(c) => tokio::time::timeout(Duration::from_secs(1), c.status())
+                        .await
+                        .ok()
+                        .and_then(Result::ok),
+                    Err(_) => None,
+                };
+                match status {
+                    Some(s) => {
+                        seen.insert(s.leader);
+                        ids.push(s.header.map(|h| h.member_id));
+                    }
+                    None => {
+                        all_answered = false;
+                        ids.push(None);
+                    }
+                }
+            }
+            if all_answered
+                && seen.len() == 1
+                && let Some(&leader) = seen.iter().next()
+                && leader != 0
+                && let Some(i) = ids.iter().position(|id| *id == Some(leader))
+            {
+                return i;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "members did not agree on a leader within {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 

@@ -2,11 +2,13 @@
 //!
 //! Owns: one thread that owns `raft::RawNode` and the WAL. It batches proposals and ReadIndex
 //! requests (everything that arrived since the last step goes into one Ready), persists each
-//! Ready with a single WAL fsync, hands committed entries to the apply loop over a channel, and
+//! Ready with a single WAL fsync, hands committed entries to the apply loop over a channel,
+//! hands messages for other members to a [`Transport`], steps the messages they send back, and
 //! compacts the log once the state machine reports a durable index.
 //!
-//! Must not: touch MVCC or know what an entry means. Entries leave this crate as opaque bytes
-//! ([`CommittedEntry`]); no raft type crosses the crate boundary.
+//! Must not: touch MVCC or know what an entry means, or do network I/O. Entries and messages
+//! leave this crate as opaque bytes ([`CommittedEntry`], [`Transport::send`]); no raft type
+//! crosses the crate boundary.
 //!
 //! No lock surrounds the Raft state: other tasks talk to the node thread through [`RaftHandle`]'s
 //! channel and read its progress from atomics.
@@ -16,6 +18,7 @@ mod logstore;
 use bytes::Bytes;
 use cairn_wal::{EntryRecord, SnapshotRecord, Wal};
 use logstore::LogStore;
+use prost011::Message as _;
 use raft::eraftpb::{ConfState, Entry, EntryType, SnapshotMetadata};
 use raft::{RawNode, StateRole};
 use std::collections::HashMap;
@@ -32,6 +35,8 @@ use tokio::sync::oneshot;
 pub enum RaftError {
     #[error("etcdserver: no leader")]
     NoLeader,
+    #[error("etcdserver: leader changed")]
+    LeaderChanged,
     #[error("etcdserver: server stopped")]
     Stopped,
     #[error("raft: wal: {0}")]
@@ -52,11 +57,28 @@ pub enum RaftError {
 /// entry's own fields (index, term, type, context framing).
 pub const MAX_PROPOSAL_BYTES: usize = cairn_wal::MAX_ENTRY_DATA_LEN - 64;
 
+/// Entries kept in the log below a compaction point, so that a follower that is only a little
+/// behind catches up from the log rather than needing the whole state machine (etcd's
+/// SnapshotCatchUpEntries).
+pub const CATCH_UP_ENTRIES: u64 = 5000;
+
+/// How long a ReadIndex request may go unanswered before it is sent again (the message, or
+/// the leader's answer, may have been lost).
+const READ_INDEX_RETRY: Duration = Duration::from_millis(500);
+
+/// Carries messages to other members. Called on the node thread: it must not block.
+pub trait Transport: Send + 'static {
+    /// Queues an encoded Raft message for member `to`; false if it was dropped (queue full or
+    /// peer unknown), which the node reports to Raft as the peer being unreachable.
+    fn send(&mut self, to: u64, message: Bytes) -> bool;
+}
+
 /// How the node is set up.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
     pub id: u64,
-    /// Voting members of a new cluster (ignored once the log holds a configuration).
+    /// Voting members of a new cluster. Written into an empty WAL as its first configuration;
+    /// ignored once the WAL holds one.
     pub voters: Vec<u64>,
     pub wal_dir: PathBuf,
     pub tick: Duration,
@@ -120,6 +142,10 @@ enum Command {
     Durable {
         index: u64,
     },
+    /// An encoded Raft message from another member.
+    Step(Bytes),
+    /// The transport lost its connection to this member.
+    Unreachable(u64),
     Stop,
 }
 
@@ -154,6 +180,18 @@ impl RaftHandle {
             .send(Command::ReadIndex { done })
             .map_err(|_| RaftError::Stopped)?;
         rx.await.map_err(|_| RaftError::Stopped)?
+    }
+
+    /// Hands an encoded Raft message received from another member to the node.
+    pub fn step(&self, message: Bytes) -> Result<(), RaftError> {
+        self.tx
+            .send(Command::Step(message))
+            .map_err(|_| RaftError::Stopped)
+    }
+
+    /// Tells Raft that messages to `member` are being lost, so it probes instead of streaming.
+    pub fn report_unreachable(&self, member: u64) {
+        let _ = self.tx.send(Command::Unreachable(member));
     }
 
     /// Tells the node the state machine durably holds everything up to `index`; the log below
@@ -252,6 +290,23 @@ fn recover(config: &NodeConfig) -> Result<(Wal, LogStore), RaftError> {
         }
         None => {
             store.conf_state = ConfState::from((config.voters.clone(), Vec::<u64>::new()));
+            let empty = rec.entries.is_empty() && rec.hard_state.is_none();
+            if empty {
+                // A new member: its first configuration must survive restarts without the
+                // flags that described it (etcd ignores --initial-cluster once a data dir
+                // exists). A snapshot marker at index 0 holds it.
+                let meta = SnapshotMetadata {
+                    index: 0,
+                    term: 0,
+                    conf_state: Some(store.conf_state.clone()),
+                };
+                let marker = SnapshotRecord {
+                    index: 0,
+                    term: 0,
+                    data: Bytes::from(encode(&meta)?),
+                };
+                wal.snapshot(&marker, &encode(&store.hard_state)?, &[])?;
+            }
         }
     }
     if let Some(hs) = &rec.hard_state {
@@ -297,6 +352,7 @@ fn recover(config: &NodeConfig) -> Result<(Wal, LogStore), RaftError> {
 pub fn start(
     config: NodeConfig,
     apply: impl CommitSink,
+    transport: impl Transport,
 ) -> Result<(RaftHandle, JoinHandle<()>), RaftError> {
     let (wal, store) = recover(&config)?;
     let raft_config = raft::Config {
@@ -331,8 +387,10 @@ pub fn start(
         node,
         wal,
         apply: Box::new(apply),
+        transport: Box::new(transport),
         progress: progress.clone(),
         pending_reads: HashMap::new(),
+        reads_leader: raft::INVALID_ID,
         waiting_reads: Vec::new(),
         next_read_ctx: 0,
         tick: config.tick,
@@ -366,9 +424,14 @@ struct Runner {
     node: RawNode<LogStore>,
     wal: Wal,
     apply: Box<dyn CommitSink>,
+    transport: Box<dyn Transport>,
     progress: Arc<Progress>,
-    /// Read requests sent to raft, by the context that identifies their batch.
-    pending_reads: HashMap<u64, ReadWaiters>,
+    /// Read requests sent to raft, by the context that identifies their batch, with when the
+    /// request last went out.
+    pending_reads: HashMap<u64, (Instant, ReadWaiters)>,
+    /// The leader the pending reads were sent to: when it changes, they are answered with
+    /// "leader changed" (the old leader's answer may never come).
+    reads_leader: u64,
     /// Read requests that arrived since the last step; they go out as one ReadIndex.
     waiting_reads: ReadWaiters,
     next_read_ctx: u64,
@@ -437,16 +500,35 @@ impl Runner {
             }
             Command::ReadIndex { done } => self.waiting_reads.push(done),
             Command::Durable { index } => self.compact(index)?,
+            Command::Step(bytes) => match raft::eraftpb::Message::decode(bytes.as_ref()) {
+                Ok(m) => {
+                    // Messages from removed members or of stale terms are expected; raft
+                    // drops them, and nothing needs to be done about the rest here either.
+                    if let Err(e) = self.node.step(m) {
+                        tracing::debug!(error = %e, "raft message not stepped");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "undecodable raft message from a peer"),
+            },
+            Command::Unreachable(member) => self.node.report_unreachable(member),
             Command::Stop => return Ok(false),
         }
         Ok(true)
     }
 
     fn flush_reads(&mut self) {
-        if self.waiting_reads.is_empty() {
-            return;
+        let leader = self.node.raft.leader_id;
+        if leader != self.reads_leader {
+            // Reads sent to an earlier leader may never be answered, and one that leads now
+            // knows nothing of them.
+            for (_, (_, waiters)) in self.pending_reads.drain() {
+                for w in waiters {
+                    let _ = w.send(Err(RaftError::LeaderChanged));
+                }
+            }
+            self.reads_leader = leader;
         }
-        if self.node.raft.leader_id == raft::INVALID_ID {
+        if leader == raft::INVALID_ID {
             for w in self.waiting_reads.drain(..) {
                 let _ = w.send(Err(RaftError::NoLeader));
             }
@@ -457,11 +539,36 @@ impl Runner {
         if self.node.raft.state == StateRole::Leader && !self.node.raft.commit_to_current_term() {
             return;
         }
+        let now = Instant::now();
+        for (ctx, (sent, _)) in self.pending_reads.iter_mut() {
+            if now.duration_since(*sent) >= READ_INDEX_RETRY {
+                *sent = now;
+                self.node.read_index(ctx.to_le_bytes().to_vec());
+            }
+        }
+        if self.waiting_reads.is_empty() {
+            return;
+        }
         self.next_read_ctx += 1;
         let ctx = self.next_read_ctx;
         self.node.read_index(ctx.to_le_bytes().to_vec());
         self.pending_reads
-            .insert(ctx, std::mem::take(&mut self.waiting_reads));
+            .insert(ctx, (now, std::mem::take(&mut self.waiting_reads)));
+    }
+
+    /// Hands messages to the transport; a dropped one marks its peer unreachable.
+    fn send_messages(&mut self, messages: Vec<raft::eraftpb::Message>) {
+        let mut dropped = Vec::new();
+        for m in messages {
+            let to = m.to;
+            if !self.transport.send(to, Bytes::from(m.encode_to_vec())) {
+                dropped.push(to);
+            }
+        }
+        dropped.dedup();
+        for to in dropped {
+            self.node.report_unreachable(to);
+        }
     }
 
     fn publish_progress(&self) {
@@ -508,8 +615,10 @@ impl Runner {
             return Ok(());
         }
         let mut ready = self.node.ready();
-        // Single-member: there are no peers to send messages to yet.
-        let _ = ready.take_messages();
+        // A leader's messages (appends, heartbeats) may leave before its own copy of the entries
+        // is durable: the entries count towards a quorum only once persisted, and the leader's
+        // own persistence is acknowledged by advancing below.
+        self.send_messages(ready.take_messages());
         let committed = ready.take_committed_entries();
         self.send_committed(committed);
 
@@ -544,18 +653,21 @@ impl Runner {
                 .try_into()
                 .map(u64::from_le_bytes)
                 .unwrap_or(0);
-            if let Some(waiters) = self.pending_reads.remove(&ctx) {
+            if let Some((_, waiters)) = self.pending_reads.remove(&ctx) {
                 for w in waiters {
                     let _ = w.send(Ok(rs.index));
                 }
             }
         }
-        let _ = ready.take_persisted_messages();
+        // Votes and append answers promise what is now on disk: only now may they leave.
+        let persisted = ready.take_persisted_messages();
+        self.send_messages(persisted);
         let mut light = self.node.advance(ready);
         if let Some(commit) = light.commit_index() {
             self.node.mut_store().hard_state.commit = commit;
         }
-        let _ = light.take_messages();
+        let messages = light.take_messages();
+        self.send_messages(messages);
         let committed = light.take_committed_entries();
         self.send_committed(committed);
         self.node.advance_apply();
@@ -563,9 +675,17 @@ impl Runner {
         Ok(())
     }
 
-    /// Folds the log up to `index` into a WAL snapshot marker and drops it from memory.
+    /// Folds the log up to `index` into a WAL snapshot marker and drops it from memory. With
+    /// other members, the last [`CATCH_UP_ENTRIES`] entries below `index` are kept for
+    /// followers that are a little behind.
     fn compact(&mut self, index: u64) -> Result<(), RaftError> {
         let store = self.node.store();
+        let alone = store.conf_state.voters.len() + store.conf_state.learners.len() <= 1;
+        let index = if alone {
+            index
+        } else {
+            index.saturating_sub(CATCH_UP_ENTRIES)
+        };
         if index <= store.snap_index || index > store.last() {
             return Ok(());
         }

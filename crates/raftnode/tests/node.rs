@@ -1,9 +1,18 @@
 //! The node thread end to end on a real WAL: commit, restart, replay from the applied index, and
 //! log compaction.
 
-use cairn_raft::{CommittedEntry, NodeConfig, RaftHandle, start};
+use cairn_raft::{CommittedEntry, NodeConfig, RaftHandle, Transport, start};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::Duration;
+
+/// A single member has no one to talk to.
+struct NoPeers;
+
+impl Transport for NoPeers {
+    fn send(&mut self, _: u64, _: bytes::Bytes) -> bool {
+        false
+    }
+}
 
 fn config(dir: &std::path::Path, applied: u64) -> NodeConfig {
     NodeConfig {
@@ -54,7 +63,7 @@ fn propose_all(h: &RaftHandle, from: u32, to: u32) -> Receiver<String> {
 async fn commits_restarts_and_compacts() {
     let dir = tempfile::tempdir().unwrap();
     let (tx, rx) = channel();
-    let (h, thread) = start(config(dir.path(), 0), tx).unwrap();
+    let (h, thread) = start(config(dir.path(), 0), tx, NoPeers).unwrap();
     // The single voter elects itself without waiting for an election timeout.
     for _ in 0..100 {
         if h.leader() == 1 {
@@ -84,7 +93,7 @@ async fn commits_restarts_and_compacts() {
 
     // Restart as if the state machine had applied up to `applied`: only later entries come back.
     let (tx, rx) = channel();
-    let (h, thread) = start(config(dir.path(), applied), tx).unwrap();
+    let (h, thread) = start(config(dir.path(), applied), tx, NoPeers).unwrap();
     // Right after a restart the read index must already cover everything the previous run may
     // have acknowledged, whatever the recovered hard state says.
     let last_before = got.last().unwrap().index;
@@ -109,7 +118,7 @@ async fn commits_restarts_and_compacts() {
     h.stop();
     thread.join().unwrap();
     let (tx, rx) = channel();
-    let (h, thread) = start(config(dir.path(), applied), tx).unwrap();
+    let (h, thread) = start(config(dir.path(), applied), tx, NoPeers).unwrap();
     let replay = collect(&rx, 14);
     let payloads: Vec<_> = replay
         .iter()
@@ -131,7 +140,7 @@ fn proposals_without_a_leader_are_rejected_through_the_callback() {
     // One of two voters alone can never win an election.
     let mut cfg = config(dir.path(), 0);
     cfg.voters = vec![1, 2];
-    let (h, thread) = start(cfg, tx).unwrap();
+    let (h, thread) = start(cfg, tx, NoPeers).unwrap();
     let rejections = propose_all(&h, 0, 1);
     let why = rejections
         .recv_timeout(Duration::from_secs(10))

@@ -2,6 +2,7 @@
 //! store and the lessor, off the network path; waking the handlers that wait for them; and the
 //! backend write-back thread.
 
+use crate::cluster::membership::Members;
 use crate::errors::ServerError;
 use crate::etcd::{Applied, ApplyResult};
 use crate::lease::Lessor;
@@ -23,6 +24,7 @@ pub(crate) struct ApplyLoop {
     pub(crate) store: Arc<Store>,
     pub(crate) raft: Option<RaftHandle>,
     pub(crate) lessor: Arc<Lessor>,
+    pub(crate) members: Arc<Members>,
     pub(crate) waiters: Arc<Mutex<HashMap<u64, oneshot::Sender<ApplyResult>>>>,
     pub(crate) applied: watch::Sender<u64>,
     pub(crate) member_id: u64,
@@ -166,6 +168,10 @@ impl ApplyLoop {
                     Some(Request::LeaseGrant(g)) => self.lessor.apply_grant(&mut a, &g),
                     Some(Request::LeaseRevoke(r)) => self.lessor.apply_revoke(&mut a, r.id),
                     Some(Request::LeaseCheckpoint(c)) => self.lessor.apply_checkpoint(&mut a, &c),
+                    Some(Request::MemberAttributes(m)) => self
+                        .members
+                        .apply_attributes(&mut a, &m)
+                        .map(|()| Applied::MemberAttributes),
                     None => continue,
                 };
                 if let Err(

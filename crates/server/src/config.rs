@@ -397,12 +397,6 @@ impl Config {
                 self.initial_advertise_peer_urls
             )));
         }
-        if members.len() > 1 {
-            return Err(ConfigError::InitialCluster(
-                "multi-member clusters are not supported by this version of Cairn yet; name exactly one member"
-                    .into(),
-            ));
-        }
         Ok(())
     }
 
@@ -425,6 +419,19 @@ impl Config {
             return Err(ConfigError::InitialCluster("no members given".into()));
         }
         Ok(members)
+    }
+
+    /// Socket addresses to listen on for other members.
+    pub fn peer_listen_addrs(&self) -> Result<Vec<SocketAddr>, ConfigError> {
+        let mut out = Vec::new();
+        for u in split_list(&self.listen_peer_urls) {
+            for a in parse_url("listen-peer-urls", &u)? {
+                if !out.contains(&a) {
+                    out.push(a);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Socket addresses to listen on for clients.

@@ -2,13 +2,15 @@
 //! client writes, and serves linearizable reads.
 
 use crate::apply::{ApplyLoop, Dispatch, apply_thread, write_back_loop};
+use crate::cluster::membership::Members;
+use crate::cluster::transport::PeerTransport;
 use crate::config::Config;
 use crate::errors::ServerError;
 use crate::idgen::IdGenerator;
 use crate::lease::Lessor;
 use crate::readpool::ReadPool;
 use cairn_mvcc::{MvccError, Store};
-use cairn_proto::cairnpb::{InternalRequest, internal_request::Request};
+use cairn_proto::cairnpb::{InternalRequest, MemberRecord, internal_request::Request};
 use cairn_proto::etcdserverpb::{
     CompactionResponse, DeleteRangeResponse, LeaseGrantResponse, LeaseRevokeResponse, PutResponse,
     RangeRequest, RangeResponse, ResponseHeader, TxnRequest, TxnResponse,
@@ -20,7 +22,7 @@ use prost::Message;
 use sha1::{Digest, Sha1};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 
@@ -38,6 +40,7 @@ pub enum Applied {
     LeaseGrant(LeaseGrantResponse),
     LeaseRevoke(LeaseRevokeResponse),
     LeaseCheckpoint,
+    MemberAttributes,
 }
 
 pub(crate) type ApplyResult = Result<Applied, ServerError>;
@@ -50,6 +53,12 @@ pub struct EtcdServer {
     pub cluster_id: u64,
     pub member_id: u64,
     pub config: Config,
+    /// The cluster's members as the log describes them.
+    pub members: Arc<Members>,
+    /// Carries Raft messages to the other members.
+    pub(crate) peers: PeerTransport,
+    /// This member's name and client URLs have been applied through the log.
+    published: AtomicBool,
     waiters: Arc<Mutex<HashMap<u64, oneshot::Sender<ApplyResult>>>>,
     request_ids: IdGenerator,
     /// Long read-only work, at a lower CPU priority than the write path.
@@ -84,7 +93,8 @@ pub fn cluster_id(member_ids: &[u64]) -> u64 {
 }
 
 /// Member and cluster IDs, computed as etcd computes them at bootstrap, then kept in the backend
-/// so that later flag changes cannot alter a member's identity.
+/// so that later flag changes cannot alter a member's identity. A new member also records the
+/// cluster's membership as `--initial-cluster` describes it.
 fn identity(store: &Store, config: &Config) -> Result<(u64, u64), ServerError> {
     let stored = |name: &str| -> Result<Option<u64>, ServerError> {
         match store.meta(name)? {
@@ -95,28 +105,37 @@ fn identity(store: &Store, config: &Config) -> Result<(u64, u64), ServerError> {
     if let (Some(c), Some(m)) = (stored("cluster_id")?, stored("member_id")?) {
         return Ok((c, m));
     }
+    if config.initial_cluster_state == "existing" {
+        return Err(ServerError::Config(
+            "--initial-cluster-state=existing: joining a running cluster is not supported by \
+             this version of Cairn yet; start every member with --initial-cluster-state=new"
+                .into(),
+        ));
+    }
     let members = config.initial_members()?;
-    let ids: Vec<(String, u64)> = members
+    let records: Vec<MemberRecord> = members
         .iter()
-        .map(|m| {
-            (
-                m.name.clone(),
-                member_id(&m.peer_urls, &config.initial_cluster_token),
-            )
+        .map(|m| MemberRecord {
+            id: member_id(&m.peer_urls, &config.initial_cluster_token),
+            name: m.name.clone(),
+            peer_urls: m.peer_urls.clone(),
+            client_urls: Vec::new(),
+            is_learner: false,
         })
         .collect();
-    let member_id = ids
+    let member_id = records
         .iter()
-        .find(|(n, _)| *n == config.name)
-        .map(|(_, id)| *id)
+        .find(|m| m.name == config.name)
+        .map(|m| m.id)
         .ok_or_else(|| ServerError::Config("local member not in --initial-cluster".into()))?;
-    let all: Vec<u64> = ids.iter().map(|(_, id)| *id).collect();
+    let all: Vec<u64> = records.iter().map(|m| m.id).collect();
     let cluster_id = cluster_id(&all);
     let (index, term) = (store.consistent_index(), store.term());
     let mut a = store.begin_apply()?;
     a.put_meta("cluster_id", &cluster_id.to_le_bytes())?;
     a.put_meta("member_id", &member_id.to_le_bytes())?;
     a.put_meta("member_name", config.name.as_bytes())?;
+    Members::bootstrap(&mut a, records)?;
     a.commit(index, term, true)?;
     Ok((cluster_id, member_id))
 }
@@ -138,6 +157,8 @@ impl EtcdServer {
         }
         let store = Arc::new(Store::open(&backend)?);
         let (cluster_id, member_id) = identity(&store, &config)?;
+        let members = Arc::new(Members::load(&store, member_id, &config)?);
+        let peers = PeerTransport::new(member_id, cluster_id, members.peers(member_id));
         // etcd's minimum lease TTL: 1.5 election timeouts, rounded up to whole seconds.
         let min_ttl = (config.election_timeout * 3 / 2).div_ceil(1000) as i64;
         let lessor = Arc::new(Lessor::recover(&store, min_ttl, member_id)?);
@@ -157,6 +178,7 @@ impl EtcdServer {
             store: store.clone(),
             raft: None,
             lessor: lessor.clone(),
+            members: members.clone(),
             waiters: waiters.clone(),
             applied: applied_tx,
             member_id,
@@ -177,7 +199,7 @@ impl EtcdServer {
         let (raft, _thread) = cairn_raft::start(
             NodeConfig {
                 id: member_id,
-                voters: vec![member_id],
+                voters: members.voters(),
                 wal_dir: config.wal_dir(),
                 tick: config.tick(),
                 election_ticks,
@@ -190,6 +212,7 @@ impl EtcdServer {
                 queued,
                 tx: apply_tx,
             },
+            peers.clone(),
         )?;
         applier.lock().raft = Some(raft.clone());
         let request_timeout =
@@ -200,6 +223,9 @@ impl EtcdServer {
             lessor,
             cluster_id,
             member_id,
+            members,
+            peers,
+            published: AtomicBool::new(false),
             waiters,
             request_ids: IdGenerator::new(member_id),
             reads: ReadPool::start(
@@ -231,6 +257,14 @@ impl EtcdServer {
     /// The full header for a response whose apply result carries only its revision.
     pub fn restamp(&self, header: Option<ResponseHeader>) -> Option<ResponseHeader> {
         self.header(header.map_or(0, |h| h.revision))
+    }
+
+    pub fn is_published(&self) -> bool {
+        self.published.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_published(&self) {
+        self.published.store(true, Ordering::Release);
     }
 
     pub fn is_leader(&self) -> bool {

@@ -104,7 +104,11 @@ async fn health(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let serializable = q.get("serializable").is_some_and(|v| v == "true");
-    let check = if serializable {
+    let check = if !server.is_published() {
+        // etcd serves no client before its member is published; a member that has not yet
+        // joined the cluster's view of itself is not healthy.
+        Err(NOT_PUBLISHED.to_string())
+    } else if serializable {
         if server.raft.leader() == 0 {
             Err("RAFT NO LEADER".to_string())
         } else {
@@ -130,7 +134,16 @@ async fn livez() -> Response {
     (StatusCode::OK, "ok\n").into_response()
 }
 
+const NOT_PUBLISHED: &str = "member has not yet published its attributes to the cluster";
+
 async fn readyz(State(server): State<Arc<EtcdServer>>) -> Response {
+    if !server.is_published() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("[-]published failed: {NOT_PUBLISHED}\nreadyz check failed\n"),
+        )
+            .into_response();
+    }
     match server.linearizable_barrier().await {
         Ok(()) => (StatusCode::OK, "ok\n").into_response(),
         Err(e) => (

@@ -10,6 +10,7 @@
 
 mod api;
 mod apply;
+mod cluster;
 pub mod config;
 mod errors;
 pub mod etcd;
@@ -24,7 +25,7 @@ pub use config::Config;
 pub use errors::ServerError;
 pub use etcd::EtcdServer;
 
-use api::{cluster, election, kv, maintenance, watch};
+use api::{election, kv, maintenance, watch};
 use cairn_proto::etcdserverpb::{
     cluster_server::ClusterServer, lease_server::LeaseServer,
     maintenance_server::MaintenanceServer, watch_server::WatchServer,
@@ -39,7 +40,34 @@ const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
 /// Starts a member and serves clients until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let addrs = config.client_listen_addrs()?;
+    let peer_addrs = config.peer_listen_addrs()?;
     let server = EtcdServer::start(config.clone())?;
+    let mut tasks = Vec::new();
+    for addr in peer_addrs {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("listen on {addr} for peers: {e}"))?;
+        tracing::info!(%addr, "serving peer traffic");
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let router = tonic::service::Routes::new(
+            cairn_proto::cairnpb::peer_server::PeerServer::new(cluster::transport::PeerService {
+                me: server.member_id,
+                cluster_id: server.cluster_id,
+                raft: server.raft.clone(),
+            })
+            .max_decoding_message_size(cluster::transport::MAX_BATCH_BYTES),
+        )
+        .into_axum_router();
+        tasks.push(tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+        }));
+    }
+    server.peers.start(server.raft.clone());
+    tokio::spawn(cluster::publish(server.clone()));
     let recv_limit = config.max_request_bytes as usize + GRPC_OVERHEAD_BYTES;
     let routes = tonic::service::Routes::new(
         KvServer::new(kv::KvService {
@@ -56,7 +84,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .max_encoding_message_size(usize::MAX),
     )
     .add_service(
-        ClusterServer::new(cluster::ClusterService {
+        ClusterServer::new(api::cluster::ClusterService {
             server: server.clone(),
         })
         .max_decoding_message_size(recv_limit),
@@ -99,7 +127,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     );
     let router = http::routes(routes.into_axum_router(), server.clone());
 
-    let mut tasks = Vec::new();
     for addr in addrs {
         let listener = tokio::net::TcpListener::bind(addr)
             .await

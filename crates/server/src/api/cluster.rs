@@ -3,7 +3,7 @@
 use super::maintenance::not_yet;
 use crate::etcd::EtcdServer;
 use cairn_proto::etcdserverpb::{
-    Member, MemberAddRequest, MemberAddResponse, MemberListRequest, MemberListResponse,
+    MemberAddRequest, MemberAddResponse, MemberListRequest, MemberListResponse,
     MemberPromoteRequest, MemberPromoteResponse, MemberRemoveRequest, MemberRemoveResponse,
     MemberUpdateRequest, MemberUpdateResponse, cluster_server::Cluster,
 };
@@ -12,19 +12,6 @@ use tonic::{Request, Response, Status};
 
 pub struct ClusterService {
     pub server: Arc<EtcdServer>,
-}
-
-impl ClusterService {
-    fn me(&self) -> Member {
-        let c = &self.server.config;
-        Member {
-            id: self.server.member_id,
-            name: c.name.clone(),
-            peer_ur_ls: crate::config::split_list(&c.initial_advertise_peer_urls),
-            client_ur_ls: crate::config::split_list(&c.advertise_client_urls),
-            is_learner: false,
-        }
-    }
 }
 
 #[tonic::async_trait]
@@ -56,7 +43,7 @@ impl Cluster for ClusterService {
     ) -> Result<Response<MemberListResponse>, Status> {
         Ok(Response::new(MemberListResponse {
             header: self.server.header(self.server.store.revision()),
-            members: vec![self.me()],
+            members: self.server.members.list(),
         }))
     }
 

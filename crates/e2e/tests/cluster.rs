@@ -1,0 +1,259 @@
+//! Multi-member clusters of real `cairn` processes: bootstrap from `--initial-cluster`,
+//! replication of writes made on any member, linearizable reads on every member, and failover
+//! under SIGKILL of the leader with nothing acknowledged lost.
+
+use cairn_client::Client;
+use cairn_e2e::{Cluster, etcdctl};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Shorter than etcd's defaults so that failovers fit in a test; same ratio.
+const FAST_RAFT: &[&str] = &["--heartbeat-interval", "50", "--election-timeout", "500"];
+
+async fn client(endpoint: &str) -> Client {
+    cairn_e2e::connect_retrying(endpoint).await
+}
+
+/// Waits until `member list` on `endpoint` shows every member as started.
+fn wait_all_started(endpoint: &str, names: &[String]) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let run = etcdctl(endpoint, &["member", "list"], None);
+        if run.code == 0
+            && names
+                .iter()
+                .all(|n| run.stdout.contains(&format!(", started, {n}, ")))
+        {
+            return run.stdout;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "members not all started: {run:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_members_serve_writes_and_linearizable_reads_on_every_member() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Cluster::start(dir.path(), 3, FAST_RAFT);
+    let names: Vec<String> = c.members.iter().map(|m| m.name.clone()).collect();
+    for m in &c.members {
+        let list = wait_all_started(&m.endpoint(), &names);
+        for other in &c.members {
+            let line = format!(
+                ", started, {}, {}, {}, false",
+                other.name,
+                other.peer_url(),
+                other.url()
+            );
+            assert!(list.contains(&line), "{list}");
+        }
+    }
+
+    // A write on any member, with real etcdctl; a linearizable read on every member sees it
+    // as soon as the write is acknowledged.
+    for (i, m) in c.members.iter().enumerate() {
+        let put = etcdctl(
+            &m.endpoint(),
+            &["put", &format!("k{i}"), &format!("v{i}")],
+            None,
+        );
+        assert_eq!(put.code, 0, "{put:?}");
+        for reader in &c.members {
+            let got = etcdctl(
+                &reader.endpoint(),
+                &["get", &format!("k{i}"), "--print-value-only"],
+                None,
+            );
+            assert_eq!(
+                got.stdout.trim(),
+                format!("v{i}"),
+                "{} read {got:?}",
+                reader.name
+            );
+        }
+    }
+    // Every member holds the same data at the same revision.
+    let mut hashes = BTreeSet::new();
+    for m in &c.members {
+        let s = etcdctl(&m.endpoint(), &["endpoint", "hashkv", "-w", "json"], None);
+        assert_eq!(s.code, 0, "{s:?}");
+        let v: serde_json::Value = serde_json::from_str(&s.stdout).unwrap();
+        hashes.insert(v[0]["HashKV"]["hash"].as_u64().unwrap());
+    }
+    assert_eq!(
+        hashes.len(),
+        1,
+        "HashKV differs between members: {hashes:?}"
+    );
+
+    // Every member agrees on the leader; `endpoint status` shows it from each.
+    let status = etcdctl(&c.endpoints(), &["endpoint", "status", "-w", "json"], None);
+    assert_eq!(status.code, 0, "{status:?}");
+    let v: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    let leaders: BTreeSet<u64> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["Status"]["leader"].as_u64().unwrap())
+        .collect();
+    assert_eq!(leaders.len(), 1, "{}", status.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_members_bootstrap_and_replicate() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Cluster::start(dir.path(), 5, FAST_RAFT);
+    let clients =
+        futures::future::join_all(c.members.iter().map(|m| client_for(m.endpoint()))).await;
+    for (i, cl) in clients.iter().enumerate() {
+        cl.put(format!("five/{i}"), "x").await.unwrap();
+    }
+    for cl in &clients {
+        let r = cl.get_prefix("five/").await.unwrap();
+        assert_eq!(r.count, 5);
+    }
+}
+
+async fn client_for(endpoint: String) -> Client {
+    client(&endpoint).await
+}
+
+/// Writers on every member put unique keys while the leader is SIGKILLed and restarted, round
+/// after round; a reader checks that linearizable reads never go back in time, whichever member
+/// answers. In the end every acknowledged write is on every member.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_leader_loses_no_acknowledged_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Cluster::start(dir.path(), 3, FAST_RAFT);
+    let endpoints: Vec<String> = c.members.iter().map(|m| m.endpoint()).collect();
+    let stop = Arc::new(AtomicBool::new(false));
+
+    let mut writers = Vec::new();
+    for (w, ep) in endpoints.iter().enumerate() {
+        let (ep, stop) = (ep.clone(), stop.clone());
+        writers.push(tokio::spawn(async move {
+            let mut acked = Vec::new();
+            let mut seq = 0u64;
+            let mut cl: Option<Client> = None;
+            while !stop.load(Ordering::Relaxed) {
+                if cl.is_none() {
+                    cl = Client::connect_one(&ep, Duration::from_millis(300))
+                        .await
+                        .ok();
+                    if cl.is_none() {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                }
+                let Some(client) = cl.as_ref() else { continue };
+                let key = format!("w{w}/{seq:06}");
+                seq += 1;
+                match tokio::time::timeout(Duration::from_secs(8), client.put(key.clone(), "v"))
+                    .await
+                {
+                    Ok(Ok(_)) => acked.push(key),
+                    Ok(Err(_)) => {
+                        cl = None;
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    Err(_) => cl = None,
+                }
+            }
+            acked
+        }));
+    }
+    let reader = {
+        let (endpoints, stop) = (endpoints.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut highest = 0i64;
+            let mut reads = 0u64;
+            let mut turn = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                turn += 1;
+                let ep = &endpoints[turn % endpoints.len()];
+                let Ok(cl) = Client::connect_one(ep, Duration::from_millis(300)).await else {
+                    continue;
+                };
+                for _ in 0..20 {
+                    let Ok(Ok(r)) =
+                        tokio::time::timeout(Duration::from_secs(8), cl.get("w0/")).await
+                    else {
+                        break;
+                    };
+                    let rev = r.header.map_or(0, |h| h.revision);
+                    assert!(
+                        rev >= highest,
+                        "a linearizable read on {ep} went back from revision {highest} to {rev}"
+                    );
+                    highest = rev;
+                    reads += 1;
+                }
+            }
+            reads
+        })
+    };
+
+    for round in 0..3 {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let leader = c.leader(Duration::from_secs(10)).await;
+        c.members[leader].kill9();
+        let killed_at = Instant::now();
+        let new = c.leader(Duration::from_secs(10)).await;
+        assert_ne!(new, leader);
+        let took = killed_at.elapsed();
+        // A few election timeouts (500 ms each), plus the time to ask.
+        assert!(
+            took < Duration::from_secs(5),
+            "round {round}: a new leader took {took:?}"
+        );
+        eprintln!(
+            "round {round}: killed m{}, m{} leads after {took:?}",
+            leader + 1,
+            new + 1
+        );
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        c.members[leader].restart();
+    }
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut acked = Vec::new();
+    for w in writers {
+        acked.extend(w.await.unwrap());
+    }
+    let reads = reader.await.unwrap();
+    eprintln!(
+        "{} writes acknowledged, {reads} linearizable reads checked",
+        acked.len()
+    );
+    assert!(
+        acked.len() > 100,
+        "too few writes acknowledged: {}",
+        acked.len()
+    );
+    assert!(reads > 50, "too few reads: {reads}");
+
+    for ep in &endpoints {
+        let cl = client(ep).await;
+        let mut have = BTreeSet::new();
+        for w in 0..3 {
+            let r = cl.get_prefix(format!("w{w}/")).await.unwrap();
+            have.extend(
+                r.kvs
+                    .into_iter()
+                    .map(|kv| String::from_utf8(kv.key.to_vec()).unwrap()),
+            );
+        }
+        let lost: Vec<&String> = acked.iter().filter(|k| !have.contains(*k)).collect();
+        assert!(
+            lost.is_empty(),
+            "{ep} lost {} acknowledged writes, e.g. {:?}",
+            lost.len(),
+            &lost[..lost.len().min(5)]
+        );
+    }
+}

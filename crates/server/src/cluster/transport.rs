@@ -1,0 +1,244 @@
+//! Raft messages between members, over gRPC on the peer URLs.
+//!
+//! Each member keeps one outgoing stream open to every other member (`cairnpb.Peer/Stream`). The
+//! Raft thread only queues encoded messages ([`PeerTransport::send`] never blocks); a task per
+//! peer drains its queue into the stream, taking everything queued at once into one batch, so a
+//! busy leader sends few large writes instead of many small ones. Queues are bounded: when a
+//! peer is slow or gone, messages are dropped and Raft is told the peer is unreachable, and it
+//! resends from its log once the peer answers again. A stream that breaks is reopened with
+//! backoff; what was queued for the broken one is dropped for the same reason.
+//!
+//! Every batch names its cluster and its addressee; a member of another cluster (or a stale
+//! member id at this address) is refused with a log line on both sides, as etcd refuses it.
+
+use bytes::Bytes;
+use cairn_proto::cairnpb::peer_client::PeerClient;
+use cairn_proto::cairnpb::peer_server::Peer;
+use cairn_proto::cairnpb::{PeerBatch, PeerStreamEnd};
+use cairn_raft::RaftHandle;
+use parking_lot::{Mutex, RwLock};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tonic::{Request, Response, Status, Streaming};
+
+/// Messages queued per peer before new ones are dropped (etcd's stream buffer is as large).
+const QUEUE_MESSAGES: usize = 4096;
+/// A batch stops growing at this size; a single larger message still goes alone.
+const BATCH_BYTES: usize = 4 << 20;
+/// Largest batch a member accepts: one maximal log entry plus a full batch of others.
+pub(crate) const MAX_BATCH_BYTES: usize = cairn_raft::MAX_PROPOSAL_BYTES + 2 * BATCH_BYTES;
+const BACKOFF_MIN: Duration = Duration::from_millis(50);
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
+const DIAL_TIMEOUT: Duration = Duration::from_secs(1);
+
+struct Queue {
+    tx: mpsc::Sender<Bytes>,
+    /// Taken by the sender task when it starts.
+    rx: Option<mpsc::Receiver<Bytes>>,
+    urls: Vec<String>,
+}
+
+/// The sending side: what the Raft thread hands messages to.
+#[derive(Clone)]
+pub struct PeerTransport {
+    me: u64,
+    cluster_id: u64,
+    queues: Arc<RwLock<HashMap<u64, Queue>>>,
+    raft: Arc<Mutex<Option<RaftHandle>>>,
+}
+
+impl PeerTransport {
+    pub(crate) fn new(me: u64, cluster_id: u64, peers: Vec<(u64, Vec<String>)>) -> PeerTransport {
+        let t = PeerTransport {
+            me,
+            cluster_id,
+            queues: Arc::default(),
+            raft: Arc::default(),
+        };
+        for (id, urls) in peers {
+            t.add_peer(id, urls);
+        }
+        t
+    }
+
+    fn add_peer(&self, id: u64, urls: Vec<String>) {
+        let (tx, rx) = mpsc::channel(QUEUE_MESSAGES);
+        self.queues.write().insert(
+            id,
+            Queue {
+                tx,
+                rx: Some(rx),
+                urls,
+            },
+        );
+    }
+
+    /// Starts a sender task for every peer. Called once the runtime and the Raft node run.
+    pub(crate) fn start(&self, raft: RaftHandle) {
+        *self.raft.lock() = Some(raft);
+        let mut queues = self.queues.write();
+        for (&id, q) in queues.iter_mut() {
+            if let Some(rx) = q.rx.take() {
+                tokio::spawn(send_loop(self.clone(), id, q.urls.clone(), rx));
+            }
+        }
+    }
+
+    fn report_unreachable(&self, peer: u64) {
+        if let Some(raft) = self.raft.lock().as_ref() {
+            raft.report_unreachable(peer);
+        }
+    }
+}
+
+impl cairn_raft::Transport for PeerTransport {
+    fn send(&mut self, to: u64, message: Bytes) -> bool {
+        match self.queues.read().get(&to) {
+            Some(q) => q.tx.try_send(message).is_ok(),
+            None => false,
+        }
+    }
+}
+
+/// Keeps a stream to `peer` open and feeds it from `rx`, reconnecting with backoff.
+async fn send_loop(t: PeerTransport, peer: u64, urls: Vec<String>, rx: mpsc::Receiver<Bytes>) {
+    let rx = Arc::new(tokio::sync::Mutex::new(rx));
+    let mut backoff = BACKOFF_MIN;
+    let mut attempt = 0usize;
+    // Logged once per change, not once per retry.
+    let mut was_active = None;
+    loop {
+        let Some(url) = urls.get(attempt % urls.len().max(1)).cloned() else {
+            tracing::error!(peer = format!("{peer:x}"), "peer has no URL to dial");
+            return;
+        };
+        attempt += 1;
+        let outcome = stream_once(&t, peer, &url, rx.clone()).await;
+        let (connected, reason) = match outcome {
+            Ok(()) => (true, "stream closed by the peer".to_string()),
+            Err((connected, reason)) => (connected, reason),
+        };
+        if connected || was_active != Some(false) {
+            tracing::warn!(peer = format!("{peer:x}"), %url, %reason, "peer became inactive");
+            was_active = Some(false);
+        }
+        t.report_unreachable(peer);
+        // Messages queued for the broken stream are stale by the time a new one opens; Raft
+        // resends what still matters.
+        {
+            let mut rx = rx.lock().await;
+            while rx.try_recv().is_ok() {}
+        }
+        if connected {
+            backoff = BACKOFF_MIN;
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// One stream's life. Err carries whether it had been established, and why it ended.
+async fn stream_once(
+    t: &PeerTransport,
+    peer: u64,
+    url: &str,
+    rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Bytes>>>,
+) -> Result<(), (bool, String)> {
+    let endpoint = tonic::transport::Endpoint::from_shared(url.to_string())
+        .map_err(|e| (false, format!("bad peer URL: {e}")))?
+        .connect_timeout(DIAL_TIMEOUT)
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(1))
+        .keep_alive_timeout(Duration::from_secs(3))
+        .keep_alive_while_idle(true);
+    let channel = endpoint
+        .connect()
+        .await
+        .map_err(|e| (false, format!("dial: {e}")))?;
+    let mut client = PeerClient::new(channel).max_encoding_message_size(usize::MAX);
+    tracing::info!(peer = format!("{peer:x}"), %url, "peer became active");
+    let (cluster_id, me) = (t.cluster_id, t.me);
+    let batches = futures::stream::unfold(rx, move |rx| async move {
+        let batch = {
+            let mut queue = rx.lock().await;
+            let first = queue.recv().await?;
+            let mut size = first.len();
+            let mut messages = vec![first];
+            while size < BATCH_BYTES {
+                match queue.try_recv() {
+                    Ok(m) => {
+                        size += m.len();
+                        messages.push(m);
+                    }
+                    Err(_) => break,
+                }
+            }
+            PeerBatch {
+                cluster_id,
+                from: me,
+                to: peer,
+                messages,
+            }
+        };
+        Some((batch, rx))
+    });
+    match client.stream(batches).await {
+        Ok(_) => Ok(()),
+        Err(status) => Err((true, status.message().to_string())),
+    }
+}
+
+/// The receiving side: steps every message of every batch into the local Raft node.
+pub struct PeerService {
+    pub(crate) me: u64,
+    pub(crate) cluster_id: u64,
+    pub(crate) raft: RaftHandle,
+}
+
+#[tonic::async_trait]
+impl Peer for PeerService {
+    async fn stream(
+        &self,
+        request: Request<Streaming<PeerBatch>>,
+    ) -> Result<Response<PeerStreamEnd>, Status> {
+        let remote = request
+            .remote_addr()
+            .map_or_else(|| "unknown".to_string(), |a| a.to_string());
+        let mut batches = request.into_inner();
+        while let Some(batch) = batches.message().await? {
+            if batch.cluster_id != self.cluster_id {
+                tracing::warn!(
+                    %remote,
+                    local = format!("{:x}", self.cluster_id),
+                    remote_cluster = format!("{:x}", batch.cluster_id),
+                    from = format!("{:x}", batch.from),
+                    "request cluster ID mismatch: refused a peer of another cluster"
+                );
+                return Err(Status::failed_precondition(format!(
+                    "cluster ID mismatch: this member belongs to cluster {:x}, the sender to {:x}",
+                    self.cluster_id, batch.cluster_id
+                )));
+            }
+            if batch.to != self.me {
+                tracing::warn!(
+                    %remote,
+                    local = format!("{:x}", self.me),
+                    to = format!("{:x}", batch.to),
+                    "request member ID mismatch: messages for another member refused"
+                );
+                return Err(Status::failed_precondition(format!(
+                    "member ID mismatch: this is member {:x}, the messages are for {:x}",
+                    self.me, batch.to
+                )));
+            }
+            for m in batch.messages {
+                self.raft
+                    .step(m)
+                    .map_err(|_| Status::unavailable("member is stopping"))?;
+            }
+        }
+        Ok(Response::new(PeerStreamEnd {}))
+    }
+}
