@@ -257,3 +257,175 @@ async fn killing_the_leader_loses_no_acknowledged_write() {
         );
     }
 }
+
+/// Leases granted and kept alive through a follower survive the leader's SIGKILL; a lease that
+/// nobody keeps alive neither expires early because of the failover nor lives on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_survive_a_leader_change_and_keep_alives_work_on_followers() {
+    use cairn_proto::etcdserverpb::{
+        LeaseGrantRequest, LeaseKeepAliveRequest, LeaseTimeToLiveRequest, PutRequest,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Cluster::start(dir.path(), 3, FAST_RAFT);
+    let leader = c.leader(Duration::from_secs(10)).await;
+    // The follower that will survive, and talk to clients throughout.
+    let f = (leader + 1) % 3;
+    let cl = client(&c.members[f].endpoint()).await;
+    let grant = |ttl: i64| {
+        let cl = cl.clone();
+        async move {
+            cl.lease()
+                .lease_grant(LeaseGrantRequest { ttl, id: 0 })
+                .await
+                .unwrap()
+                .into_inner()
+                .id
+        }
+    };
+    let kept = grant(4).await;
+    let idle = grant(6).await;
+    let granted_at = Instant::now();
+    for (key, lease) in [("kept", kept), ("idle", idle)] {
+        cl.kv()
+            .put(PutRequest {
+                key: key.into(),
+                value: "v".into(),
+                lease,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+
+    // Keep-alives through the follower reach the leader's deadlines.
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let mut answers = cl
+        .lease()
+        .lease_keep_alive(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut keep_alive = async || {
+        tx.send(LeaseKeepAliveRequest { id: kept }).await.unwrap();
+        let r = answers.message().await.unwrap().unwrap();
+        assert_eq!((r.id, r.ttl), (kept, 4), "{r:?}");
+    };
+    keep_alive().await;
+    let ttl = cl
+        .lease()
+        .lease_time_to_live(LeaseTimeToLiveRequest {
+            id: kept,
+            keys: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(ttl.ttl >= 3 && ttl.granted_ttl == 4, "{ttl:?}");
+    assert_eq!(ttl.keys, vec![bytes::Bytes::from("kept")]);
+
+    c.members[leader].kill9();
+    // Keep-alives go on across the election, for longer than either TTL.
+    let until = Instant::now() + Duration::from_secs(8);
+    let mut checked_idle = false;
+    while Instant::now() < until {
+        keep_alive().await;
+        if !checked_idle && granted_at.elapsed() >= Duration::from_millis(5000) {
+            // 5 s into a 6 s lease: a failover must not have cut it short.
+            let r = cl.get("idle").await.unwrap();
+            assert_eq!(
+                r.count, 1,
+                "the idle lease expired early after the failover"
+            );
+            checked_idle = true;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(checked_idle);
+    assert_eq!(
+        cl.get("kept").await.unwrap().count,
+        1,
+        "kept-alive lease expired"
+    );
+    // Nobody renews the idle lease: it is revoked by the new leader, a TTL (plus the
+    // failover's bounded extension) after it was granted.
+    assert_eq!(
+        cl.get("idle").await.unwrap().count,
+        0,
+        "idle lease outlived its TTL"
+    );
+    drop(tx);
+    let deadline = Instant::now() + Duration::from_secs(12);
+    while cl.get("kept").await.unwrap().count == 1 {
+        assert!(
+            Instant::now() < deadline,
+            "lease lived on without keep-alives"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A watch opened with `hasleader` ends with "etcdserver: no leader" when its member loses the
+/// cluster; one opened without it stays open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hasleader_watches_are_canceled_when_their_member_loses_the_leader() {
+    use cairn_proto::etcdserverpb::{
+        WatchCreateRequest, WatchRequest, watch_request::RequestUnion,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Cluster::start(dir.path(), 3, FAST_RAFT);
+    let cl = client(&c.members[0].endpoint()).await;
+    let open = |require_leader: bool| {
+        let cl = cl.clone();
+        async move {
+            let (tx, rx) = tokio::sync::mpsc::channel(1);
+            tx.send(WatchRequest {
+                request_union: Some(RequestUnion::CreateRequest(WatchCreateRequest {
+                    key: "w".into(),
+                    ..Default::default()
+                })),
+            })
+            .await
+            .unwrap();
+            let mut req = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+            if require_leader {
+                req.metadata_mut()
+                    .insert("hasleader", "true".parse().unwrap());
+            }
+            let mut stream = cl.watch().watch(req).await.unwrap().into_inner();
+            let created = stream.message().await.unwrap().unwrap();
+            assert!(created.created);
+            (tx, stream)
+        }
+    };
+    let (_keep1, mut guarded) = open(true).await;
+    let (_keep2, mut plain) = open(false).await;
+    c.members[1].kill9();
+    c.members[2].kill9();
+    let lost_at = Instant::now();
+    let status = tokio::time::timeout(Duration::from_secs(10), guarded.message())
+        .await
+        .expect("hasleader watch still open 10 s after its member lost the leader")
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unavailable);
+    assert_eq!(status.message(), "etcdserver: no leader");
+    // Three election timeouts of 500 ms without a leader, after the leader is noticed gone.
+    assert!(
+        lost_at.elapsed() >= Duration::from_millis(1500),
+        "{:?}",
+        lost_at.elapsed()
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), plain.message())
+            .await
+            .is_err(),
+        "a watch without hasleader ended"
+    );
+    // With no leader, a new hasleader stream is refused at once.
+    let (tx, rx) = tokio::sync::mpsc::channel::<WatchRequest>(1);
+    let mut req = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+    req.metadata_mut()
+        .insert("hasleader", "true".parse().unwrap());
+    let err = cl.watch().watch(req).await.unwrap_err();
+    assert_eq!(err.message(), "etcdserver: no leader");
+    drop(tx);
+}

@@ -17,6 +17,7 @@ pub mod msg {
     pub const FUTURE_REV: &str = "etcdserver: mvcc: required revision is a future revision";
     pub const TOO_LARGE: &str = "etcdserver: request is too large";
     pub const NO_LEADER: &str = "etcdserver: no leader";
+    pub const LEADER_CHANGED: &str = "etcdserver: leader changed";
     pub const STOPPED: &str = "etcdserver: server stopped";
     pub const TIMEOUT: &str = "etcdserver: request timed out";
     pub const LEASE_NOT_FOUND: &str = "etcdserver: requested lease not found";
@@ -50,6 +51,9 @@ pub enum ServerError {
     Io(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// The leader's answer to a request this member forwarded, passed on as it is.
+    #[error("{}", .0.message())]
+    Remote(Status),
 }
 
 impl From<ServerError> for Status {
@@ -63,6 +67,7 @@ impl From<ServerError> for Status {
             ServerError::Mvcc(MvccError::LeaseNotFound) => Status::not_found(msg::LEASE_NOT_FOUND),
             ServerError::LeaseExists => Status::failed_precondition(msg::LEASE_EXISTS),
             ServerError::Raft(RaftError::NoLeader) => Status::unavailable(msg::NO_LEADER),
+            ServerError::Raft(RaftError::LeaderChanged) => Status::unavailable(msg::LEADER_CHANGED),
             ServerError::Raft(RaftError::Stopped) | ServerError::Stopped => {
                 Status::unavailable(msg::STOPPED)
             }
@@ -71,6 +76,7 @@ impl From<ServerError> for Status {
             }
             ServerError::Timeout => Status::unavailable(msg::TIMEOUT),
             ServerError::TooManyRequests => Status::resource_exhausted(msg::TOO_MANY_REQUESTS),
+            ServerError::Remote(status) => status,
             other => Status::new(Code::Internal, other.to_string()),
         }
     }

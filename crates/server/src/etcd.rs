@@ -59,6 +59,9 @@ pub struct EtcdServer {
     pub(crate) peers: PeerTransport,
     /// This member's name and client URLs have been applied through the log.
     published: AtomicBool,
+    /// Bumped when this member has been without a leader for long enough that streams which
+    /// require one must end (see `cluster::monitor_leader`).
+    pub(crate) leader_lost: watch::Sender<u64>,
     waiters: Arc<Mutex<HashMap<u64, oneshot::Sender<ApplyResult>>>>,
     request_ids: IdGenerator,
     /// Long read-only work, at a lower CPU priority than the write path.
@@ -226,6 +229,7 @@ impl EtcdServer {
             members,
             peers,
             published: AtomicBool::new(false),
+            leader_lost: watch::channel(0).0,
             waiters,
             request_ids: IdGenerator::new(member_id),
             reads: ReadPool::start(
@@ -272,6 +276,31 @@ impl EtcdServer {
             .progress()
             .is_leader
             .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    pub(crate) fn request_timeout(&self) -> Duration {
+        self.request_timeout
+    }
+
+    /// Resolves when this member next gives up on having a leader (see `leader_lost`).
+    pub(crate) fn leader_lost(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut rx = self.leader_lost.subscribe();
+        async move {
+            if rx.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// Waits until this member has applied everything committed so far.
+    pub(crate) async fn wait_applied_to_commit(&self) -> Result<(), ServerError> {
+        let commit = self.raft.progress().commit.load(Ordering::Acquire);
+        let mut applied = self.applied.clone();
+        match tokio::time::timeout(self.request_timeout, applied.wait_for(|a| *a >= commit)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err(ServerError::Stopped),
+            Err(_) => Err(ServerError::Timeout),
+        }
     }
 
     pub fn applied_index(&self) -> u64 {

@@ -166,6 +166,20 @@ impl Lessor {
         Some(ttl)
     }
 
+    /// Takes over expiry on becoming leader (etcd's Promote). This member's deadlines come from
+    /// replicated checkpoints, so they miss the old leader's renewals of the last checkpoint
+    /// interval, and no keep-alive could land during the election: every lease gets `extend`
+    /// on top of what it had left. Bounded per leader change, so nothing is extended forever.
+    pub fn promote(&self, extend: Duration) {
+        let now = Instant::now();
+        let mut inner = self.inner.lock();
+        for l in inner.leases.values_mut() {
+            l.deadline = l.deadline.max(now) + extend;
+        }
+        // Revocations an earlier term of leadership proposed may never have committed.
+        inner.revoking.clear();
+    }
+
     /// (remaining seconds, granted TTL, attached keys) of a lease.
     pub fn time_to_live(&self, id: i64) -> Option<(i64, i64, Vec<Bytes>)> {
         let inner = self.inner.lock();
@@ -347,10 +361,17 @@ impl Lessor {
 pub fn spawn_background(server: Arc<EtcdServer>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(CHECKPOINT_INTERVAL);
+        let extend = Duration::from_millis(server.config.election_timeout) + CHECKPOINT_INTERVAL;
+        let mut leading = false;
         loop {
             tick.tick().await;
             if !server.is_leader() {
+                leading = false;
                 continue;
+            }
+            if !leading {
+                leading = true;
+                server.lessor.promote(extend);
             }
             let remaining = server.lessor.take_checkpoints();
             if !remaining.is_empty() {
@@ -440,6 +461,24 @@ mod tests {
         // Its revocation deletes it, and nothing revived it meanwhile.
         assert!(m.lessor.exists(1));
         assert_eq!(m.lessor.time_to_live(1).map(|t| t.0), Some(0));
+    }
+
+    #[test]
+    fn a_new_leader_extends_every_lease_once_by_the_given_time() {
+        let m = member();
+        m.grant(1, 0);
+        m.grant(2, 10);
+        let before = m.lessor.time_to_live(2).unwrap().0;
+        m.lessor.promote(Duration::from_secs(5));
+        // An already expired lease gets the extension from now; a live one on top of its time.
+        let after_expired = m.lessor.time_to_live(1).unwrap().0;
+        let after_live = m.lessor.time_to_live(2).unwrap().0;
+        assert!((4..=5).contains(&after_expired), "{after_expired}");
+        assert!(
+            after_live >= before + 4 && after_live <= before + 5,
+            "{before} -> {after_live}"
+        );
+        assert!(m.lessor.expired().is_empty());
     }
 
     #[test]

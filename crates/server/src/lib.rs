@@ -56,6 +56,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 me: server.member_id,
                 cluster_id: server.cluster_id,
                 raft: server.raft.clone(),
+                server: server.clone(),
             })
             .max_decoding_message_size(cluster::transport::MAX_BATCH_BYTES),
         )
@@ -68,6 +69,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     server.peers.start(server.raft.clone());
     tokio::spawn(cluster::publish(server.clone()));
+    tokio::spawn(cluster::monitor_leader(server.clone()));
     let recv_limit = config.max_request_bytes as usize + GRPC_OVERHEAD_BYTES;
     let routes = tonic::service::Routes::new(
         KvServer::new(kv::KvService {

@@ -66,26 +66,36 @@ impl Lease for LeaseService {
         &self,
         request: GrpcRequest<Streaming<LeaseKeepAliveRequest>>,
     ) -> Result<Response<Self::LeaseKeepAliveStream>, Status> {
+        let require_leader = super::requires_leader(request.metadata());
+        if require_leader && self.server.raft.leader() == 0 {
+            return Err(Status::unavailable(msg::NO_LEADER));
+        }
         let mut inbound = request.into_inner();
         let server = self.server.clone();
         let out = async_stream(move |tx| async move {
             while let Ok(Some(req)) = inbound.message().await {
-                if !server.is_leader() {
-                    let _ = tx.send(Err(Status::unavailable(msg::NOT_LEADER))).await;
-                    return;
-                }
-                // An unknown lease answers TTL 0, which clients read as "expired or revoked".
-                let ttl = server.lessor.renew(req.id).unwrap_or(0);
-                let resp = LeaseKeepAliveResponse {
-                    header: server.header(server.store.revision()),
-                    id: req.id,
-                    ttl,
+                // The leader keeps lease deadlines; on a follower this is a call to it.
+                let resp = match server.renew_lease(req.id).await {
+                    // An unknown lease answers TTL 0, which clients read as "expired or revoked".
+                    Ok(ttl) => Ok(LeaseKeepAliveResponse {
+                        header: server.header(server.store.revision()),
+                        id: req.id,
+                        ttl,
+                    }),
+                    Err(e) => Err(Status::from(e)),
                 };
-                if tx.send(Ok(resp)).await.is_err() {
+                let failed = resp.is_err();
+                if tx.send(resp).await.is_err() || failed {
                     return;
                 }
             }
         });
+        if require_leader {
+            let lost = self.server.leader_lost();
+            return Ok(Response::new(Box::pin(super::RequireLeader::new(
+                out, lost,
+            ))));
+        }
         Ok(Response::new(out))
     }
 
@@ -94,26 +104,7 @@ impl Lease for LeaseService {
         request: GrpcRequest<LeaseTimeToLiveRequest>,
     ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
         let req = request.into_inner();
-        self.server.linearizable_barrier().await?;
-        let header = self.server.header(self.server.store.revision());
-        let resp = match self.server.lessor.time_to_live(req.id) {
-            Some((remaining, granted, keys)) => LeaseTimeToLiveResponse {
-                header,
-                id: req.id,
-                ttl: remaining,
-                granted_ttl: granted,
-                keys: if req.keys { keys } else { Vec::new() },
-            },
-            // etcd answers an unknown lease with TTL -1 rather than an error.
-            None => LeaseTimeToLiveResponse {
-                header,
-                id: req.id,
-                ttl: -1,
-                granted_ttl: 0,
-                keys: Vec::new(),
-            },
-        };
-        Ok(Response::new(resp))
+        Ok(Response::new(self.server.lease_time_to_live(req).await?))
     }
 
     async fn lease_leases(

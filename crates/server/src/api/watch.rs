@@ -187,10 +187,7 @@ impl Watch for WatchService {
         &self,
         request: Request<Streaming<WatchRequest>>,
     ) -> Result<Response<Self::WatchStream>, Status> {
-        let require_leader = request
-            .metadata()
-            .get("hasleader")
-            .is_some_and(|v| v.as_bytes() == b"true");
+        let require_leader = super::requires_leader(request.metadata());
         if require_leader && self.server.raft.leader() == 0 {
             return Err(Status::unavailable(msg::NO_LEADER));
         }
@@ -237,6 +234,12 @@ impl Watch for WatchService {
             rx,
             ready: Default::default(),
         };
+        if require_leader {
+            let lost = self.server.leader_lost();
+            return Ok(Response::new(Box::pin(super::RequireLeader::new(
+                out, lost,
+            ))));
+        }
         Ok(Response::new(Box::pin(out)))
     }
 }

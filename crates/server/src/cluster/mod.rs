@@ -4,6 +4,7 @@
 //! Must not: decide anything Raft decides. Membership here is the replicated record of names
 //! and URLs that etcd's Cluster service shows; which members vote is Raft's configuration.
 
+pub(crate) mod forward;
 pub(crate) mod membership;
 pub(crate) mod transport;
 
@@ -38,6 +39,33 @@ pub(crate) async fn publish(server: Arc<EtcdServer>) {
                 tracing::debug!(error = %e, "publishing local member attributes failed; retrying");
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
+        }
+    }
+}
+
+/// Consecutive checks, one election timeout apart, without a leader after which streams that
+/// require one are canceled (etcd's maxNoLeaderCnt).
+const NO_LEADER_CHECKS: u32 = 3;
+
+/// etcd's monitorLeader: when this member has been without a leader for [`NO_LEADER_CHECKS`]
+/// election timeouts, streams opened with the `hasleader` metadata (watches, keep-alives) are
+/// canceled with "etcdserver: no leader", so that their clients move to another member.
+pub(crate) async fn monitor_leader(server: Arc<EtcdServer>) {
+    let every = Duration::from_millis(server.config.election_timeout.max(1));
+    let mut without = 0;
+    loop {
+        tokio::time::sleep(every).await;
+        if server.raft.leader() != 0 {
+            without = 0;
+            continue;
+        }
+        without += 1;
+        if without >= NO_LEADER_CHECKS {
+            without = 0;
+            tracing::warn!(
+                "no leader for {NO_LEADER_CHECKS} election timeouts: canceling streams that require one"
+            );
+            server.leader_lost.send_modify(|n| *n += 1);
         }
     }
 }

@@ -14,7 +14,10 @@
 use bytes::Bytes;
 use cairn_proto::cairnpb::peer_client::PeerClient;
 use cairn_proto::cairnpb::peer_server::Peer;
-use cairn_proto::cairnpb::{PeerBatch, PeerStreamEnd};
+use cairn_proto::cairnpb::{
+    LeaseRenewRequest, LeaseRenewResponse, LeaseTimeToLiveForward, PeerBatch, PeerStreamEnd,
+};
+use cairn_proto::etcdserverpb::LeaseTimeToLiveResponse;
 use cairn_raft::RaftHandle;
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
@@ -47,6 +50,8 @@ pub struct PeerTransport {
     cluster_id: u64,
     queues: Arc<RwLock<HashMap<u64, Queue>>>,
     raft: Arc<Mutex<Option<RaftHandle>>>,
+    /// Channels for unary calls to other members, connected on first use.
+    clients: Arc<Mutex<HashMap<u64, tonic::transport::Channel>>>,
 }
 
 impl PeerTransport {
@@ -56,6 +61,7 @@ impl PeerTransport {
             cluster_id,
             queues: Arc::default(),
             raft: Arc::default(),
+            clients: Arc::default(),
         };
         for (id, urls) in peers {
             t.add_peer(id, urls);
@@ -84,6 +90,22 @@ impl PeerTransport {
                 tokio::spawn(send_loop(self.clone(), id, q.urls.clone(), rx));
             }
         }
+    }
+
+    /// A client for unary calls to member `id`'s peer port; None for an unknown member.
+    pub(crate) fn client(&self, id: u64) -> Option<PeerClient<tonic::transport::Channel>> {
+        let mut clients = self.clients.lock();
+        if let Some(channel) = clients.get(&id) {
+            return Some(PeerClient::new(channel.clone()));
+        }
+        let url = self.queues.read().get(&id)?.urls.first()?.clone();
+        let channel = tonic::transport::Endpoint::from_shared(url)
+            .ok()?
+            .connect_timeout(DIAL_TIMEOUT)
+            .tcp_nodelay(true)
+            .connect_lazy();
+        clients.insert(id, channel.clone());
+        Some(PeerClient::new(channel))
     }
 
     fn report_unreachable(&self, peer: u64) {
@@ -190,11 +212,38 @@ async fn stream_once(
     }
 }
 
-/// The receiving side: steps every message of every batch into the local Raft node.
+/// The receiving side: steps every message of every batch into the local Raft node, and serves
+/// the lease requests followers forward to the leader.
 pub struct PeerService {
     pub(crate) me: u64,
     pub(crate) cluster_id: u64,
     pub(crate) raft: RaftHandle,
+    pub(crate) server: Arc<crate::etcd::EtcdServer>,
+}
+
+impl PeerService {
+    fn check_cluster(&self, cluster_id: u64) -> Result<(), Status> {
+        if cluster_id == self.cluster_id {
+            return Ok(());
+        }
+        tracing::warn!(
+            local = format!("{:x}", self.cluster_id),
+            remote_cluster = format!("{cluster_id:x}"),
+            "request cluster ID mismatch: refused a peer of another cluster"
+        );
+        Err(Status::failed_precondition(format!(
+            "cluster ID mismatch: this member belongs to cluster {:x}, the sender to {cluster_id:x}",
+            self.cluster_id
+        )))
+    }
+
+    fn check_leader(&self) -> Result<(), Status> {
+        if self.server.is_leader() {
+            Ok(())
+        } else {
+            Err(Status::unavailable(crate::errors::msg::NOT_LEADER))
+        }
+    }
 }
 
 #[tonic::async_trait]
@@ -240,5 +289,29 @@ impl Peer for PeerService {
             }
         }
         Ok(Response::new(PeerStreamEnd {}))
+    }
+
+    async fn lease_renew(
+        &self,
+        request: Request<LeaseRenewRequest>,
+    ) -> Result<Response<LeaseRenewResponse>, Status> {
+        let req = request.into_inner();
+        self.check_cluster(req.cluster_id)?;
+        self.check_leader()?;
+        let ttl = self.server.renew_lease_as_leader(req.id).await?;
+        Ok(Response::new(LeaseRenewResponse { ttl }))
+    }
+
+    async fn lease_time_to_live(
+        &self,
+        request: Request<LeaseTimeToLiveForward>,
+    ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
+        let req = request.into_inner();
+        self.check_cluster(req.cluster_id)?;
+        self.check_leader()?;
+        let inner = req.request.unwrap_or_default();
+        Ok(Response::new(
+            self.server.lease_time_to_live_as_leader(&inner).await?,
+        ))
     }
 }
