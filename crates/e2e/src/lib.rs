@@ -132,6 +132,28 @@ impl Member {
         m
     }
 
+    /// A member with its own ports that is not started yet (to add it to a running cluster
+    /// first, then start it with [`Member::launch`]).
+    pub fn unstarted(name: &str, data_dir: &Path, extra: &[&str]) -> Member {
+        Member {
+            name: name.to_string(),
+            initial_cluster: None,
+            data_dir: data_dir.to_path_buf(),
+            client_port: free_port(),
+            peer_port: free_port(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            env: Vec::new(),
+            child: None,
+            log: data_dir.with_extension("log"),
+        }
+    }
+
+    /// Starts the process and waits until it serves.
+    pub fn launch(&mut self) {
+        self.spawn();
+        self.wait_ready();
+    }
+
     pub fn endpoint(&self) -> String {
         format!("127.0.0.1:{}", self.client_port)
     }

@@ -19,7 +19,9 @@ use bytes::Bytes;
 use cairn_wal::{EntryRecord, SnapshotRecord, Wal};
 use logstore::LogStore;
 use prost011::Message as _;
-use raft::eraftpb::{ConfState, Entry, EntryType, SnapshotMetadata};
+use raft::eraftpb::{
+    ConfChangeSingle, ConfChangeType, ConfChangeV2, ConfState, Entry, EntryType, SnapshotMetadata,
+};
 use raft::{RawNode, StateRole};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -77,9 +79,10 @@ pub trait Transport: Send + 'static {
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
     pub id: u64,
-    /// Voting members of a new cluster. Written into an empty WAL as its first configuration;
-    /// ignored once the WAL holds one.
+    /// Voting members of a new cluster, or of the cluster a new member joins. Written, with
+    /// `learners`, into an empty WAL as its first configuration; ignored once the WAL holds one.
     pub voters: Vec<u64>,
+    pub learners: Vec<u64>,
     pub wal_dir: PathBuf,
     pub tick: Duration,
     pub election_ticks: usize,
@@ -95,8 +98,25 @@ pub struct NodeConfig {
 pub struct CommittedEntry {
     pub index: u64,
     pub term: u64,
-    /// Empty for the no-op entries a new leader appends.
+    /// Empty for the no-op entries a new leader appends. For a configuration change, the
+    /// context it was proposed with, once Raft has applied the change (empty if Raft refused it).
     pub data: Bytes,
+}
+
+/// A change of who takes part in Raft, one member at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfChange {
+    /// Add a voter, or promote a learner to one.
+    AddVoter(u64),
+    AddLearner(u64),
+    Remove(u64),
+}
+
+/// What the leader knows of a member's log: how far it matches, and the leader's own last index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemberProgress {
+    pub matched: u64,
+    pub leader_last: u64,
 }
 
 /// Where committed entries go, in order, in batches. Called on the node thread: an
@@ -142,6 +162,17 @@ enum Command {
     Durable {
         index: u64,
     },
+    ProposeConfChange {
+        change: ConfChange,
+        context: Vec<u8>,
+        on_reject: RejectFn,
+    },
+    /// The leader's view of a member's log.
+    Progress {
+        member: u64,
+        done: oneshot::Sender<Option<MemberProgress>>,
+    },
+    TransferLeader(u64),
     /// An encoded Raft message from another member.
     Step(Bytes),
     /// The transport lost its connection to this member.
@@ -180,6 +211,39 @@ impl RaftHandle {
             .send(Command::ReadIndex { done })
             .map_err(|_| RaftError::Stopped)?;
         rx.await.map_err(|_| RaftError::Stopped)?
+    }
+
+    /// Queues a configuration change; like [`RaftHandle::propose`], its outcome arrives through
+    /// the apply loop (as an entry carrying `context`) or through `on_reject`.
+    pub fn propose_conf_change(
+        &self,
+        change: ConfChange,
+        context: Vec<u8>,
+        on_reject: RejectFn,
+    ) -> Result<(), RaftError> {
+        self.tx
+            .send(Command::ProposeConfChange {
+                change,
+                context,
+                on_reject,
+            })
+            .map_err(|_| RaftError::Stopped)
+    }
+
+    /// How far `member`'s log matches the leader's; None unless this node leads and knows it.
+    pub async fn member_progress(&self, member: u64) -> Result<Option<MemberProgress>, RaftError> {
+        let (done, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Progress { member, done })
+            .map_err(|_| RaftError::Stopped)?;
+        rx.await.map_err(|_| RaftError::Stopped)
+    }
+
+    /// Asks the leader (this node) to hand leadership to `member`.
+    pub fn transfer_leader(&self, member: u64) -> Result<(), RaftError> {
+        self.tx
+            .send(Command::TransferLeader(member))
+            .map_err(|_| RaftError::Stopped)
     }
 
     /// Hands an encoded Raft message received from another member to the node.
@@ -273,6 +337,22 @@ fn to_record(e: &Entry) -> Result<EntryRecord, RaftError> {
     })
 }
 
+fn conf_change_v2(change: ConfChange) -> ConfChangeV2 {
+    let (change_type, node_id) = match change {
+        ConfChange::AddVoter(id) => (ConfChangeType::AddNode, id),
+        ConfChange::AddLearner(id) => (ConfChangeType::AddLearnerNode, id),
+        ConfChange::Remove(id) => (ConfChangeType::RemoveNode, id),
+    };
+    let mut single = ConfChangeSingle::default();
+    single.set_change_type(change_type);
+    single.node_id = node_id;
+    // One member at a time: Raft applies it as a simple change, without a joint configuration.
+    ConfChangeV2 {
+        changes: vec![single],
+        ..Default::default()
+    }
+}
+
 /// Rebuilds the in-memory log from the WAL.
 fn recover(config: &NodeConfig) -> Result<(Wal, LogStore), RaftError> {
     let (mut wal, rec) = Wal::open(&config.wal_dir)?;
@@ -289,7 +369,7 @@ fn recover(config: &NodeConfig) -> Result<(Wal, LogStore), RaftError> {
             store.conf_state = meta.get_conf_state().clone();
         }
         None => {
-            store.conf_state = ConfState::from((config.voters.clone(), Vec::<u64>::new()));
+            store.conf_state = ConfState::from((config.voters.clone(), config.learners.clone()));
             let empty = rec.entries.is_empty() && rec.hard_state.is_none();
             if empty {
                 // A new member: its first configuration must survive restarts without the
@@ -355,11 +435,16 @@ pub fn start(
     transport: impl Transport,
 ) -> Result<(RaftHandle, JoinHandle<()>), RaftError> {
     let (wal, store) = recover(&config)?;
+    // Raft hands out again every committed entry above the WAL's snapshot marker: the state
+    // machine skips what it has applied, and configuration changes in that stretch are applied
+    // to Raft again, which rebuilds the configuration the marker does not yet hold.
+    let snap_index = store.snap_index;
+    let base_conf = store.conf_state.clone();
     let raft_config = raft::Config {
         id: config.id,
         election_tick: config.election_ticks,
         heartbeat_tick: config.heartbeat_ticks,
-        applied: config.applied,
+        applied: snap_index,
         max_size_per_msg: 1 << 20,
         max_inflight_msgs: 256,
         pre_vote: true,
@@ -388,6 +473,7 @@ pub fn start(
         wal,
         apply: Box::new(apply),
         transport: Box::new(transport),
+        conf_history: vec![(snap_index, base_conf)],
         progress: progress.clone(),
         pending_reads: HashMap::new(),
         reads_leader: raft::INVALID_ID,
@@ -425,6 +511,9 @@ struct Runner {
     wal: Wal,
     apply: Box<dyn CommitSink>,
     transport: Box<dyn Transport>,
+    /// The configuration as of each change applied since the WAL's snapshot marker (the first
+    /// element is the marker's), so that a compaction records the one in force at its index.
+    conf_history: Vec<(u64, ConfState)>,
     progress: Arc<Progress>,
     /// Read requests sent to raft, by the context that identifies their batch, with when the
     /// request last went out.
@@ -498,6 +587,37 @@ impl Runner {
                     on_reject(e);
                 }
             }
+            Command::ProposeConfChange {
+                change,
+                context,
+                on_reject,
+            } => {
+                let res = if self.node.raft.leader_id == raft::INVALID_ID {
+                    Err(RaftError::NoLeader)
+                } else {
+                    self.node
+                        .propose_conf_change(context, conf_change_v2(change))
+                        .map_err(|e| match e {
+                            raft::Error::ProposalDropped => RaftError::NoLeader,
+                            other => RaftError::Raft(other),
+                        })
+                };
+                if let Err(e) = res {
+                    on_reject(e);
+                }
+            }
+            Command::Progress { member, done } => {
+                let raft = &self.node.raft;
+                let progress = (raft.state == StateRole::Leader)
+                    .then(|| raft.prs().get(member))
+                    .flatten()
+                    .map(|p| MemberProgress {
+                        matched: p.matched,
+                        leader_last: raft.raft_log.last_index(),
+                    });
+                let _ = done.send(progress);
+            }
+            Command::TransferLeader(member) => self.node.transfer_leader(member),
             Command::ReadIndex { done } => self.waiting_reads.push(done),
             Command::Durable { index } => self.compact(index)?,
             Command::Step(bytes) => match raft::eraftpb::Message::decode(bytes.as_ref()) {
@@ -597,16 +717,45 @@ impl Runner {
         // Readers must never see a commit index below an entry the state machine may already
         // have applied (and acknowledged): publish before handing entries out.
         self.publish_progress();
-        let batch = entries
-            .into_iter()
-            .filter(|e| e.get_entry_type() == EntryType::EntryNormal)
-            .map(|e| CommittedEntry {
+        let mut batch = Vec::with_capacity(entries.len());
+        for e in entries {
+            let data = match e.get_entry_type() {
+                EntryType::EntryNormal => Bytes::from(e.data),
+                EntryType::EntryConfChangeV2 => self.apply_conf_change(&e),
+                // Cairn never proposes the first version of configuration changes.
+                EntryType::EntryConfChange => Bytes::new(),
+            };
+            batch.push(CommittedEntry {
                 index: e.index,
                 term: e.term,
-                data: Bytes::from(e.data),
-            })
-            .collect::<Vec<_>>();
+                data,
+            });
+        }
         self.apply.committed(batch);
+    }
+
+    /// Applies a committed configuration change to Raft; returns the context the state machine
+    /// applies, or nothing if Raft refused the change.
+    fn apply_conf_change(&mut self, e: &Entry) -> Bytes {
+        let cc = match ConfChangeV2::decode(e.data.as_ref()) {
+            Ok(cc) => cc,
+            Err(err) => {
+                tracing::error!(index = e.index, error = %err, "undecodable configuration change ignored");
+                return Bytes::new();
+            }
+        };
+        match self.node.apply_conf_change(&cc) {
+            Ok(conf) => {
+                tracing::info!(index = e.index, voters = ?conf.voters, learners = ?conf.learners, "applied a configuration change");
+                self.node.mut_store().conf_state = conf.clone();
+                self.conf_history.push((e.index, conf));
+                Bytes::from(e.context.clone())
+            }
+            Err(err) => {
+                tracing::warn!(index = e.index, error = %err, "raft refused a configuration change");
+                Bytes::new()
+            }
+        }
     }
 
     fn on_ready(&mut self) -> Result<(), RaftError> {
@@ -690,10 +839,17 @@ impl Runner {
             return Ok(());
         }
         let term = raft::Storage::term(store, index)?;
+        // The configuration in force at `index`: the last change at or below it.
+        let at = self
+            .conf_history
+            .iter()
+            .rposition(|(i, _)| *i <= index)
+            .unwrap_or(0);
+        let conf = self.conf_history[at].1.clone();
         let meta = SnapshotMetadata {
             index,
             term,
-            conf_state: Some(store.conf_state.clone()),
+            conf_state: Some(conf),
         };
         let snapshot = SnapshotRecord {
             index,
@@ -709,6 +865,7 @@ impl Runner {
         let hs = encode(&store.hard_state)?;
         self.wal.snapshot(&snapshot, &hs, &tail)?;
         self.node.mut_store().compact(index, term);
+        self.conf_history.drain(..at);
         tracing::info!(index, "compacted raft log");
         Ok(())
     }

@@ -18,6 +18,7 @@ fn config(dir: &std::path::Path, applied: u64) -> NodeConfig {
     NodeConfig {
         id: 1,
         voters: vec![1],
+        learners: vec![],
         wal_dir: dir.to_path_buf(),
         tick: Duration::from_millis(10),
         election_ticks: 10,

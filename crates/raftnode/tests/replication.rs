@@ -2,7 +2,7 @@
 //! off: election, forwarding of proposals and reads from followers, failover, and catch-up.
 
 use bytes::Bytes;
-use cairn_raft::{CommittedEntry, NodeConfig, RaftHandle, Transport, start};
+use cairn_raft::{CommittedEntry, ConfChange, NodeConfig, RaftHandle, Transport, start};
 use std::collections::{HashMap, HashSet};
 use std::sync::mpsc::{Receiver, channel};
 use std::sync::{Arc, RwLock};
@@ -58,12 +58,25 @@ fn cluster(ids: &[u64]) -> (Arc<Wires>, HashMap<u64, Node>) {
     let wires = Arc::new(Wires::default());
     let mut nodes = HashMap::new();
     for &id in ids {
+        nodes.insert(id, node(&wires, id, ids));
+    }
+    (wires, nodes)
+}
+
+/// A node whose first configuration is `voters` (empty for one that joins a running cluster).
+fn node(wires: &Arc<Wires>, id: u64, voters: &[u64]) -> Node {
+    node_with_learners(wires, id, voters, &[])
+}
+
+fn node_with_learners(wires: &Arc<Wires>, id: u64, voters: &[u64], learners: &[u64]) -> Node {
+    {
         let dir = tempfile::tempdir().unwrap();
         let (tx, rx) = channel();
         let (handle, _thread) = start(
             NodeConfig {
                 id,
-                voters: ids.to_vec(),
+                voters: voters.to_vec(),
+                learners: learners.to_vec(),
                 wal_dir: dir.path().to_path_buf(),
                 tick: Duration::from_millis(10),
                 election_ticks: 10,
@@ -79,17 +92,13 @@ fn cluster(ids: &[u64]) -> (Arc<Wires>, HashMap<u64, Node>) {
         )
         .unwrap();
         wires.handles.write().unwrap().insert(id, handle.clone());
-        nodes.insert(
-            id,
-            Node {
-                handle,
-                committed: rx,
-                seen: Vec::new(),
-                _dir: dir,
-            },
-        );
+        Node {
+            handle,
+            committed: rx,
+            seen: Vec::new(),
+            _dir: dir,
+        }
     }
-    (wires, nodes)
 }
 
 /// The member every given member agrees leads, once they agree.
@@ -203,4 +212,63 @@ async fn an_isolated_leader_steps_down_and_catches_up_after_healing() {
     wires.isolated.write().unwrap().clear();
     propose(&nodes[&new].handle, "after");
     wait_for(&mut nodes, &ids, &["before", "during", "after"]);
+}
+
+fn change(h: &RaftHandle, c: ConfChange, context: &str) {
+    h.propose_conf_change(
+        c,
+        context.as_bytes().to_vec(),
+        Box::new(|e| panic!("rejected: {e}")),
+    )
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_learner_joins_catches_up_is_promoted_and_a_voter_leaves() {
+    let ids = [1, 2, 3];
+    let (wires, mut nodes) = cluster(&ids);
+    let leader = agreed_leader(&nodes, &ids);
+    propose(&nodes[&leader].handle, "a");
+    wait_for(&mut nodes, &ids, &["a"]);
+
+    // Node 4 is added, then starts with the configuration the cluster has at that point (the
+    // bootstrap configuration is not in the log) and replays the whole log on top of it.
+    change(
+        &nodes[&leader].handle,
+        ConfChange::AddLearner(4),
+        "learner 4",
+    );
+    wait_for(&mut nodes, &ids, &["a", "learner 4"]);
+    nodes.insert(4, node_with_learners(&wires, 4, &ids, &[4]));
+    let all = [1, 2, 3, 4];
+    wait_for(&mut nodes, &all, &["a", "learner 4"]);
+    let p = nodes[&leader]
+        .handle
+        .member_progress(4)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(p.matched >= 1 && p.matched <= p.leader_last, "{p:?}");
+    // A follower does not know progress.
+    let follower = *ids.iter().find(|&&i| i != leader).unwrap();
+    assert_eq!(
+        nodes[&follower].handle.member_progress(4).await.unwrap(),
+        None
+    );
+
+    change(&nodes[&leader].handle, ConfChange::AddVoter(4), "voter 4");
+    wait_for(&mut nodes, &all, &["a", "learner 4", "voter 4"]);
+
+    // Remove a voter that is not the leader; the other three go on without it.
+    let gone = *ids.iter().find(|&&i| i != leader).unwrap();
+    change(&nodes[&leader].handle, ConfChange::Remove(gone), "remove");
+    let rest: Vec<u64> = all.iter().copied().filter(|&i| i != gone).collect();
+    wait_for(&mut nodes, &rest, &["a", "learner 4", "voter 4", "remove"]);
+    wires.isolated.write().unwrap().insert(gone);
+    propose(&nodes[&leader].handle, "b");
+    wait_for(
+        &mut nodes,
+        &rest,
+        &["a", "learner 4", "voter 4", "remove", "b"],
+    );
 }

@@ -2,7 +2,8 @@
 //! store and the lessor, off the network path; waking the handlers that wait for them; and the
 //! backend write-back thread.
 
-use crate::cluster::membership::Members;
+use crate::cluster::membership::{Applied as MembershipApplied, Members};
+use crate::cluster::transport::PeerTransport;
 use crate::errors::ServerError;
 use crate::etcd::{Applied, ApplyResult};
 use crate::lease::Lessor;
@@ -25,6 +26,7 @@ pub(crate) struct ApplyLoop {
     pub(crate) raft: Option<RaftHandle>,
     pub(crate) lessor: Arc<Lessor>,
     pub(crate) members: Arc<Members>,
+    pub(crate) peers: PeerTransport,
     pub(crate) waiters: Arc<Mutex<HashMap<u64, oneshot::Sender<ApplyResult>>>>,
     pub(crate) applied: watch::Sender<u64>,
     pub(crate) member_id: u64,
@@ -105,6 +107,30 @@ pub(crate) fn apply_thread(
 }
 
 impl ApplyLoop {
+    /// Brings the transport in line with an applied membership change; a member that has been
+    /// removed stops itself, as etcd's does.
+    fn follow_membership(&self, applied: &MembershipApplied) {
+        match applied {
+            MembershipApplied::Peer(id, urls) => self.peers.set_peer(*id, urls.clone()),
+            MembershipApplied::Removed(id) if *id == self.member_id => {
+                tracing::warn!(
+                    "the member has been permanently removed from the cluster; stopping"
+                );
+                let store = self.store.clone();
+                // Long enough for the answer to the request that removed it to leave.
+                std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_secs(1));
+                    if let Err(e) = store.flush() {
+                        tracing::error!(error = %e, "flushing the backend failed");
+                    }
+                    std::process::exit(0);
+                });
+            }
+            MembershipApplied::Removed(id) => self.peers.remove_peer(*id),
+            MembershipApplied::Promoted(_) | MembershipApplied::Nothing => {}
+        }
+    }
+
     fn step(&mut self, batch: Vec<CommittedEntry>) {
         if let Some(hold) = self.hold.take() {
             std::thread::sleep(hold);
@@ -172,6 +198,11 @@ impl ApplyLoop {
                         .members
                         .apply_attributes(&mut a, &m)
                         .map(|()| Applied::MemberAttributes),
+                    Some(Request::MemberChange(c)) => {
+                        let applied = self.members.apply_change(&mut a, &c)?;
+                        self.follow_membership(&applied);
+                        Ok(Applied::MemberChange)
+                    }
                     None => continue,
                 };
                 if let Err(

@@ -143,6 +143,10 @@ pub struct Config {
     #[serde(alias = "experimental-watch-progress-notify-interval")]
     pub watch_progress_notify_interval: GoDuration,
 
+    /// Reject reconfiguration requests that would cause quorum loss.
+    #[arg(long, env = "ETCD_STRICT_RECONFIG_CHECK", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub strict_reconfig_check: bool,
+
     /// Disables fsync of the WAL: unsafe, an acknowledged write can be lost at a power cut.
     #[arg(long, env = "ETCD_UNSAFE_NO_FSYNC", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub unsafe_no_fsync: bool,

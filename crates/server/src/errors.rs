@@ -18,6 +18,18 @@ pub mod msg {
     pub const TOO_LARGE: &str = "etcdserver: request is too large";
     pub const NO_LEADER: &str = "etcdserver: no leader";
     pub const LEADER_CHANGED: &str = "etcdserver: leader changed";
+    pub const MEMBER_NOT_FOUND: &str = "etcdserver: member not found";
+    pub const MEMBER_EXISTS: &str = "etcdserver: member ID already exist";
+    pub const PEER_URL_EXISTS: &str = "etcdserver: Peer URLs already exists";
+    pub const BAD_MEMBER_URLS: &str = "etcdserver: given member URLs are invalid";
+    pub const NOT_ENOUGH_STARTED: &str =
+        "etcdserver: re-configuration failed due to not enough started members";
+    pub const UNHEALTHY: &str = "etcdserver: unhealthy cluster";
+    pub const NOT_LEARNER: &str = "etcdserver: can only promote a learner member";
+    pub const LEARNER_NOT_READY: &str =
+        "etcdserver: can only promote a learner member which is in sync with leader";
+    pub const TOO_MANY_LEARNERS: &str = "etcdserver: too many learner members in cluster";
+    pub const NOT_FOR_LEARNER: &str = "etcdserver: rpc not supported for learner";
     pub const STOPPED: &str = "etcdserver: server stopped";
     pub const TIMEOUT: &str = "etcdserver: request timed out";
     pub const LEASE_NOT_FOUND: &str = "etcdserver: requested lease not found";
@@ -51,6 +63,26 @@ pub enum ServerError {
     Io(String),
     #[error("internal error: {0}")]
     Internal(String),
+    #[error("{}", msg::MEMBER_NOT_FOUND)]
+    MemberNotFound,
+    #[error("{}", msg::MEMBER_EXISTS)]
+    MemberExists,
+    #[error("{}", msg::PEER_URL_EXISTS)]
+    PeerUrlExists,
+    #[error("{}", msg::BAD_MEMBER_URLS)]
+    BadMemberUrls,
+    #[error("{}", msg::NOT_ENOUGH_STARTED)]
+    NotEnoughStarted,
+    #[error("{}", msg::UNHEALTHY)]
+    Unhealthy,
+    #[error("{}", msg::NOT_LEARNER)]
+    NotLearner,
+    #[error("{}", msg::LEARNER_NOT_READY)]
+    LearnerNotReady,
+    #[error("{}", msg::TOO_MANY_LEARNERS)]
+    TooManyLearners,
+    #[error("{}", msg::NOT_FOR_LEARNER)]
+    NotForLearner,
     /// The leader's answer to a request this member forwarded, passed on as it is.
     #[error("{}", .0.message())]
     Remote(Status),
@@ -77,6 +109,16 @@ impl From<ServerError> for Status {
             ServerError::Timeout => Status::unavailable(msg::TIMEOUT),
             ServerError::TooManyRequests => Status::resource_exhausted(msg::TOO_MANY_REQUESTS),
             ServerError::Remote(status) => status,
+            ServerError::MemberNotFound => Status::not_found(msg::MEMBER_NOT_FOUND),
+            ServerError::BadMemberUrls => Status::invalid_argument(msg::BAD_MEMBER_URLS),
+            ServerError::Unhealthy => Status::unavailable(msg::UNHEALTHY),
+            ServerError::NotForLearner => Status::unavailable(msg::NOT_FOR_LEARNER),
+            e @ (ServerError::MemberExists
+            | ServerError::PeerUrlExists
+            | ServerError::NotEnoughStarted
+            | ServerError::NotLearner
+            | ServerError::LearnerNotReady
+            | ServerError::TooManyLearners) => Status::failed_precondition(e.to_string()),
             other => Status::new(Code::Internal, other.to_string()),
         }
     }

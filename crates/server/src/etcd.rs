@@ -2,6 +2,7 @@
 //! client writes, and serves linearizable reads.
 
 use crate::apply::{ApplyLoop, Dispatch, apply_thread, write_back_loop};
+use crate::cluster::join::Joined;
 use crate::cluster::membership::Members;
 use crate::cluster::transport::PeerTransport;
 use crate::config::Config;
@@ -10,7 +11,7 @@ use crate::idgen::IdGenerator;
 use crate::lease::Lessor;
 use crate::readpool::ReadPool;
 use cairn_mvcc::{MvccError, Store};
-use cairn_proto::cairnpb::{InternalRequest, MemberRecord, internal_request::Request};
+use cairn_proto::cairnpb::{InternalRequest, MemberRecord, Membership, internal_request::Request};
 use cairn_proto::etcdserverpb::{
     CompactionResponse, DeleteRangeResponse, LeaseGrantResponse, LeaseRevokeResponse, PutResponse,
     RangeRequest, RangeResponse, ResponseHeader, TxnRequest, TxnResponse,
@@ -41,6 +42,7 @@ pub enum Applied {
     LeaseRevoke(LeaseRevokeResponse),
     LeaseCheckpoint,
     MemberAttributes,
+    MemberChange,
 }
 
 pub(crate) type ApplyResult = Result<Applied, ServerError>;
@@ -98,7 +100,11 @@ pub fn cluster_id(member_ids: &[u64]) -> u64 {
 /// Member and cluster IDs, computed as etcd computes them at bootstrap, then kept in the backend
 /// so that later flag changes cannot alter a member's identity. A new member also records the
 /// cluster's membership as `--initial-cluster` describes it.
-fn identity(store: &Store, config: &Config) -> Result<(u64, u64), ServerError> {
+fn identity(
+    store: &Store,
+    config: &Config,
+    join: Option<Joined>,
+) -> Result<(u64, u64), ServerError> {
     let stored = |name: &str| -> Result<Option<u64>, ServerError> {
         match store.meta(name)? {
             Some(raw) => Ok(Some(cairn_mvcc::decode_meta_u64(name, &raw)?)),
@@ -108,10 +114,20 @@ fn identity(store: &Store, config: &Config) -> Result<(u64, u64), ServerError> {
     if let (Some(c), Some(m)) = (stored("cluster_id")?, stored("member_id")?) {
         return Ok((c, m));
     }
+    if let Some(joined) = join {
+        let (index, term) = (store.consistent_index(), store.term());
+        let mut a = store.begin_apply()?;
+        a.put_meta("cluster_id", &joined.cluster_id.to_le_bytes())?;
+        a.put_meta("member_id", &joined.member_id.to_le_bytes())?;
+        a.put_meta("member_name", config.name.as_bytes())?;
+        Members::bootstrap(&mut a, &joined.membership)?;
+        a.commit(index, term, true)?;
+        return Ok((joined.cluster_id, joined.member_id));
+    }
     if config.initial_cluster_state == "existing" {
         return Err(ServerError::Config(
-            "--initial-cluster-state=existing: joining a running cluster is not supported by \
-             this version of Cairn yet; start every member with --initial-cluster-state=new"
+            "--initial-cluster-state=existing needs the running cluster's membership, which \
+             was not fetched"
                 .into(),
         ));
     }
@@ -138,7 +154,13 @@ fn identity(store: &Store, config: &Config) -> Result<(u64, u64), ServerError> {
     a.put_meta("cluster_id", &cluster_id.to_le_bytes())?;
     a.put_meta("member_id", &member_id.to_le_bytes())?;
     a.put_meta("member_name", config.name.as_bytes())?;
-    Members::bootstrap(&mut a, records)?;
+    Members::bootstrap(
+        &mut a,
+        &Membership {
+            members: records,
+            removed: Vec::new(),
+        },
+    )?;
     a.commit(index, term, true)?;
     Ok((cluster_id, member_id))
 }
@@ -147,6 +169,15 @@ impl EtcdServer {
     /// Opens the data dir, replays the WAL above the backend's consistent index and starts Raft
     /// and the apply loop.
     pub fn start(config: Config) -> Result<Arc<EtcdServer>, ServerError> {
+        EtcdServer::start_with(config, None)
+    }
+
+    /// Like [`EtcdServer::start`], for a member that joins a running cluster with what it
+    /// learned from it (`cluster::join`).
+    pub(crate) fn start_with(
+        config: Config,
+        join: Option<Joined>,
+    ) -> Result<Arc<EtcdServer>, ServerError> {
         config.validate()?;
         let backend = config.backend_path();
         if let Some(dir) = backend.parent() {
@@ -159,7 +190,7 @@ impl EtcdServer {
             );
         }
         let store = Arc::new(Store::open(&backend)?);
-        let (cluster_id, member_id) = identity(&store, &config)?;
+        let (cluster_id, member_id) = identity(&store, &config, join)?;
         let members = Arc::new(Members::load(&store, member_id, &config)?);
         let peers = PeerTransport::new(member_id, cluster_id, members.peers(member_id));
         // etcd's minimum lease TTL: 1.5 election timeouts, rounded up to whole seconds.
@@ -182,6 +213,7 @@ impl EtcdServer {
             raft: None,
             lessor: lessor.clone(),
             members: members.clone(),
+            peers: peers.clone(),
             waiters: waiters.clone(),
             applied: applied_tx,
             member_id,
@@ -203,6 +235,7 @@ impl EtcdServer {
             NodeConfig {
                 id: member_id,
                 voters: members.voters(),
+                learners: members.learners(),
                 wal_dir: config.wal_dir(),
                 tick: config.tick(),
                 election_ticks,
@@ -263,6 +296,23 @@ impl EtcdServer {
         self.header(header.map_or(0, |h| h.revision))
     }
 
+    /// Whether this member is a learner (it replicates the log but neither votes nor serves
+    /// anything but serializable reads and status).
+    pub fn is_learner(&self) -> bool {
+        self.members
+            .get(self.member_id)
+            .is_some_and(|m| m.is_learner)
+    }
+
+    /// etcd refuses every RPC but Status and serializable Range on a learner.
+    pub(crate) fn refuse_learner(&self) -> Result<(), ServerError> {
+        if self.is_learner() {
+            Err(ServerError::NotForLearner)
+        } else {
+            Ok(())
+        }
+    }
+
     pub fn is_published(&self) -> bool {
         self.published.load(Ordering::Acquire)
     }
@@ -309,6 +359,16 @@ impl EtcdServer {
 
     /// Replicates `request` and waits for this member to apply it.
     pub async fn propose(&self, request: Request) -> Result<Applied, ServerError> {
+        self.propose_entry(request, None).await
+    }
+
+    /// Replicates `request`, as a normal entry or as the context of a Raft configuration
+    /// change, and waits for this member to apply it.
+    pub(crate) async fn propose_entry(
+        &self,
+        request: Request,
+        conf_change: Option<cairn_raft::ConfChange>,
+    ) -> Result<Applied, ServerError> {
         // Like etcd: when applying falls this far behind committing, new writes would only
         // lengthen the queue (and its memory) without being served any sooner.
         let committed = self.raft.progress().commit.load(Ordering::Acquire);
@@ -334,7 +394,10 @@ impl EtcdServer {
             }
         });
         let outcome = async {
-            self.raft.propose(data, on_reject)?;
+            match conf_change {
+                None => self.raft.propose(data, on_reject)?,
+                Some(change) => self.raft.propose_conf_change(change, data, on_reject)?,
+            }
             match tokio::time::timeout(self.request_timeout, rx).await {
                 Ok(Ok(res)) => res,
                 Ok(Err(_)) => Err(ServerError::Stopped),

@@ -41,7 +41,14 @@ const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let addrs = config.client_listen_addrs()?;
     let peer_addrs = config.peer_listen_addrs()?;
-    let server = EtcdServer::start(config.clone())?;
+    // A new member of a running cluster learns the cluster from it first; a member with data
+    // ignores the initial-* flags, as etcd's does.
+    let join = if config.initial_cluster_state == "existing" && !config.backend_path().exists() {
+        Some(cluster::join::fetch(&config).await?)
+    } else {
+        None
+    };
+    let server = EtcdServer::start_with(config.clone(), join)?;
     let mut tasks = Vec::new();
     for addr in peer_addrs {
         let listener = tokio::net::TcpListener::bind(addr)

@@ -145,11 +145,15 @@ impl Kv for KvService {
         request: GrpcRequest<RangeRequest>,
     ) -> Result<Response<RawRangeResponse>, Status> {
         let req = request.into_inner();
+        if !req.serializable {
+            self.server.refuse_learner()?;
+        }
         check_range(&req)?;
         Ok(Response::new(self.server.range_raw(req).await?))
     }
 
     async fn put(&self, request: GrpcRequest<PutRequest>) -> Result<Response<PutResponse>, Status> {
+        self.server.refuse_learner()?;
         let req = request.into_inner();
         check_put(&req)?;
         self.check_size(&req)?;
@@ -160,6 +164,7 @@ impl Kv for KvService {
         &self,
         request: GrpcRequest<DeleteRangeRequest>,
     ) -> Result<Response<DeleteRangeResponse>, Status> {
+        self.server.refuse_learner()?;
         let req = request.into_inner();
         check_delete(&req)?;
         self.check_size(&req)?;
@@ -167,6 +172,7 @@ impl Kv for KvService {
     }
 
     async fn txn(&self, request: GrpcRequest<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
+        self.server.refuse_learner()?;
         let req = request.into_inner();
         check_txn(&req, self.server.config.max_txn_ops as usize)?;
         self.check_size(&req)?;
@@ -184,6 +190,7 @@ impl Kv for KvService {
         &self,
         request: GrpcRequest<CompactionRequest>,
     ) -> Result<Response<CompactionResponse>, Status> {
+        self.server.refuse_learner()?;
         // Compaction is applied synchronously, so `physical` holds whether or not it was asked.
         self.write(Request::Compaction(request.into_inner())).await
     }

@@ -26,6 +26,7 @@ impl Lease for LeaseService {
         &self,
         request: GrpcRequest<LeaseGrantRequest>,
     ) -> Result<Response<LeaseGrantResponse>, Status> {
+        self.server.refuse_learner()?;
         let req = request.into_inner();
         if req.ttl > MAX_LEASE_TTL {
             return Err(Status::out_of_range(msg::TOO_LARGE_LEASE_TTL));
@@ -49,6 +50,7 @@ impl Lease for LeaseService {
         &self,
         request: GrpcRequest<LeaseRevokeRequest>,
     ) -> Result<Response<LeaseRevokeResponse>, Status> {
+        self.server.refuse_learner()?;
         let req = request.into_inner();
         match self.server.propose(Request::LeaseRevoke(req)).await? {
             Applied::LeaseRevoke(r) => Ok(Response::new(LeaseRevokeResponse {
@@ -66,6 +68,7 @@ impl Lease for LeaseService {
         &self,
         request: GrpcRequest<Streaming<LeaseKeepAliveRequest>>,
     ) -> Result<Response<Self::LeaseKeepAliveStream>, Status> {
+        self.server.refuse_learner()?;
         let require_leader = super::requires_leader(request.metadata());
         if require_leader && self.server.raft.leader() == 0 {
             return Err(Status::unavailable(msg::NO_LEADER));
@@ -103,6 +106,7 @@ impl Lease for LeaseService {
         &self,
         request: GrpcRequest<LeaseTimeToLiveRequest>,
     ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
+        self.server.refuse_learner()?;
         let req = request.into_inner();
         Ok(Response::new(self.server.lease_time_to_live(req).await?))
     }
@@ -111,6 +115,7 @@ impl Lease for LeaseService {
         &self,
         _: GrpcRequest<LeaseLeasesRequest>,
     ) -> Result<Response<LeaseLeasesResponse>, Status> {
+        self.server.refuse_learner()?;
         self.server.linearizable_barrier().await?;
         Ok(Response::new(LeaseLeasesResponse {
             header: self.server.header(self.server.store.revision()),

@@ -187,6 +187,7 @@ impl Watch for WatchService {
         &self,
         request: Request<Streaming<WatchRequest>>,
     ) -> Result<Response<Self::WatchStream>, Status> {
+        self.server.refuse_learner()?;
         let require_leader = super::requires_leader(request.metadata());
         if require_leader && self.server.raft.leader() == 0 {
             return Err(Status::unavailable(msg::NO_LEADER));

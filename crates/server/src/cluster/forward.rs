@@ -88,7 +88,11 @@ impl EtcdServer {
 
     /// Runs `local` if this member leads, else `remote` against the leader's peer port, until
     /// one answers or the request timeout passes.
-    async fn on_leader<'a, T, L, LF, R, RF>(&'a self, local: L, remote: R) -> Result<T, ServerError>
+    pub(crate) async fn on_leader<'a, T, L, LF, R, RF>(
+        &'a self,
+        local: L,
+        remote: R,
+    ) -> Result<T, ServerError>
     where
         L: FnOnce(&'a EtcdServer) -> LF,
         LF: Future<Output = Result<T, ServerError>>,

@@ -5,7 +5,9 @@
 use crate::config::Config;
 use crate::errors::ServerError;
 use cairn_mvcc::{Applier, Store};
-use cairn_proto::cairnpb::{MemberAttributes, MemberRecord, Membership};
+use cairn_proto::cairnpb::{
+    MemberAttributes, MemberChange, MemberRecord, Membership, member_change::Kind,
+};
 use cairn_proto::etcdserverpb::Member;
 use parking_lot::RwLock;
 use prost::Message;
@@ -15,38 +17,128 @@ const MEMBERS_KEY: &str = "members";
 
 pub struct Members {
     members: RwLock<Vec<MemberRecord>>,
+    removed: RwLock<Vec<u64>>,
+}
+
+/// What applying a membership change did, for the parts of the member that follow it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Applied {
+    /// A member with these peer URLs now exists (added, or its URLs changed).
+    Peer(u64, Vec<String>),
+    Removed(u64),
+    Promoted(u64),
+    Nothing,
 }
 
 impl Members {
     /// The membership stored with the data, or, for a data dir that predates stored
     /// membership, the one this member alone makes up.
     pub(crate) fn load(store: &Store, me: u64, config: &Config) -> Result<Members, ServerError> {
-        let members = match store.meta(MEMBERS_KEY)? {
+        let (members, removed) = match store.meta(MEMBERS_KEY)? {
             Some(raw) => {
-                Membership::decode(raw.as_slice())
-                    .map_err(|e| ServerError::Internal(format!("stored membership: {e}")))?
-                    .members
+                let m = Membership::decode(raw.as_slice())
+                    .map_err(|e| ServerError::Internal(format!("stored membership: {e}")))?;
+                (m.members, m.removed)
             }
-            None => vec![MemberRecord {
-                id: me,
-                name: config.name.clone(),
-                peer_urls: crate::config::split_list(&config.initial_advertise_peer_urls),
-                client_urls: Vec::new(),
-                is_learner: false,
-            }],
+            None => (
+                vec![MemberRecord {
+                    id: me,
+                    name: config.name.clone(),
+                    peer_urls: crate::config::split_list(&config.initial_advertise_peer_urls),
+                    client_urls: Vec::new(),
+                    is_learner: false,
+                }],
+                Vec::new(),
+            ),
         };
         Ok(Members {
             members: RwLock::new(members),
+            removed: RwLock::new(removed),
         })
     }
 
-    /// Records the membership of a new cluster, as `--initial-cluster` gives it.
+    /// Records the membership of a new cluster, as `--initial-cluster` gives it, or of the
+    /// running cluster a new member joins.
     pub(crate) fn bootstrap(
         a: &mut Applier<'_>,
-        members: Vec<MemberRecord>,
+        membership: &Membership,
     ) -> Result<(), ServerError> {
-        a.put_meta(MEMBERS_KEY, &Membership { members }.encode_to_vec())?;
+        a.put_meta(MEMBERS_KEY, &membership.encode_to_vec())?;
         Ok(())
+    }
+
+    /// The membership as it is stored.
+    pub fn snapshot(&self) -> Membership {
+        Membership {
+            members: self.members.read().clone(),
+            removed: self.removed.read().clone(),
+        }
+    }
+
+    pub fn is_removed(&self, id: u64) -> bool {
+        self.removed.read().contains(&id)
+    }
+
+    pub fn all(&self) -> Vec<MemberRecord> {
+        self.members.read().clone()
+    }
+
+    fn persist(&self, a: &mut Applier<'_>, members: &[MemberRecord]) -> Result<(), ServerError> {
+        let encoded = Membership {
+            members: members.to_vec(),
+            removed: self.removed.read().clone(),
+        }
+        .encode_to_vec();
+        a.put_meta(MEMBERS_KEY, &encoded)?;
+        Ok(())
+    }
+
+    /// Applies a membership change from the log. Every member applies the same changes in the
+    /// same order; changes that no longer fit (a member already gone) change nothing.
+    pub(crate) fn apply_change(
+        &self,
+        a: &mut Applier<'_>,
+        change: &MemberChange,
+    ) -> Result<Applied, ServerError> {
+        let Some(record) = change.member.as_ref() else {
+            return Ok(Applied::Nothing);
+        };
+        let mut members = self.members.write();
+        let existing = members.iter().position(|m| m.id == record.id);
+        let applied = match (Kind::try_from(change.kind), existing) {
+            (Ok(Kind::Add), None) => {
+                if self.is_removed(record.id) {
+                    return Ok(Applied::Nothing);
+                }
+                members.push(MemberRecord {
+                    name: String::new(),
+                    client_urls: Vec::new(),
+                    ..record.clone()
+                });
+                Applied::Peer(record.id, record.peer_urls.clone())
+            }
+            (Ok(Kind::Remove), Some(i)) => {
+                members.remove(i);
+                let mut removed = self.removed.write();
+                if !removed.contains(&record.id) {
+                    removed.push(record.id);
+                }
+                Applied::Removed(record.id)
+            }
+            (Ok(Kind::Update), Some(i)) => {
+                members[i].peer_urls.clone_from(&record.peer_urls);
+                Applied::Peer(record.id, record.peer_urls.clone())
+            }
+            (Ok(Kind::Promote), Some(i)) => {
+                members[i].is_learner = false;
+                Applied::Promoted(record.id)
+            }
+            // Replayed after a restart, or by a member that joined with the membership of a
+            // later point: already in effect.
+            _ => return Ok(Applied::Nothing),
+        };
+        self.persist(a, &members)?;
+        Ok(applied)
     }
 
     /// Voting members.
@@ -55,6 +147,15 @@ impl Members {
             .read()
             .iter()
             .filter(|m| !m.is_learner)
+            .map(|m| m.id)
+            .collect()
+    }
+
+    pub fn learners(&self) -> Vec<u64> {
+        self.members
+            .read()
+            .iter()
+            .filter(|m| m.is_learner)
             .map(|m| m.id)
             .collect()
     }
@@ -108,11 +209,7 @@ impl Members {
         };
         m.name.clone_from(&attrs.name);
         m.client_urls.clone_from(&attrs.client_urls);
-        let encoded = Membership {
-            members: members.clone(),
-        }
-        .encode_to_vec();
-        a.put_meta(MEMBERS_KEY, &encoded)?;
+        self.persist(a, &members)?;
         Ok(())
     }
 }

@@ -5,7 +5,9 @@
 //! and URLs that etcd's Cluster service shows; which members vote is Raft's configuration.
 
 pub(crate) mod forward;
+pub(crate) mod join;
 pub(crate) mod membership;
+pub(crate) mod reconfig;
 pub(crate) mod transport;
 
 use crate::etcd::EtcdServer;

@@ -15,14 +15,15 @@ use bytes::Bytes;
 use cairn_proto::cairnpb::peer_client::PeerClient;
 use cairn_proto::cairnpb::peer_server::Peer;
 use cairn_proto::cairnpb::{
-    LeaseRenewRequest, LeaseRenewResponse, LeaseTimeToLiveForward, PeerBatch, PeerStreamEnd,
+    LeaseRenewRequest, LeaseRenewResponse, LeaseTimeToLiveForward, MemberPromoteForward,
+    MembersRequest, MembersResponse, PeerBatch, PeerStreamEnd,
 };
-use cairn_proto::etcdserverpb::LeaseTimeToLiveResponse;
+use cairn_proto::etcdserverpb::{LeaseTimeToLiveResponse, MemberPromoteResponse};
 use cairn_raft::RaftHandle;
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -52,6 +53,12 @@ pub struct PeerTransport {
     raft: Arc<Mutex<Option<RaftHandle>>>,
     /// Channels for unary calls to other members, connected on first use.
     clients: Arc<Mutex<HashMap<u64, tonic::transport::Channel>>>,
+    /// Since when each peer's stream has been up (etcd's ActiveSince), for the reconfiguration
+    /// checks.
+    active: Arc<RwLock<HashMap<u64, Instant>>>,
+    /// Where sender tasks run; set by `start`, so that peers added later (from the apply
+    /// thread) get theirs too.
+    runtime: Arc<Mutex<Option<tokio::runtime::Handle>>>,
 }
 
 impl PeerTransport {
@@ -62,6 +69,8 @@ impl PeerTransport {
             queues: Arc::default(),
             raft: Arc::default(),
             clients: Arc::default(),
+            active: Arc::default(),
+            runtime: Arc::default(),
         };
         for (id, urls) in peers {
             t.add_peer(id, urls);
@@ -84,12 +93,45 @@ impl PeerTransport {
     /// Starts a sender task for every peer. Called once the runtime and the Raft node run.
     pub(crate) fn start(&self, raft: RaftHandle) {
         *self.raft.lock() = Some(raft);
+        *self.runtime.lock() = Some(tokio::runtime::Handle::current());
+        self.spawn_senders();
+    }
+
+    fn spawn_senders(&self) {
+        let Some(runtime) = self.runtime.lock().clone() else {
+            return;
+        };
         let mut queues = self.queues.write();
         for (&id, q) in queues.iter_mut() {
             if let Some(rx) = q.rx.take() {
-                tokio::spawn(send_loop(self.clone(), id, q.urls.clone(), rx));
+                runtime.spawn(send_loop(self.clone(), id, q.urls.clone(), rx));
             }
         }
+    }
+
+    /// A member was added, or its peer URLs changed: (re)open its stream.
+    pub(crate) fn set_peer(&self, id: u64, urls: Vec<String>) {
+        if id == self.me {
+            return;
+        }
+        if self.queues.read().get(&id).is_some_and(|q| q.urls == urls) {
+            return;
+        }
+        self.remove_peer(id);
+        self.add_peer(id, urls);
+        self.spawn_senders();
+    }
+
+    /// A member was removed: its queue closes, which ends its sender task.
+    pub(crate) fn remove_peer(&self, id: u64) {
+        self.queues.write().remove(&id);
+        self.clients.lock().remove(&id);
+        self.active.write().remove(&id);
+    }
+
+    /// Since when the stream to `peer` has been up; None if it is down.
+    pub(crate) fn active_since(&self, peer: u64) -> Option<Instant> {
+        self.active.read().get(&peer).copied()
     }
 
     /// A client for unary calls to member `id`'s peer port; None for an unknown member.
@@ -132,6 +174,11 @@ async fn send_loop(t: PeerTransport, peer: u64, urls: Vec<String>, rx: mpsc::Rec
     // Logged once per change, not once per retry.
     let mut was_active = None;
     loop {
+        if rx.lock().await.is_closed() {
+            // The member was removed (or its URLs changed and a new task took over).
+            t.active.write().remove(&peer);
+            return;
+        }
         let Some(url) = urls.get(attempt % urls.len().max(1)).cloned() else {
             tracing::error!(peer = format!("{peer:x}"), "peer has no URL to dial");
             return;
@@ -142,6 +189,7 @@ async fn send_loop(t: PeerTransport, peer: u64, urls: Vec<String>, rx: mpsc::Rec
             Ok(()) => (true, "stream closed by the peer".to_string()),
             Err((connected, reason)) => (connected, reason),
         };
+        t.active.write().remove(&peer);
         if connected || was_active != Some(false) {
             tracing::warn!(peer = format!("{peer:x}"), %url, %reason, "peer became inactive");
             was_active = Some(false);
@@ -181,6 +229,7 @@ async fn stream_once(
         .map_err(|e| (false, format!("dial: {e}")))?;
     let mut client = PeerClient::new(channel).max_encoding_message_size(usize::MAX);
     tracing::info!(peer = format!("{peer:x}"), %url, "peer became active");
+    t.active.write().entry(peer).or_insert_with(Instant::now);
     let (cluster_id, me) = (t.cluster_id, t.me);
     let batches = futures::stream::unfold(rx, move |rx| async move {
         let batch = {
@@ -289,6 +338,30 @@ impl Peer for PeerService {
             }
         }
         Ok(Response::new(PeerStreamEnd {}))
+    }
+
+    async fn members(
+        &self,
+        _: Request<MembersRequest>,
+    ) -> Result<Response<MembersResponse>, Status> {
+        Ok(Response::new(MembersResponse {
+            cluster_id: self.cluster_id,
+            membership: Some(self.server.members.snapshot()),
+        }))
+    }
+
+    async fn member_promote(
+        &self,
+        request: Request<MemberPromoteForward>,
+    ) -> Result<Response<MemberPromoteResponse>, Status> {
+        let req = request.into_inner();
+        self.check_cluster(req.cluster_id)?;
+        self.check_leader()?;
+        let members = self.server.member_promote_as_leader(req.id).await?;
+        Ok(Response::new(MemberPromoteResponse {
+            header: self.server.header(self.server.store.revision()),
+            members,
+        }))
     }
 
     async fn lease_renew(

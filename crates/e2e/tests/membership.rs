@@ -1,0 +1,199 @@
+//! Membership changes on real processes with real etcdctl: a learner joins a running cluster,
+//! catches up, is promoted; a voter is removed and stops itself; etcd's refusals.
+
+use cairn_e2e::{Cluster, Member, etcdctl};
+use std::time::{Duration, Instant};
+
+const FAST_RAFT: &[&str] = &["--heartbeat-interval", "50", "--election-timeout", "500"];
+
+/// Runs etcdctl until it succeeds (or `timeout` passes); returns its stdout.
+fn until_ok(endpoint: &str, args: &[&str], timeout: Duration) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let run = etcdctl(endpoint, args, None);
+        if run.code == 0 {
+            return run.stdout;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "etcdctl {args:?} kept failing: {run:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn member_id(list: &str, name: &str) -> String {
+    list.lines()
+        .find(|l| l.contains(&format!(", {name}, ")))
+        .and_then(|l| l.split(',').next())
+        .unwrap_or_else(|| panic!("{name} not in {list}"))
+        .to_string()
+}
+
+#[test]
+fn a_learner_joins_is_promoted_and_a_removed_voter_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Cluster::start(dir.path(), 3, FAST_RAFT);
+    let ep = c.members[1].endpoint();
+    for i in 0..50 {
+        assert_eq!(
+            etcdctl(&ep, &["put", &format!("k{i:02}"), "v"], None).code,
+            0
+        );
+    }
+
+    // Add m4 as a learner and start it with what `member add` prints.
+    let mut m4 = Member::unstarted("m4", &dir.path().join("m4"), FAST_RAFT);
+    let add = etcdctl(
+        &ep,
+        &[
+            "member",
+            "add",
+            "m4",
+            "--learner",
+            &format!("--peer-urls={}", m4.peer_url()),
+        ],
+        None,
+    );
+    assert_eq!(add.code, 0, "{add:?}");
+    assert!(
+        add.stdout
+            .contains("ETCD_INITIAL_CLUSTER_STATE=\"existing\""),
+        "{}",
+        add.stdout
+    );
+    let initial = add
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("ETCD_INITIAL_CLUSTER=\""))
+        .and_then(|l| l.strip_suffix('"'))
+        .unwrap()
+        .to_string();
+    assert!(
+        initial.contains(&format!("m4={}", m4.peer_url())),
+        "{initial}"
+    );
+    // Only one learner at a time; a peer URL only once.
+    let second = etcdctl(
+        &ep,
+        &[
+            "member",
+            "add",
+            "m5",
+            "--learner",
+            "--peer-urls=http://127.0.0.1:1",
+        ],
+        None,
+    );
+    assert!(
+        second
+            .stderr
+            .contains("etcdserver: too many learner members in cluster"),
+        "{second:?}"
+    );
+    let dup = etcdctl(
+        &ep,
+        &[
+            "member",
+            "add",
+            "m5",
+            &format!("--peer-urls={}", m4.peer_url()),
+        ],
+        None,
+    );
+    assert!(
+        dup.stderr.contains("etcdserver: Peer URLs already exists"),
+        "{dup:?}"
+    );
+
+    m4.initial_cluster = Some(initial);
+    m4.extra.extend([
+        "--initial-cluster-state".to_string(),
+        "existing".to_string(),
+    ]);
+    m4.launch();
+    let e4 = m4.endpoint();
+    // The learner catches up and serves serializable reads, nothing else.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = etcdctl(
+            &e4,
+            &["get", "k", "--prefix", "--keys-only", "--consistency=s"],
+            None,
+        );
+        if got.code == 0 && got.stdout.lines().filter(|l| l.starts_with('k')).count() == 50 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "learner did not catch up: {got:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let lin = etcdctl(&e4, &["get", "k00"], None);
+    assert!(
+        lin.stderr
+            .contains("etcdserver: rpc not supported for learner"),
+        "{lin:?}"
+    );
+
+    let list = until_ok(&ep, &["member", "list"], Duration::from_secs(5));
+    assert!(
+        list.contains(", started, m4, ")
+            && list
+                .trim_end()
+                .lines()
+                .any(|l| l.contains("m4") && l.ends_with("true")),
+        "{list}"
+    );
+    let id4 = member_id(&list, "m4");
+    let id1 = member_id(&list, "m1");
+    let not_learner = etcdctl(&ep, &["member", "promote", &id1], None);
+    assert!(
+        not_learner
+            .stderr
+            .contains("etcdserver: can only promote a learner member"),
+        "{not_learner:?}"
+    );
+    let promoted = until_ok(&ep, &["member", "promote", &id4], Duration::from_secs(15));
+    assert!(
+        promoted.contains(&format!("Member {id4} promoted in cluster")),
+        "{promoted}"
+    );
+    // A voter now: linearizable reads work on it.
+    let got = until_ok(
+        &e4,
+        &["get", "k49", "--print-value-only"],
+        Duration::from_secs(5),
+    );
+    assert_eq!(got.trim(), "v");
+
+    // Remove m1 (after the cluster has been connected long enough for the strict check); it
+    // stops by itself, and the other three go on.
+    let unknown = etcdctl(&ep, &["member", "remove", "1234"], None);
+    assert!(
+        unknown.stderr.contains("etcdserver: member not found"),
+        "{unknown:?}"
+    );
+    let removed = until_ok(&ep, &["member", "remove", &id1], Duration::from_secs(15));
+    assert!(
+        removed.contains(&format!("Member {id1} removed from cluster")),
+        "{removed}"
+    );
+    let exit = c.members[0].run_to_exit_of_current(Duration::from_secs(10));
+    assert!(exit.is_some(), "a removed member kept running");
+    until_ok(
+        &c.members[2].endpoint(),
+        &["put", "after", "removal"],
+        Duration::from_secs(10),
+    );
+    let got = until_ok(
+        &e4,
+        &["get", "after", "--print-value-only"],
+        Duration::from_secs(5),
+    );
+    assert_eq!(got.trim(), "removal");
+    let list = until_ok(&ep, &["member", "list"], Duration::from_secs(5));
+    assert_eq!(list.lines().count(), 3, "{list}");
+    assert!(!list.contains(", m1, "), "{list}");
+}
