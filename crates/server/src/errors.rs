@@ -30,6 +30,9 @@ pub mod msg {
         "etcdserver: can only promote a learner member which is in sync with leader";
     pub const TOO_MANY_LEARNERS: &str = "etcdserver: too many learner members in cluster";
     pub const NOT_FOR_LEARNER: &str = "etcdserver: rpc not supported for learner";
+    pub const BAD_TRANSFEREE: &str = "etcdserver: bad leader transferee";
+    pub const TRANSFER_TIMEOUT: &str =
+        "etcdserver: request timed out, leader transfer took too long";
     pub const STOPPED: &str = "etcdserver: server stopped";
     pub const TIMEOUT: &str = "etcdserver: request timed out";
     pub const LEASE_NOT_FOUND: &str = "etcdserver: requested lease not found";
@@ -83,6 +86,12 @@ pub enum ServerError {
     TooManyLearners,
     #[error("{}", msg::NOT_FOR_LEARNER)]
     NotForLearner,
+    #[error("{}", msg::NOT_LEADER)]
+    NotLeader,
+    #[error("{}", msg::BAD_TRANSFEREE)]
+    BadLeaderTransferee,
+    #[error("{}", msg::TRANSFER_TIMEOUT)]
+    LeaderTransferTimeout,
     /// The leader's answer to a request this member forwarded, passed on as it is.
     #[error("{}", .0.message())]
     Remote(Status),
@@ -113,12 +122,15 @@ impl From<ServerError> for Status {
             ServerError::BadMemberUrls => Status::invalid_argument(msg::BAD_MEMBER_URLS),
             ServerError::Unhealthy => Status::unavailable(msg::UNHEALTHY),
             ServerError::NotForLearner => Status::unavailable(msg::NOT_FOR_LEARNER),
+            ServerError::LeaderTransferTimeout => Status::unavailable(msg::TRANSFER_TIMEOUT),
             e @ (ServerError::MemberExists
             | ServerError::PeerUrlExists
             | ServerError::NotEnoughStarted
             | ServerError::NotLearner
             | ServerError::LearnerNotReady
-            | ServerError::TooManyLearners) => Status::failed_precondition(e.to_string()),
+            | ServerError::TooManyLearners
+            | ServerError::NotLeader
+            | ServerError::BadLeaderTransferee) => Status::failed_precondition(e.to_string()),
             other => Status::new(Code::Internal, other.to_string()),
         }
     }

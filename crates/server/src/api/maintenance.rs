@@ -57,9 +57,14 @@ impl Maintenance for MaintenanceService {
             raft_index: load(&progress.commit),
             raft_term: load(&progress.term),
             raft_applied_index: s.applied_index(),
-            errors: vec![],
+            // etcd 3.5 reports a member without a leader here.
+            errors: if load(&progress.leader) == 0 {
+                vec![crate::errors::msg::NO_LEADER.to_string()]
+            } else {
+                vec![]
+            },
             db_size_in_use: s.store.db_size_in_use() as i64,
-            is_learner: false,
+            is_learner: s.is_learner(),
             storage_version: STORAGE_VERSION.to_string(),
             db_size_quota: s.config.quota_bytes() as i64,
             downgrade_info: Some(DowngradeInfo {
@@ -121,9 +126,14 @@ impl Maintenance for MaintenanceService {
 
     async fn move_leader(
         &self,
-        _: Request<MoveLeaderRequest>,
+        request: Request<MoveLeaderRequest>,
     ) -> Result<Response<MoveLeaderResponse>, Status> {
-        Err(not_yet("Maintenance.MoveLeader"))
+        self.server
+            .move_leader(request.into_inner().target_id)
+            .await?;
+        Ok(Response::new(MoveLeaderResponse {
+            header: self.server.header(self.server.store.revision()),
+        }))
     }
 
     async fn downgrade(

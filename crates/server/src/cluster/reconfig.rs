@@ -206,6 +206,30 @@ impl EtcdServer {
         self.change_members(Kind::Update, record, None).await
     }
 
+    /// Maintenance.MoveLeader: hands leadership to `target` and waits until it leads.
+    pub(crate) async fn move_leader(&self, target: u64) -> Result<(), ServerError> {
+        if !self.is_leader() {
+            return Err(ServerError::NotLeader);
+        }
+        match self.members.get(target) {
+            Some(m) if !m.is_learner => {}
+            _ => return Err(ServerError::BadLeaderTransferee),
+        }
+        if target == self.member_id {
+            return Ok(());
+        }
+        self.raft.transfer_leader(target)?;
+        // etcd gives a transfer the same time as any request.
+        let deadline = Instant::now() + self.request_timeout();
+        while self.raft.leader() != target {
+            if Instant::now() >= deadline {
+                return Err(ServerError::LeaderTransferTimeout);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+
     /// MemberPromote on any member: the leader decides, since only it knows the learner's log.
     pub(crate) async fn member_promote(&self, id: u64) -> Result<Vec<Member>, ServerError> {
         self.on_leader(
