@@ -197,3 +197,174 @@ fn a_learner_joins_is_promoted_and_a_removed_voter_stops() {
     assert_eq!(list.lines().count(), 3, "{list}");
     assert!(!list.contains(", m1, "), "{list}");
 }
+
+/// A member that was down while the log was compacted catches up from a snapshot the leader
+/// streams to it, and so does a new member; all end with the same data.
+#[test]
+fn members_behind_the_compacted_log_catch_up_by_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut extra = FAST_RAFT.to_vec();
+    extra.extend([
+        "--snapshot-count",
+        "200",
+        "--experimental-snapshot-catchup-entries",
+        "20",
+    ]);
+    let mut c = Cluster::start(dir.path(), 3, &extra);
+    let ep = c.members[0].endpoint();
+    c.members[2].kill9();
+    let value = "x".repeat(1000);
+    // The killed member may have led: a write in flight to it is lost and retried.
+    for i in 0..600 {
+        until_ok(
+            &ep,
+            &["put", &format!("s{i:04}"), &value],
+            Duration::from_secs(15),
+        );
+    }
+    c.members[2].restart();
+    let e3 = c.members[2].endpoint();
+    let got = until_ok(
+        &e3,
+        &["get", "s0599", "--print-value-only"],
+        Duration::from_secs(20),
+    );
+    assert_eq!(got.trim(), value);
+    assert!(
+        c.members[2]
+            .log_text()
+            .contains("installed a snapshot from the leader"),
+        "m3 did not catch up by snapshot:\n{}",
+        c.members[2].log_text()
+    );
+
+    // A new member joins after the compaction: it gets a snapshot too.
+    let mut m4 = Member::unstarted("m4", &dir.path().join("m4"), &extra);
+    let add = etcdctl(
+        &ep,
+        &[
+            "member",
+            "add",
+            "m4",
+            "--learner",
+            &format!("--peer-urls={}", m4.peer_url()),
+        ],
+        None,
+    );
+    assert_eq!(add.code, 0, "{add:?}");
+    let initial = add
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("ETCD_INITIAL_CLUSTER=\""))
+        .and_then(|l| l.strip_suffix('"'))
+        .unwrap()
+        .to_string();
+    m4.initial_cluster = Some(initial);
+    m4.extra.extend([
+        "--initial-cluster-state".to_string(),
+        "existing".to_string(),
+    ]);
+    m4.launch();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = etcdctl(
+            &m4.endpoint(),
+            &[
+                "get",
+                "s",
+                "--prefix",
+                "--keys-only",
+                "-w",
+                "json",
+                "--consistency=s",
+            ],
+            None,
+        );
+        if got.stdout.contains("\"count\":600") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "m4 did not catch up: {got:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        m4.log_text()
+            .contains("installed a snapshot from the leader"),
+        "{}",
+        m4.log_text()
+    );
+
+    // Same data everywhere (after one more write, which every member applies).
+    until_ok(&ep, &["put", "final", "1"], Duration::from_secs(5));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut hashes = std::collections::BTreeSet::new();
+        for e in [
+            c.members[0].endpoint(),
+            c.members[1].endpoint(),
+            e3.clone(),
+            m4.endpoint(),
+        ] {
+            let h = etcdctl(&e, &["endpoint", "hashkv", "-w", "json"], None);
+            let v: serde_json::Value = serde_json::from_str(&h.stdout).unwrap_or_default();
+            hashes.insert(v[0]["HashKV"]["hash"].as_u64().unwrap_or(0));
+        }
+        if hashes.len() == 1 && !hashes.contains(&0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "HashKV differs: {hashes:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A member killed after recording a received snapshot in its WAL but before installing the
+/// copy finishes the installation when it starts again.
+#[test]
+fn an_interrupted_snapshot_install_is_finished_at_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut extra = FAST_RAFT.to_vec();
+    extra.extend([
+        "--snapshot-count",
+        "100",
+        "--experimental-snapshot-catchup-entries",
+        "10",
+    ]);
+    let mut c = Cluster::start(dir.path(), 3, &extra);
+    let ep = c.members[0].endpoint();
+    c.members[2].kill9();
+    for i in 0..300 {
+        until_ok(
+            &ep,
+            &["put", &format!("i{i:04}"), "v"],
+            Duration::from_secs(15),
+        );
+    }
+    let m3 = &mut c.members[2];
+    m3.env.push((
+        "CAIRN_FAILPOINT_CRASH_BEFORE_SNAPSHOT_INSTALL".into(),
+        "1".into(),
+    ));
+    let crashed = m3.run_to_exit(Duration::from_secs(20));
+    assert!(
+        crashed.is_some(),
+        "the failpoint did not fire:\n{}",
+        m3.log_text()
+    );
+    assert!(
+        m3.log_text()
+            .contains("failpoint: dying before installing a snapshot")
+    );
+    m3.env.clear();
+    m3.restart();
+    assert!(
+        m3.log_text()
+            .contains("finishing the installation of a received snapshot"),
+        "{}",
+        m3.log_text()
+    );
+    let got = until_ok(
+        &m3.endpoint(),
+        &["get", "i0299", "--print-value-only"],
+        Duration::from_secs(10),
+    );
+    assert_eq!(got.trim(), "v");
+}

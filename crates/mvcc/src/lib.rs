@@ -29,6 +29,7 @@
 pub mod buffer;
 pub mod index;
 mod ops;
+mod snapshot;
 pub mod watch;
 
 use buffer::{Batch, KvSource, Marks};
@@ -125,7 +126,9 @@ impl State {
 
 /// The MVCC key-value store.
 pub struct Store {
-    db: Database,
+    /// Replaced as a whole when a snapshot from another member is installed; readers that
+    /// hold the old one finish on it.
+    db: parking_lot::RwLock<Arc<Database>>,
     path: PathBuf,
     state: RwLock<State>,
     /// Watchers. Lock order: `state` before `hub`.
@@ -161,6 +164,43 @@ fn decode_record(rev: Revision, raw: &[u8]) -> Result<(u8, KeyValue)> {
 }
 
 /// A numeric meta value; 0 when absent (a new store), an error when malformed.
+/// Creates the tables if needed and rebuilds the in-memory state (key index, revisions,
+/// consistent index) from a backend.
+fn load_state(db: &Database) -> Result<State> {
+    {
+        let w = db.begin_write().map_err(MvccError::backend)?;
+        w.open_table(KV).map_err(MvccError::backend)?;
+        w.open_table(META).map_err(MvccError::backend)?;
+        w.open_table(LEASES).map_err(MvccError::backend)?;
+        w.commit().map_err(MvccError::backend)?;
+    }
+    let mut state = State::default();
+    {
+        let r = db.begin_read().map_err(MvccError::backend)?;
+        let meta = r.open_table(META).map_err(MvccError::backend)?;
+        state.consistent_index = meta_u64(&meta, "consistent_index")?;
+        state.term = meta_u64(&meta, "term")?;
+        state.current = meta_u64(&meta, "current_rev")? as i64;
+        state.compacted = meta_u64(&meta, "compact_rev")? as i64;
+        let kv = r.open_table(KV).map_err(MvccError::backend)?;
+        for item in kv.iter().map_err(MvccError::backend)? {
+            let (k, v) = item.map_err(MvccError::backend)?;
+            let rev = Revision::from_key(k.value());
+            let (kind, kv) = decode_record(rev, v.value())?;
+            let hist = state.index.entry(&kv.key);
+            if kind == KIND_PUT {
+                hist.record_put(rev, kv.create_revision, kv.version, kv.lease);
+            } else {
+                hist.record_delete(rev);
+            }
+            state.current = state.current.max(rev.main);
+        }
+    }
+    // Like etcd, a new store is at revision 1, so the first write is revision 2.
+    state.current = state.current.max(state.compacted).max(1);
+    Ok(state)
+}
+
 fn meta_u64<T: ReadableTable<&'static str, &'static [u8]>>(t: &T, name: &str) -> Result<u64> {
     match t.get(name).map_err(MvccError::backend)? {
         None => Ok(0),
@@ -183,39 +223,9 @@ impl Store {
     pub fn open(path: impl AsRef<Path>) -> Result<Store> {
         let path = path.as_ref().to_path_buf();
         let db = Database::create(&path).map_err(MvccError::backend)?;
-        {
-            let w = db.begin_write().map_err(MvccError::backend)?;
-            w.open_table(KV).map_err(MvccError::backend)?;
-            w.open_table(META).map_err(MvccError::backend)?;
-            w.open_table(LEASES).map_err(MvccError::backend)?;
-            w.commit().map_err(MvccError::backend)?;
-        }
-        let mut state = State::default();
-        {
-            let r = db.begin_read().map_err(MvccError::backend)?;
-            let meta = r.open_table(META).map_err(MvccError::backend)?;
-            state.consistent_index = meta_u64(&meta, "consistent_index")?;
-            state.term = meta_u64(&meta, "term")?;
-            state.current = meta_u64(&meta, "current_rev")? as i64;
-            state.compacted = meta_u64(&meta, "compact_rev")? as i64;
-            let kv = r.open_table(KV).map_err(MvccError::backend)?;
-            for item in kv.iter().map_err(MvccError::backend)? {
-                let (k, v) = item.map_err(MvccError::backend)?;
-                let rev = Revision::from_key(k.value());
-                let (kind, kv) = decode_record(rev, v.value())?;
-                let hist = state.index.entry(&kv.key);
-                if kind == KIND_PUT {
-                    hist.record_put(rev, kv.create_revision, kv.version, kv.lease);
-                } else {
-                    hist.record_delete(rev);
-                }
-                state.current = state.current.max(rev.main);
-            }
-        }
-        // Like etcd, a new store is at revision 1, so the first write is revision 2.
-        state.current = state.current.max(state.compacted).max(1);
+        let state = load_state(&db)?;
         Ok(Store {
-            db,
+            db: parking_lot::RwLock::new(Arc::new(db)),
             path,
             state: RwLock::new(state),
             hub: Mutex::new(watch::Hub::default()),
@@ -226,8 +236,12 @@ impl Store {
         })
     }
 
+    fn db(&self) -> Arc<Database> {
+        self.db.read().clone()
+    }
+
     fn kv_table(&self) -> Result<ReadOnlyTable<u128, &'static [u8]>> {
-        let r = self.db.begin_read().map_err(MvccError::backend)?;
+        let r = self.db().begin_read().map_err(MvccError::backend)?;
         r.open_table(KV).map_err(MvccError::backend)
     }
 
@@ -269,7 +283,7 @@ impl Store {
         {
             return size;
         }
-        let stats = self.db.begin_write().ok().and_then(|w| {
+        let stats = self.db().begin_write().ok().and_then(|w| {
             let s = w.stats().ok();
             w.abort().ok();
             s
@@ -291,7 +305,7 @@ impl Store {
                 return Ok(Some(v.to_vec()));
             }
         }
-        let r = self.db.begin_read().map_err(MvccError::backend)?;
+        let r = self.db().begin_read().map_err(MvccError::backend)?;
         let t = r.open_table(META).map_err(MvccError::backend)?;
         let v = t.get(name).map_err(MvccError::backend)?;
         Ok(v.map(|g| g.value().to_vec()))
@@ -417,7 +431,7 @@ impl Store {
     /// Every stored lease record (see [`Applier::put_lease`]).
     pub fn leases(&self) -> Result<Vec<(i64, Vec<u8>)>> {
         let state = self.state.read();
-        let r = self.db.begin_read().map_err(MvccError::backend)?;
+        let r = self.db().begin_read().map_err(MvccError::backend)?;
         let t = r.open_table(LEASES).map_err(MvccError::backend)?;
         let mut disk = Vec::new();
         for item in t.iter().map_err(MvccError::backend)? {
@@ -601,7 +615,7 @@ impl Store {
     /// once everything applied is written back.
     pub fn hash(&self) -> Result<u32> {
         let state = self.state.read();
-        let rtxn = self.db.begin_read().map_err(MvccError::backend)?;
+        let rtxn = self.db().begin_read().map_err(MvccError::backend)?;
         let kv = rtxn.open_table(KV).map_err(MvccError::backend)?;
         let memory = state.source(&kv).memory_in(0..=u128::MAX);
         let meta = rtxn.open_table(META).map_err(MvccError::backend)?;
@@ -680,7 +694,7 @@ impl Store {
             batch
         };
         let result = (|| {
-            let mut w = self.db.begin_write().map_err(MvccError::backend)?;
+            let mut w = self.db().begin_write().map_err(MvccError::backend)?;
             let durability = if durable {
                 Durability::Immediate
             } else {

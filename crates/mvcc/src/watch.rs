@@ -248,6 +248,15 @@ impl Hub {
         self.next_stream
     }
 
+    /// Every watcher catches up from the backend again (after the backend was replaced).
+    pub(crate) fn unsync_all(&mut self) {
+        for st in self.streams.values_mut() {
+            for w in st.watchers.values_mut() {
+                w.synced = false;
+            }
+        }
+    }
+
     pub(crate) fn close_stream(&mut self, stream: StreamId) {
         self.streams.remove(&stream);
     }

@@ -59,9 +59,9 @@ pub enum RaftError {
 /// entry's own fields (index, term, type, context framing).
 pub const MAX_PROPOSAL_BYTES: usize = cairn_wal::MAX_ENTRY_DATA_LEN - 64;
 
-/// Entries kept in the log below a compaction point, so that a follower that is only a little
-/// behind catches up from the log rather than needing the whole state machine (etcd's
-/// SnapshotCatchUpEntries).
+/// Entries kept in the log below a compaction point by default, so that a follower that is
+/// only a little behind catches up from the log rather than needing the whole state machine
+/// (etcd's SnapshotCatchUpEntries).
 pub const CATCH_UP_ENTRIES: u64 = 5000;
 
 /// How long a ReadIndex request may go unanswered before it is sent again (the message, or
@@ -73,6 +73,11 @@ pub trait Transport: Send + 'static {
     /// Queues an encoded Raft message for member `to`; false if it was dropped (queue full or
     /// peer unknown), which the node reports to Raft as the peer being unreachable.
     fn send(&mut self, to: u64, message: Bytes) -> bool;
+
+    /// Sends a snapshot message together with the state machine copy made for `index`, on a
+    /// path of its own so that the copy never delays other messages. The outcome is reported
+    /// with [`RaftHandle::report_snapshot`]; false if it cannot even start.
+    fn send_snapshot(&mut self, to: u64, message: Bytes, index: u64) -> bool;
 }
 
 /// How the node is set up.
@@ -91,6 +96,9 @@ pub struct NodeConfig {
     pub applied: u64,
     /// etcd's `--unsafe-no-fsync`: write the WAL without making it durable (tests only).
     pub unsafe_no_fsync: bool,
+    /// Entries kept below a compaction point when there are other members
+    /// ([`CATCH_UP_ENTRIES`] by default).
+    pub catch_up_entries: u64,
 }
 
 /// A committed log entry on its way to the state machine.
@@ -101,6 +109,17 @@ pub struct CommittedEntry {
     /// Empty for the no-op entries a new leader appends. For a configuration change, the
     /// context it was proposed with, once Raft has applied the change (empty if Raft refused it).
     pub data: Bytes,
+    /// Not an entry: the state machine must install the snapshot received for `index` (see
+    /// [`Snapshots`]) before it applies anything after it.
+    pub install_snapshot: bool,
+}
+
+/// The state machine's side of Raft snapshots (copies of the whole state machine for members
+/// too far behind for the log). Called on the node thread: must not block.
+pub trait Snapshots: Send + 'static {
+    /// Make a durable copy of the state machine in the background, then report the log index it
+    /// holds with [`RaftHandle::snapshot_made`] (None if it failed).
+    fn make(&mut self, handle: RaftHandle);
 }
 
 /// A change of who takes part in Raft, one member at a time.
@@ -173,6 +192,13 @@ enum Command {
         done: oneshot::Sender<Option<MemberProgress>>,
     },
     TransferLeader(u64),
+    /// A state machine copy for snapshots is durable and holds the log up to this index.
+    SnapshotMade(Option<u64>),
+    /// Whether a snapshot reached `to`.
+    ReportSnapshot {
+        to: u64,
+        delivered: bool,
+    },
     /// An encoded Raft message from another member.
     Step(Bytes),
     /// The transport lost its connection to this member.
@@ -244,6 +270,16 @@ impl RaftHandle {
         self.tx
             .send(Command::TransferLeader(member))
             .map_err(|_| RaftError::Stopped)
+    }
+
+    /// Reports a state machine copy made for snapshots (see [`Snapshots::make`]).
+    pub fn snapshot_made(&self, index: Option<u64>) {
+        let _ = self.tx.send(Command::SnapshotMade(index));
+    }
+
+    /// Reports whether a snapshot sent to `to` arrived.
+    pub fn report_snapshot(&self, to: u64, delivered: bool) {
+        let _ = self.tx.send(Command::ReportSnapshot { to, delivered });
     }
 
     /// Hands an encoded Raft message received from another member to the node.
@@ -353,6 +389,13 @@ fn conf_change_v2(change: ConfChange) -> ConfChangeV2 {
     }
 }
 
+/// The index of the WAL's snapshot marker (0 if none). Reads the whole WAL: for start-up
+/// checks that need it before the node starts.
+pub fn wal_snapshot_index(wal_dir: &std::path::Path) -> Result<u64, RaftError> {
+    let (_, rec) = Wal::open(wal_dir)?;
+    Ok(rec.snapshot.map_or(0, |s| s.index))
+}
+
 /// Rebuilds the in-memory log from the WAL.
 fn recover(config: &NodeConfig) -> Result<(Wal, LogStore), RaftError> {
     let (mut wal, rec) = Wal::open(&config.wal_dir)?;
@@ -433,6 +476,7 @@ pub fn start(
     config: NodeConfig,
     apply: impl CommitSink,
     transport: impl Transport,
+    snapshots: impl Snapshots,
 ) -> Result<(RaftHandle, JoinHandle<()>), RaftError> {
     let (wal, store) = recover(&config)?;
     // Raft hands out again every committed entry above the WAL's snapshot marker: the state
@@ -473,6 +517,10 @@ pub fn start(
         wal,
         apply: Box::new(apply),
         transport: Box::new(transport),
+        snapshots: Box::new(snapshots),
+        making_snapshot: false,
+        catch_up_entries: config.catch_up_entries,
+        handle: None,
         conf_history: vec![(snap_index, base_conf)],
         progress: progress.clone(),
         pending_reads: HashMap::new(),
@@ -484,13 +532,27 @@ pub fn start(
     // Clients may arrive before the node thread's first step: they must see the recovered
     // commit index (admission control compares it with the applied index).
     runner.publish_progress();
+    runner.handle = Some(RaftHandle {
+        tx: tx.clone(),
+        progress: progress.clone(),
+        id: config.id,
+    });
     let thread = std::thread::Builder::new()
         .name("raft".into())
         .spawn(move || {
-            if let Err(e) = runner.run(rx) {
-                tracing::error!(error = %e, "raft node stopped on error");
-                // A member that cannot persist its log must not go on acknowledging writes.
-                std::process::exit(2);
+            // raft-rs panics on states it considers impossible; a member whose Raft thread is
+            // gone must not go on serving as if it were alive.
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runner.run(rx))) {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "raft node stopped on error");
+                    // A member that cannot persist its log must not go on acknowledging writes.
+                    std::process::exit(2);
+                }
+                Err(_) => {
+                    tracing::error!("raft node panicked; stopping the member");
+                    std::process::exit(2);
+                }
             }
         })
         .map_err(|e| RaftError::Invalid(format!("spawn raft thread: {e}")))?;
@@ -511,6 +573,12 @@ struct Runner {
     wal: Wal,
     apply: Box<dyn CommitSink>,
     transport: Box<dyn Transport>,
+    snapshots: Box<dyn Snapshots>,
+    /// A state machine copy is being made.
+    making_snapshot: bool,
+    catch_up_entries: u64,
+    /// A handle to this node, for the snapshot maker to report back with.
+    handle: Option<RaftHandle>,
     /// The configuration as of each change applied since the WAL's snapshot marker (the first
     /// element is the marker's), so that a compaction records the one in force at its index.
     conf_history: Vec<(u64, ConfState)>,
@@ -568,6 +636,13 @@ impl Runner {
             }
             self.flush_reads();
             self.on_ready()?;
+            if self.node.store().wanted.take()
+                && !self.making_snapshot
+                && let Some(handle) = self.handle.clone()
+            {
+                self.making_snapshot = true;
+                self.snapshots.make(handle);
+            }
         }
     }
 
@@ -618,6 +693,20 @@ impl Runner {
                 let _ = done.send(progress);
             }
             Command::TransferLeader(member) => self.node.transfer_leader(member),
+            Command::SnapshotMade(index) => {
+                self.making_snapshot = false;
+                if let Some(index) = index {
+                    self.prepare_snapshot(index);
+                }
+            }
+            Command::ReportSnapshot { to, delivered } => {
+                let status = if delivered {
+                    raft::SnapshotStatus::Finish
+                } else {
+                    raft::SnapshotStatus::Failure
+                };
+                self.node.report_snapshot(to, status);
+            }
             Command::ReadIndex { done } => self.waiting_reads.push(done),
             Command::Durable { index } => self.compact(index)?,
             Command::Step(bytes) => match raft::eraftpb::Message::decode(bytes.as_ref()) {
@@ -681,6 +770,16 @@ impl Runner {
         let mut dropped = Vec::new();
         for m in messages {
             let to = m.to;
+            if m.get_msg_type() == raft::eraftpb::MessageType::MsgSnapshot {
+                let index = m.get_snapshot().get_metadata().index;
+                if !self
+                    .transport
+                    .send_snapshot(to, Bytes::from(m.encode_to_vec()), index)
+                {
+                    self.node.report_snapshot(to, raft::SnapshotStatus::Failure);
+                }
+                continue;
+            }
             if !self.transport.send(to, Bytes::from(m.encode_to_vec())) {
                 dropped.push(to);
             }
@@ -729,6 +828,7 @@ impl Runner {
                 index: e.index,
                 term: e.term,
                 data,
+                install_snapshot: false,
             });
         }
         self.apply.committed(batch);
@@ -768,6 +868,10 @@ impl Runner {
         // is durable: the entries count towards a quorum only once persisted, and the leader's
         // own persistence is acknowledged by advancing below.
         self.send_messages(ready.take_messages());
+        if !ready.snapshot().is_empty() {
+            let snapshot = ready.snapshot().clone();
+            self.install_snapshot(&snapshot)?;
+        }
         let committed = ready.take_committed_entries();
         self.send_committed(committed);
 
@@ -824,8 +928,66 @@ impl Runner {
         Ok(())
     }
 
+    /// A snapshot from the leader replaces the log: its marker goes into the WAL first (so that
+    /// after a crash the member knows to finish installing the copy it received), then the
+    /// state machine is told to install the copy, before any entry after it.
+    fn install_snapshot(&mut self, snapshot: &raft::eraftpb::Snapshot) -> Result<(), RaftError> {
+        let meta = snapshot.get_metadata();
+        let (index, term) = (meta.index, meta.term);
+        let record = SnapshotRecord {
+            index,
+            term,
+            data: Bytes::from(encode(meta)?),
+        };
+        let mut hs = self.node.store().hard_state.clone();
+        hs.commit = hs.commit.max(index);
+        self.wal.snapshot(&record, &encode(&hs)?, &[])?;
+        self.node.mut_store().apply_snapshot(meta);
+        self.conf_history = vec![(index, meta.get_conf_state().clone())];
+        tracing::info!(index, term, "installing a snapshot from the leader");
+        self.apply.committed(vec![CommittedEntry {
+            index,
+            term,
+            data: Bytes::new(),
+            install_snapshot: true,
+        }]);
+        Ok(())
+    }
+
+    /// Turns a state machine copy at `index` into the snapshot raft hands to members that
+    /// need one.
+    fn prepare_snapshot(&mut self, index: u64) {
+        let store = self.node.store();
+        let term = match raft::Storage::term(store, index) {
+            Ok(term) => term,
+            Err(e) => {
+                tracing::warn!(index, error = %e, "a state machine copy is older than the log; another will be made");
+                return;
+            }
+        };
+        let at = self
+            .conf_history
+            .iter()
+            .rposition(|(i, _)| *i <= index)
+            .unwrap_or(0);
+        let mut snapshot = raft::eraftpb::Snapshot {
+            data: index.to_le_bytes().to_vec(),
+            ..Default::default()
+        };
+        let meta = snapshot.mut_metadata();
+        meta.index = index;
+        meta.term = term;
+        meta.set_conf_state(self.conf_history[at].1.clone());
+        tracing::info!(
+            index,
+            term,
+            "prepared a snapshot for members behind the log"
+        );
+        self.node.mut_store().prepared = Some(snapshot);
+    }
+
     /// Folds the log up to `index` into a WAL snapshot marker and drops it from memory. With
-    /// other members, the last [`CATCH_UP_ENTRIES`] entries below `index` are kept for
+    /// other members, the last `catch_up_entries` entries below `index` are kept for
     /// followers that are a little behind.
     fn compact(&mut self, index: u64) -> Result<(), RaftError> {
         let store = self.node.store();
@@ -833,7 +995,7 @@ impl Runner {
         let index = if alone {
             index
         } else {
-            index.saturating_sub(CATCH_UP_ENTRIES)
+            index.saturating_sub(self.catch_up_entries)
         };
         if index <= store.snap_index || index > store.last() {
             return Ok(());

@@ -1,8 +1,9 @@
 //! The in-memory view of the durable Raft log that `raft::RawNode` reads through its `Storage`
 //! trait. Everything in it is also in the WAL; it is rebuilt from the WAL on start.
 
-use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
+use raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 use raft::{GetEntriesContext, RaftState, Storage, StorageError};
+use std::cell::Cell;
 
 #[derive(Debug, Default)]
 pub struct LogStore {
@@ -13,6 +14,11 @@ pub struct LogStore {
     pub(crate) snap_term: u64,
     /// Entries above `snap_index`, contiguous.
     pub(crate) entries: Vec<Entry>,
+    /// The latest copy of the state machine made for members too far behind for the log
+    /// (metadata only; the data travels beside Raft, see `Transport::send_snapshot`).
+    pub(crate) prepared: Option<Snapshot>,
+    /// Raft asked for a snapshot that is not prepared: the node thread has one made.
+    pub(crate) wanted: Cell<bool>,
 }
 
 impl LogStore {
@@ -30,6 +36,15 @@ impl LogStore {
         let keep = first.index.saturating_sub(self.first()) as usize;
         self.entries.truncate(keep);
         self.entries.extend_from_slice(ents);
+    }
+
+    /// Replaces the log with a snapshot received from the leader.
+    pub fn apply_snapshot(&mut self, meta: &SnapshotMetadata) {
+        self.entries.clear();
+        self.snap_index = meta.index;
+        self.snap_term = meta.term;
+        self.conf_state = meta.get_conf_state().clone();
+        self.hard_state.commit = self.hard_state.commit.max(meta.index);
     }
 
     /// Drops the entries at or below `index` (which the state machine has made durable).
@@ -93,9 +108,19 @@ impl Storage for LogStore {
         Ok(self.last())
     }
 
-    fn snapshot(&self, _request_index: u64, _to: u64) -> raft::Result<Snapshot> {
-        // Shipping the state machine to a lagging peer arrives with multi-member clusters; until
-        // then no peer can ask for one, and raft retries on this error.
+    fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
+        // A prepared copy serves while the log still continues from it and its configuration
+        // includes the member (one added after the copy was made would refuse it); otherwise
+        // a new one is made off this thread, and raft asks again on its next attempt.
+        if let Some(s) = &self.prepared {
+            let meta = s.get_metadata();
+            let conf = meta.get_conf_state();
+            let includes = conf.voters.contains(&to) || conf.learners.contains(&to);
+            if meta.index >= request_index && meta.index >= self.snap_index && includes {
+                return Ok(s.clone());
+            }
+        }
+        self.wanted.set(true);
         Err(raft::Error::Store(
             StorageError::SnapshotTemporarilyUnavailable,
         ))

@@ -30,6 +30,19 @@ impl Transport for Net {
             None => false,
         }
     }
+
+    fn send_snapshot(&mut self, _: u64, _: Bytes, _: u64) -> bool {
+        false
+    }
+}
+
+/// These tests never fall far enough behind to need a snapshot.
+struct NoSnapshots;
+
+impl cairn_raft::Snapshots for NoSnapshots {
+    fn make(&mut self, handle: RaftHandle) {
+        handle.snapshot_made(None);
+    }
 }
 
 struct Node {
@@ -83,12 +96,14 @@ fn node_with_learners(wires: &Arc<Wires>, id: u64, voters: &[u64], learners: &[u
                 heartbeat_ticks: 1,
                 applied: 0,
                 unsafe_no_fsync: true,
+                catch_up_entries: cairn_raft::CATCH_UP_ENTRIES,
             },
             tx,
             Net {
                 from: id,
                 wires: wires.clone(),
             },
+            NoSnapshots,
         )
         .unwrap();
         wires.handles.write().unwrap().insert(id, handle.clone());

@@ -27,6 +27,9 @@ pub(crate) struct ApplyLoop {
     pub(crate) lessor: Arc<Lessor>,
     pub(crate) members: Arc<Members>,
     pub(crate) peers: PeerTransport,
+    /// Where snapshot copies from the leader arrive.
+    pub(crate) snap_dir: std::path::PathBuf,
+    pub(crate) config: crate::config::Config,
     pub(crate) waiters: Arc<Mutex<HashMap<u64, oneshot::Sender<ApplyResult>>>>,
     pub(crate) applied: watch::Sender<u64>,
     pub(crate) member_id: u64,
@@ -71,6 +74,7 @@ pub(crate) struct Dispatch {
 impl cairn_raft::CommitSink for Dispatch {
     fn committed(&mut self, batch: Vec<CommittedEntry>) {
         if batch.len() <= INLINE_APPLY_MAX_ENTRIES
+            && !batch.iter().any(|e| e.install_snapshot)
             && let Some(mut applier) = self.applier.try_lock()
             // Under the lock with nothing queued, no earlier batch can still be waiting.
             && self.queued.load(Ordering::Acquire) == 0
@@ -135,7 +139,20 @@ impl ApplyLoop {
         if let Some(hold) = self.hold.take() {
             std::thread::sleep(hold);
         }
-        if let Err(e) = self.apply_batch(batch) {
+        // A snapshot to install splits the batch: what comes before it is applied first.
+        let mut rest = batch;
+        while let Some(at) = rest.iter().position(|e| e.install_snapshot) {
+            let after = rest.split_off(at + 1);
+            let Some(install) = rest.pop() else { break };
+            let outcome = self
+                .apply_batch(std::mem::replace(&mut rest, after))
+                .and_then(|()| self.install_snapshot(install.index));
+            if let Err(e) = outcome {
+                tracing::error!(error = %e, "apply failed; stopping the member to protect the data");
+                std::process::exit(2);
+            }
+        }
+        if let Err(e) = self.apply_batch(rest) {
             tracing::error!(error = %e, "apply failed; stopping the member to protect the data");
             std::process::exit(2);
         }
@@ -143,6 +160,25 @@ impl ApplyLoop {
             // A nudge already queued covers this one too.
             let _ = self.write_back.try_send(());
         }
+    }
+
+    /// Replaces the backend with the leader's copy for `index`, and everything derived from it.
+    fn install_snapshot(&mut self, index: u64) -> Result<(), ServerError> {
+        let consistent = crate::cluster::snapshot::install(&self.store, &self.snap_dir, index)?;
+        self.lessor.reload(&self.store)?;
+        self.members
+            .reload(&self.store, self.member_id, &self.config)?;
+        let ids: Vec<u64> = self.members.all().iter().map(|m| m.id).collect();
+        for m in self.members.all() {
+            self.peers.set_peer(m.id, m.peer_urls);
+        }
+        self.peers.retain_peers(&ids);
+        self.last_compacted = consistent;
+        if let Some(raft) = &self.raft {
+            raft.report_durable(consistent);
+        }
+        self.applied.send_replace(consistent);
+        Ok(())
     }
 
     fn apply_batch(&mut self, batch: Vec<CommittedEntry>) -> Result<(), ServerError> {

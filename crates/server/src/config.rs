@@ -143,6 +143,17 @@ pub struct Config {
     #[serde(alias = "experimental-watch-progress-notify-interval")]
     pub watch_progress_notify_interval: GoDuration,
 
+    /// Number of entries for a slow follower to catch up after compacting the raft storage
+    /// entries.
+    #[arg(
+        long = "experimental-snapshot-catchup-entries",
+        alias = "snapshot-catchup-entries",
+        env = "ETCD_EXPERIMENTAL_SNAPSHOT_CATCHUP_ENTRIES",
+        default_value_t = 5000
+    )]
+    #[serde(alias = "snapshot-catchup-entries")]
+    pub experimental_snapshot_catchup_entries: u64,
+
     /// Reject reconfiguration requests that would cause quorum loss.
     #[arg(long, env = "ETCD_STRICT_RECONFIG_CHECK", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub strict_reconfig_check: bool,

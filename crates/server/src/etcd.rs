@@ -190,9 +190,19 @@ impl EtcdServer {
             );
         }
         let store = Arc::new(Store::open(&backend)?);
+        let snap_dir = backend.parent().map_or_else(
+            || std::path::PathBuf::from("."),
+            std::path::Path::to_path_buf,
+        );
+        crate::cluster::snapshot::finish_interrupted_install(&store, &snap_dir, &config.wal_dir())?;
         let (cluster_id, member_id) = identity(&store, &config, join)?;
         let members = Arc::new(Members::load(&store, member_id, &config)?);
-        let peers = PeerTransport::new(member_id, cluster_id, members.peers(member_id));
+        let peers = PeerTransport::new(
+            member_id,
+            cluster_id,
+            members.peers(member_id),
+            snap_dir.clone(),
+        );
         // etcd's minimum lease TTL: 1.5 election timeouts, rounded up to whole seconds.
         let min_ttl = (config.election_timeout * 3 / 2).div_ceil(1000) as i64;
         let lessor = Arc::new(Lessor::recover(&store, min_ttl, member_id)?);
@@ -214,6 +224,8 @@ impl EtcdServer {
             lessor: lessor.clone(),
             members: members.clone(),
             peers: peers.clone(),
+            snap_dir: snap_dir.clone(),
+            config: config.clone(),
             waiters: waiters.clone(),
             applied: applied_tx,
             member_id,
@@ -242,6 +254,7 @@ impl EtcdServer {
                 heartbeat_ticks: 1,
                 applied: applied_index,
                 unsafe_no_fsync: config.unsafe_no_fsync,
+                catch_up_entries: config.experimental_snapshot_catchup_entries,
             },
             Dispatch {
                 applier: applier.clone(),
@@ -249,6 +262,10 @@ impl EtcdServer {
                 tx: apply_tx,
             },
             peers.clone(),
+            crate::cluster::snapshot::SnapshotMaker {
+                store: store.clone(),
+                dir: snap_dir.clone(),
+            },
         )?;
         applier.lock().raft = Some(raft.clone());
         let request_timeout =

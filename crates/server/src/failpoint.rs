@@ -4,6 +4,8 @@
 //! - `CAIRN_FAILPOINT_APPLY_HOLD_MS`: the apply loop waits this long before applying its first
 //!   batch, so that a test can have requests arrive while entries of the previous run are still
 //!   waiting to be replayed.
+//! - `CAIRN_FAILPOINT_CRASH_BEFORE_SNAPSHOT_INSTALL`: the member dies (as from SIGKILL) after
+//!   a received snapshot is recorded in the WAL and before its copy replaces the backend.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -19,4 +21,11 @@ fn millis(name: &str) -> Option<Duration> {
 pub fn apply_hold() -> Option<Duration> {
     static HOLD: OnceLock<Option<Duration>> = OnceLock::new();
     *HOLD.get_or_init(|| millis("CAIRN_FAILPOINT_APPLY_HOLD_MS"))
+}
+
+/// Whether to die just before installing a received snapshot.
+pub fn crash_before_snapshot_install() -> bool {
+    static CRASH: OnceLock<bool> = OnceLock::new();
+    *CRASH
+        .get_or_init(|| std::env::var_os("CAIRN_FAILPOINT_CRASH_BEFORE_SNAPSHOT_INSTALL").is_some())
 }

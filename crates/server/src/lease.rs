@@ -133,6 +133,13 @@ impl Lessor {
         })
     }
 
+    /// Replaces the lease state with the backend's (after a snapshot replaced the backend).
+    pub fn reload(&self, store: &cairn_mvcc::Store) -> Result<(), ServerError> {
+        let fresh = Lessor::recover(store, self.min_ttl, 0)?;
+        *self.inner.lock() = fresh.inner.into_inner();
+        Ok(())
+    }
+
     pub fn exists(&self, id: i64) -> bool {
         self.inner.lock().leases.contains_key(&id)
     }
@@ -371,7 +378,10 @@ pub fn spawn_background(server: Arc<EtcdServer>) {
             }
             if !leading {
                 leading = true;
-                server.lessor.promote(extend);
+                // A sole voter takes over from no one: nothing to make up for.
+                if server.members.voters().len() > 1 {
+                    server.lessor.promote(extend);
+                }
             }
             let remaining = server.lessor.take_checkpoints();
             if !remaining.is_empty() {

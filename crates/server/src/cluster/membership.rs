@@ -57,6 +57,19 @@ impl Members {
         })
     }
 
+    /// Replaces the membership with the backend's (after a snapshot replaced the backend).
+    pub(crate) fn reload(
+        &self,
+        store: &Store,
+        me: u64,
+        config: &Config,
+    ) -> Result<(), ServerError> {
+        let fresh = Members::load(store, me, config)?;
+        *self.members.write() = fresh.members.into_inner();
+        *self.removed.write() = fresh.removed.into_inner();
+        Ok(())
+    }
+
     /// Records the membership of a new cluster, as `--initial-cluster` gives it, or of the
     /// running cluster a new member joins.
     pub(crate) fn bootstrap(

@@ -8,6 +8,7 @@ pub(crate) mod forward;
 pub(crate) mod join;
 pub(crate) mod membership;
 pub(crate) mod reconfig;
+pub(crate) mod snapshot;
 pub(crate) mod transport;
 
 use crate::etcd::EtcdServer;

@@ -16,12 +16,13 @@ use cairn_proto::cairnpb::peer_client::PeerClient;
 use cairn_proto::cairnpb::peer_server::Peer;
 use cairn_proto::cairnpb::{
     LeaseRenewRequest, LeaseRenewResponse, LeaseTimeToLiveForward, MemberPromoteForward,
-    MembersRequest, MembersResponse, PeerBatch, PeerStreamEnd,
+    MembersRequest, MembersResponse, PeerBatch, PeerStreamEnd, SnapshotAck, SnapshotChunk,
 };
 use cairn_proto::etcdserverpb::{LeaseTimeToLiveResponse, MemberPromoteResponse};
 use cairn_raft::RaftHandle;
 use parking_lot::{Mutex, RwLock};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -59,11 +60,22 @@ pub struct PeerTransport {
     /// Where sender tasks run; set by `start`, so that peers added later (from the apply
     /// thread) get theirs too.
     runtime: Arc<Mutex<Option<tokio::runtime::Handle>>>,
+    /// Where snapshot copies live (`cluster::snapshot`).
+    snap_dir: PathBuf,
+    /// Peers a snapshot is being sent to right now.
+    sending_snapshots: Arc<Mutex<HashSet<u64>>>,
 }
 
 impl PeerTransport {
-    pub(crate) fn new(me: u64, cluster_id: u64, peers: Vec<(u64, Vec<String>)>) -> PeerTransport {
+    pub(crate) fn new(
+        me: u64,
+        cluster_id: u64,
+        peers: Vec<(u64, Vec<String>)>,
+        snap_dir: PathBuf,
+    ) -> PeerTransport {
         let t = PeerTransport {
+            snap_dir,
+            sending_snapshots: Arc::default(),
             me,
             cluster_id,
             queues: Arc::default(),
@@ -129,6 +141,20 @@ impl PeerTransport {
         self.active.write().remove(&id);
     }
 
+    /// Drops every peer not in `members`.
+    pub(crate) fn retain_peers(&self, members: &[u64]) {
+        let gone: Vec<u64> = self
+            .queues
+            .read()
+            .keys()
+            .copied()
+            .filter(|id| !members.contains(id))
+            .collect();
+        for id in gone {
+            self.remove_peer(id);
+        }
+    }
+
     /// Since when the stream to `peer` has been up; None if it is down.
     pub(crate) fn active_since(&self, peer: u64) -> Option<Instant> {
         self.active.read().get(&peer).copied()
@@ -163,6 +189,54 @@ impl cairn_raft::Transport for PeerTransport {
             Some(q) => q.tx.try_send(message).is_ok(),
             None => false,
         }
+    }
+
+    fn send_snapshot(&mut self, to: u64, message: Bytes, index: u64) -> bool {
+        let Some(runtime) = self.runtime.lock().clone() else {
+            return false;
+        };
+        if !self.queues.read().contains_key(&to) {
+            return false;
+        }
+        // One copy at a time per member; the transfer under way reports for this one too.
+        if !self.sending_snapshots.lock().insert(to) {
+            return true;
+        }
+        let t = self.clone();
+        runtime.spawn(async move {
+            let header = SnapshotChunk {
+                cluster_id: t.cluster_id,
+                from: t.me,
+                to,
+                index,
+                message,
+                ..Default::default()
+            };
+            let path = super::snapshot::copy_path(&t.snap_dir, index);
+            let started = Instant::now();
+            // The client is made here: its connection needs the runtime, which the Raft
+            // thread that calls this has not.
+            let outcome = match t.client(to) {
+                Some(client) => {
+                    super::snapshot::send(
+                        &mut client.max_encoding_message_size(usize::MAX),
+                        header,
+                        path,
+                    )
+                    .await
+                }
+                None => Err("the member is gone".to_string()),
+            };
+            t.sending_snapshots.lock().remove(&to);
+            match &outcome {
+                Ok(()) => tracing::info!(peer = format!("{to:x}"), index, took = ?started.elapsed(), "sent a snapshot"),
+                Err(e) => tracing::warn!(peer = format!("{to:x}"), index, error = %e, "sending a snapshot failed"),
+            }
+            if let Some(raft) = t.raft.lock().as_ref() {
+                raft.report_snapshot(to, outcome.is_ok());
+            }
+        });
+        true
     }
 }
 
@@ -362,6 +436,27 @@ impl Peer for PeerService {
             header: self.server.header(self.server.store.revision()),
             members,
         }))
+    }
+
+    async fn snapshot(
+        &self,
+        request: Request<Streaming<SnapshotChunk>>,
+    ) -> Result<Response<SnapshotAck>, Status> {
+        let mut chunks = request.into_inner();
+        let Some(first) = chunks.message().await? else {
+            return Err(Status::invalid_argument("empty snapshot stream"));
+        };
+        self.check_cluster(first.cluster_id)?;
+        if first.to != self.me {
+            return Err(Status::failed_precondition(format!(
+                "member ID mismatch: this is member {:x}, the snapshot is for {:x}",
+                self.me, first.to
+            )));
+        }
+        let dir = self.server.config.backend_path();
+        let dir = dir.parent().unwrap_or(std::path::Path::new("."));
+        super::snapshot::receive(dir, first, &mut chunks, &self.raft).await?;
+        Ok(Response::new(SnapshotAck {}))
     }
 
     async fn lease_renew(
