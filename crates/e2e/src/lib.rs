@@ -7,6 +7,7 @@
 
 mod bg;
 pub mod h2raw;
+pub mod linearizability;
 pub mod workload;
 
 pub use bg::Bg;
@@ -298,6 +299,49 @@ impl Cluster {
     /// Starts `n` members named m1…mn, each with its own data dir under `dir`, and waits until
     /// every one serves.
     pub fn start(dir: &Path, n: usize, extra: &[&str]) -> Cluster {
+        Cluster::start_inner(dir, n, extra, false)
+    }
+
+    /// Like [`Cluster::start`], with the partition failpoint armed: see [`Cluster::partition`].
+    pub fn start_partitionable(dir: &Path, n: usize, extra: &[&str]) -> Cluster {
+        Cluster::start_inner(dir, n, extra, true)
+    }
+
+    fn block_file(m: &Member) -> PathBuf {
+        m.data_dir.with_extension("block")
+    }
+
+    /// Splits the members into `groups` (indexes): members in different groups exchange no
+    /// peer traffic; members in no group are cut off from everyone. Clients still reach all.
+    pub fn partition(&self, groups: &[&[usize]]) {
+        for (i, m) in self.members.iter().enumerate() {
+            let mine: &[usize] = groups
+                .iter()
+                .find(|g| g.contains(&i))
+                .copied()
+                .unwrap_or(&[]);
+            let blocked: Vec<String> = self
+                .members
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i && !mine.contains(j))
+                .map(|(_, o)| o.name.clone())
+                .collect();
+            std::fs::write(Cluster::block_file(m), blocked.join("\n")).expect("write block file");
+        }
+        // The members re-read their files every 100 ms.
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    /// Ends every partition.
+    pub fn heal(&self) {
+        for m in &self.members {
+            std::fs::write(Cluster::block_file(m), "").expect("write block file");
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    fn start_inner(dir: &Path, n: usize, extra: &[&str], partitionable: bool) -> Cluster {
         let mut members: Vec<Member> = (1..=n)
             .map(|i| {
                 let data_dir = dir.join(format!("m{i}"));
@@ -321,6 +365,14 @@ impl Cluster {
             .join(",");
         for m in &mut members {
             m.initial_cluster = Some(initial.clone());
+            if partitionable {
+                let file = Cluster::block_file(m);
+                std::fs::write(&file, "").expect("write block file");
+                m.env.push((
+                    "CAIRN_FAILPOINT_PEER_BLOCK_FILE".to_string(),
+                    file.display().to_string(),
+                ));
+            }
             m.spawn();
         }
         for m in &mut members {

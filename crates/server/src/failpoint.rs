@@ -4,6 +4,9 @@
 //! - `CAIRN_FAILPOINT_APPLY_HOLD_MS`: the apply loop waits this long before applying its first
 //!   batch, so that a test can have requests arrive while entries of the previous run are still
 //!   waiting to be replayed.
+//! - `CAIRN_FAILPOINT_PEER_BLOCK_FILE`: a file naming members (by name or hex id, one per
+//!   line) this member exchanges no peer traffic with, re-read every 100 ms: a network
+//!   partition a test can make and heal.
 //! - `CAIRN_FAILPOINT_CRASH_BEFORE_SNAPSHOT_INSTALL`: the member dies (as from SIGKILL) after
 //!   a received snapshot is recorded in the WAL and before its copy replaces the backend.
 
@@ -28,4 +31,9 @@ pub fn crash_before_snapshot_install() -> bool {
     static CRASH: OnceLock<bool> = OnceLock::new();
     *CRASH
         .get_or_init(|| std::env::var_os("CAIRN_FAILPOINT_CRASH_BEFORE_SNAPSHOT_INSTALL").is_some())
+}
+
+/// The file that names members to cut off, if the failpoint is set.
+pub fn peer_block_file() -> Option<std::path::PathBuf> {
+    std::env::var_os("CAIRN_FAILPOINT_PEER_BLOCK_FILE").map(std::path::PathBuf::from)
 }

@@ -77,6 +77,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     server.peers.start(server.raft.clone());
     tokio::spawn(cluster::publish(server.clone()));
     tokio::spawn(cluster::monitor_leader(server.clone()));
+    if let Some(path) = failpoint::peer_block_file() {
+        tokio::spawn(cluster::follow_block_file(server.clone(), path));
+    }
     let recv_limit = config.max_request_bytes as usize + GRPC_OVERHEAD_BYTES;
     let routes = tonic::service::Routes::new(
         KvServer::new(kv::KvService {

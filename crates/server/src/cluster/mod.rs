@@ -72,3 +72,25 @@ pub(crate) async fn monitor_leader(server: Arc<EtcdServer>) {
         }
     }
 }
+
+/// The partition failpoint: keeps the transport's blocked peers in line with the file the
+/// failpoint names (member names or hex ids, one per line).
+pub(crate) async fn follow_block_file(server: Arc<EtcdServer>, path: std::path::PathBuf) {
+    loop {
+        let text = tokio::fs::read_to_string(&path).await.unwrap_or_default();
+        let members = server.members.all();
+        let blocked = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .filter_map(|l| {
+                members
+                    .iter()
+                    .find(|m| m.name == l || format!("{:x}", m.id) == l)
+                    .map(|m| m.id)
+            })
+            .collect();
+        server.peers.set_blocked(blocked);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -64,6 +64,9 @@ pub struct PeerTransport {
     snap_dir: PathBuf,
     /// Peers a snapshot is being sent to right now.
     sending_snapshots: Arc<Mutex<HashSet<u64>>>,
+    /// Peers cut off by the partition failpoint (`crate::failpoint`): nothing goes to or comes
+    /// from them.
+    blocked: Arc<RwLock<HashSet<u64>>>,
 }
 
 impl PeerTransport {
@@ -76,6 +79,7 @@ impl PeerTransport {
         let t = PeerTransport {
             snap_dir,
             sending_snapshots: Arc::default(),
+            blocked: Arc::default(),
             me,
             cluster_id,
             queues: Arc::default(),
@@ -141,6 +145,19 @@ impl PeerTransport {
         self.active.write().remove(&id);
     }
 
+    /// Cuts this member off from `peers` (and reconnects every other), for partition tests.
+    pub(crate) fn set_blocked(&self, peers: HashSet<u64>) {
+        let mut blocked = self.blocked.write();
+        if *blocked != peers {
+            tracing::warn!(peers = ?peers.iter().map(|p| format!("{p:x}")).collect::<Vec<_>>(), "failpoint: peer traffic blocked");
+            *blocked = peers;
+        }
+    }
+
+    pub(crate) fn is_blocked(&self, peer: u64) -> bool {
+        self.blocked.read().contains(&peer)
+    }
+
     /// Drops every peer not in `members`.
     pub(crate) fn retain_peers(&self, members: &[u64]) {
         let gone: Vec<u64> = self
@@ -162,6 +179,9 @@ impl PeerTransport {
 
     /// A client for unary calls to member `id`'s peer port; None for an unknown member.
     pub(crate) fn client(&self, id: u64) -> Option<PeerClient<tonic::transport::Channel>> {
+        if self.is_blocked(id) {
+            return None;
+        }
         let mut clients = self.clients.lock();
         if let Some(channel) = clients.get(&id) {
             return Some(PeerClient::new(channel.clone()));
@@ -185,6 +205,9 @@ impl PeerTransport {
 
 impl cairn_raft::Transport for PeerTransport {
     fn send(&mut self, to: u64, message: Bytes) -> bool {
+        if self.is_blocked(to) {
+            return false;
+        }
         match self.queues.read().get(&to) {
             Some(q) => q.tx.try_send(message).is_ok(),
             None => false,
@@ -192,6 +215,9 @@ impl cairn_raft::Transport for PeerTransport {
     }
 
     fn send_snapshot(&mut self, to: u64, message: Bytes, index: u64) -> bool {
+        if self.is_blocked(to) {
+            return false;
+        }
         let Some(runtime) = self.runtime.lock().clone() else {
             return false;
         };
@@ -404,6 +430,10 @@ impl Peer for PeerService {
                     "member ID mismatch: this is member {:x}, the messages are for {:x}",
                     self.me, batch.to
                 )));
+            }
+            if self.server.peers.is_blocked(batch.from) {
+                // Partition failpoint: lost on the way.
+                continue;
             }
             for m in batch.messages {
                 self.raft
