@@ -305,9 +305,18 @@ async fn leases_survive_a_leader_change_and_keep_alives_work_on_followers() {
         .await
         .unwrap()
         .into_inner();
+    // On failure, the serving member's log says why.
+    let f_log = c.members[f].log.clone();
     let mut keep_alive = async || {
         tx.send(LeaseKeepAliveRequest { id: kept }).await.unwrap();
-        let r = answers.message().await.unwrap().unwrap();
+        let r = match answers.message().await {
+            Ok(Some(r)) => r,
+            other => panic!(
+                "keep-alive through m{} failed: {other:?}\n{}",
+                f + 1,
+                std::fs::read_to_string(&f_log).unwrap_or_default()
+            ),
+        };
         assert_eq!((r.id, r.ttl), (kept, 4), "{r:?}");
     };
     keep_alive().await;

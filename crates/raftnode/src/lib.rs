@@ -99,6 +99,9 @@ pub struct NodeConfig {
     /// Entries kept below a compaction point when there are other members
     /// ([`CATCH_UP_ENTRIES`] by default).
     pub catch_up_entries: u64,
+    /// etcd's `--force-new-cluster`: drop the uncommitted tail of the log and commit the
+    /// removal of every other member, so that this one goes on alone with its data.
+    pub force_new_cluster: bool,
 }
 
 /// A committed log entry on its way to the state machine.
@@ -468,7 +471,90 @@ fn recover(config: &NodeConfig) -> Result<(Wal, LogStore), RaftError> {
         .max(store.snap_index)
         .max(durable_commit);
     store.hard_state.commit = commit;
+    if config.force_new_cluster {
+        force_alone(config.id, &mut wal, &mut store)?;
+    }
     Ok((wal, store))
+}
+
+/// The configuration after the simple changes committed in the log.
+fn committed_conf(store: &LogStore) -> Result<ConfState, RaftError> {
+    let mut conf = store.conf_state.clone();
+    for e in &store.entries {
+        if e.index > store.hard_state.commit {
+            break;
+        }
+        if e.get_entry_type() != EntryType::EntryConfChangeV2 {
+            continue;
+        }
+        let cc: ConfChangeV2 = decode(&e.data, e.index)?;
+        for c in &cc.changes {
+            let id = c.node_id;
+            conf.voters.retain(|v| *v != id);
+            conf.learners.retain(|v| *v != id);
+            match c.get_change_type() {
+                ConfChangeType::AddNode => conf.voters.push(id),
+                ConfChangeType::AddLearnerNode => conf.learners.push(id),
+                ConfChangeType::RemoveNode => {}
+            }
+        }
+    }
+    Ok(conf)
+}
+
+/// `--force-new-cluster`: cuts the log after the commit index, then appends and commits one
+/// configuration change per other member removing it, as etcd does, so that every replay of
+/// the log ends with this member alone.
+fn force_alone(me: u64, wal: &mut Wal, store: &mut LogStore) -> Result<(), RaftError> {
+    let commit = store.hard_state.commit;
+    let keep = store
+        .entries
+        .iter()
+        .take_while(|e| e.index <= commit)
+        .count();
+    store.entries.truncate(keep);
+    let conf = committed_conf(store)?;
+    let term = store
+        .hard_state
+        .term
+        .max(store.entries.last().map_or(store.snap_term, |e| e.term));
+    let others = conf
+        .voters
+        .iter()
+        .chain(conf.learners.iter())
+        .copied()
+        .filter(|id| *id != me);
+    let mut appended = Vec::new();
+    for (index, id) in (store.last() + 1..).zip(others) {
+        let cc = conf_change_v2(ConfChange::Remove(id));
+        let mut e = Entry {
+            index,
+            term,
+            data: encode(&cc)?,
+            ..Default::default()
+        };
+        e.set_entry_type(EntryType::EntryConfChangeV2);
+        appended.push(e);
+    }
+    // The cut tail is overwritten by the appended entries, or by whatever comes next.
+    let records = appended
+        .iter()
+        .map(to_record)
+        .collect::<Result<Vec<_>, _>>()?;
+    wal.append_entries(&records)?;
+    store.append(&appended);
+    store.hard_state.commit = store.last();
+    store.hard_state.term = term;
+    wal.set_hard_state(&encode(&store.hard_state)?);
+    wal.sync()?;
+    // Raft starts alone; replaying the log's configuration changes ends alone as well.
+    store.conf_state = ConfState::from((vec![me], Vec::<u64>::new()));
+    tracing::warn!(
+        removed = appended.len(),
+        commit = store.hard_state.commit,
+        "--force-new-cluster: this member goes on alone with its data"
+    );
+    Ok(())
 }
 
 /// Starts the node thread. Committed entries are sent, in order and in batches, to `apply`.
@@ -897,6 +983,11 @@ impl Runner {
         if must_sync {
             // Group commit: one fsync for every entry and state change in this Ready.
             self.wal.sync()?;
+        } else {
+            // A commit index that only moved is written without a sync, as etcd writes it: it
+            // survives a killed process (which `--force-new-cluster` relies on), and after a
+            // power cut it is recomputed.
+            self.wal.write()?;
         }
 
         for rs in ready.take_read_states() {

@@ -154,6 +154,10 @@ pub struct Config {
     #[serde(alias = "snapshot-catchup-entries")]
     pub experimental_snapshot_catchup_entries: u64,
 
+    /// Force to create a new one member cluster.
+    #[arg(long, env = "ETCD_FORCE_NEW_CLUSTER", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub force_new_cluster: bool,
+
     /// Reject reconfiguration requests that would cause quorum loss.
     #[arg(long, env = "ETCD_STRICT_RECONFIG_CHECK", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub strict_reconfig_check: bool,

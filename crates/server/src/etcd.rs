@@ -197,6 +197,11 @@ impl EtcdServer {
         crate::cluster::snapshot::finish_interrupted_install(&store, &snap_dir, &config.wal_dir())?;
         let (cluster_id, member_id) = identity(&store, &config, join)?;
         let members = Arc::new(Members::load(&store, member_id, &config)?);
+        if config.force_new_cluster {
+            // Raft commits the removal of every other member (see cairn_raft's NodeConfig);
+            // the membership record follows here, as those entries carry no request.
+            members.force_alone(&store, member_id)?;
+        }
         let peers = PeerTransport::new(
             member_id,
             cluster_id,
@@ -255,6 +260,7 @@ impl EtcdServer {
                 applied: applied_index,
                 unsafe_no_fsync: config.unsafe_no_fsync,
                 catch_up_entries: config.experimental_snapshot_catchup_entries,
+                force_new_cluster: config.force_new_cluster,
             },
             Dispatch {
                 applier: applier.clone(),

@@ -332,6 +332,26 @@ impl Wal {
 
     /// Writes everything buffered as one batch and makes it durable with a single `fdatasync`.
     pub fn sync(&mut self) -> Result<()> {
+        self.write_batch()?;
+        if !self.no_fsync {
+            let path = self.active_path().to_path_buf();
+            self.active.sync_data().map_err(io_err(&path))?;
+        }
+        // Only after a sync: a segment left behind must hold nothing that is not durable.
+        if self.active_len >= self.segment_bytes {
+            self.cut(None, &[])?;
+        }
+        Ok(())
+    }
+
+    /// Writes everything buffered as one batch without making it durable: it survives the
+    /// process being killed, not a power cut (until the next [`Wal::sync`]). For records that
+    /// may be lost, such as a hard state that only moves the commit index.
+    pub fn write(&mut self) -> Result<()> {
+        self.write_batch()
+    }
+
+    fn write_batch(&mut self) -> Result<()> {
         if !self.has_pending() {
             return Ok(());
         }
@@ -339,15 +359,9 @@ impl Wal {
         self.buf[..FRAME_LEN].copy_from_slice(&frame.encode(self.salt));
         let path = self.active_path().to_path_buf();
         self.active.write_all(&self.buf).map_err(io_err(&path))?;
-        if !self.no_fsync {
-            self.active.sync_data().map_err(io_err(&path))?;
-        }
         self.active_len += self.buf.len() as u64;
         self.next_batch += 1;
         self.buf.truncate(FRAME_LEN);
-        if self.active_len >= self.segment_bytes {
-            self.cut(None, &[])?;
-        }
         Ok(())
     }
 

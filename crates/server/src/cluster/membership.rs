@@ -70,6 +70,23 @@ impl Members {
         Ok(())
     }
 
+    /// `--force-new-cluster`: every other member is removed.
+    pub(crate) fn force_alone(&self, store: &Store, me: u64) -> Result<(), ServerError> {
+        let mut members = self.members.write();
+        let others: Vec<u64> = members
+            .iter()
+            .map(|m| m.id)
+            .filter(|id| *id != me)
+            .collect();
+        members.retain(|m| m.id == me);
+        self.removed.write().extend(others);
+        let (index, term) = (store.consistent_index(), store.term());
+        let mut a = store.begin_apply()?;
+        self.persist(&mut a, &members)?;
+        a.commit(index, term, true)?;
+        Ok(())
+    }
+
     /// Records the membership of a new cluster, as `--initial-cluster` gives it, or of the
     /// running cluster a new member joins.
     pub(crate) fn bootstrap(
