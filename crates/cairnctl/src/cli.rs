@@ -116,6 +116,9 @@ pub enum Command {
     /// Watches events stream on keys or prefixes
     #[command(args_override_self = true)]
     Watch(WatchArgs),
+    /// Transfers leadership to another etcd cluster member.
+    #[command(name = "move-leader", args_override_self = true)]
+    MoveLeader(RestArgs),
     /// Lease related commands
     #[command(args_override_self = true)]
     Lease(LeaseArgs),
@@ -263,9 +266,22 @@ pub enum EndpointCommand {
     /// Prints out the status of endpoints specified in `--endpoints` flag
     #[command(args_override_self = true)]
     Status(RestArgs),
+    /// Prints the KV history hash for each endpoint in --endpoints
+    #[command(args_override_self = true)]
+    Hashkv(HashKvArgs),
     /// An unknown subcommand: cobra shows the parent's help and ignores its arguments.
     #[command(external_subcommand)]
     External(#[allow(dead_code)] Vec<OsString>),
+}
+
+/// `endpoint hashkv [--rev=N]`.
+#[derive(Args, Debug, Default)]
+pub struct HashKvArgs {
+    /// maximum revision to hash (default: all revisions)
+    #[arg(long, allow_hyphen_values = true)]
+    pub rev: Option<String>,
+    #[arg(value_parser = clap::value_parser!(OsString), hide = true)]
+    pub args: Vec<OsString>,
 }
 
 #[derive(Args, Debug)]
@@ -280,9 +296,44 @@ pub enum MemberCommand {
     /// Lists all members in the cluster
     #[command(args_override_self = true)]
     List(RestArgs),
+    /// Adds a member into the cluster
+    #[command(args_override_self = true)]
+    Add(MemberAddArgs),
+    /// Removes a member from the cluster
+    #[command(args_override_self = true)]
+    Remove(RestArgs),
+    /// Updates a member in the cluster
+    #[command(args_override_self = true)]
+    Update(MemberUpdateArgs),
+    /// Promotes a non-voting member in the cluster
+    #[command(args_override_self = true)]
+    Promote(RestArgs),
     /// An unknown subcommand: cobra shows the parent's help and ignores its arguments.
     #[command(external_subcommand)]
     External(#[allow(dead_code)] Vec<OsString>),
+}
+
+/// `member add <memberName> [options]`.
+#[derive(Args, Debug, Default)]
+pub struct MemberAddArgs {
+    /// comma separated peer URLs for the new member.
+    #[arg(long)]
+    pub peer_urls: Option<String>,
+    /// indicates if the new member is raft learner
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub learner: Option<String>,
+    #[arg(value_parser = clap::value_parser!(OsString))]
+    pub args: Vec<OsString>,
+}
+
+/// `member update <memberID> [options]`.
+#[derive(Args, Debug, Default)]
+pub struct MemberUpdateArgs {
+    /// comma separated peer URLs for the updated member.
+    #[arg(long)]
+    pub peer_urls: Option<String>,
+    #[arg(value_parser = clap::value_parser!(OsString))]
+    pub args: Vec<OsString>,
 }
 
 /// `watch [options] [key or prefix] [range_end] [--] [exec-command arg1 arg2 ...]`; the same

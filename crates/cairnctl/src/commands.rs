@@ -11,6 +11,7 @@ use crate::flags::{self, DelOpts, EnvScope, GetOpts, Globals, PutOpts};
 use crate::gofmt::{self, to_std};
 use crate::kvops;
 use crate::lease;
+use crate::membership;
 use crate::output::{EpHealth, EpStatus, Format, Printer};
 use crate::txn;
 use crate::watch;
@@ -53,6 +54,7 @@ pub fn run(cli: Cli) -> Result<(), Exit> {
         Command::Endpoint(ep) => match ep.command {
             Some(EndpointCommand::Health(_)) => endpoint_health(&rt, &mut g),
             Some(EndpointCommand::Status(_)) => endpoint_status(&rt, &mut g),
+            Some(EndpointCommand::Hashkv(a)) => membership::hashkv(&rt, &mut g, &a),
             // cobra prints a parent command's help for a missing or unknown subcommand.
             Some(EndpointCommand::External(_)) | None => {
                 print_help(&["endpoint"]);
@@ -61,12 +63,17 @@ pub fn run(cli: Cli) -> Result<(), Exit> {
         },
         Command::Member(m) => match m.command {
             Some(MemberCommand::List(_)) => member_list(&rt, &mut g),
+            Some(MemberCommand::Add(a)) => membership::add(&rt, &mut g, &a),
+            Some(MemberCommand::Remove(a)) => membership::remove(&rt, &mut g, &a),
+            Some(MemberCommand::Update(a)) => membership::update(&rt, &mut g, &a),
+            Some(MemberCommand::Promote(a)) => membership::promote(&rt, &mut g, &a),
             Some(MemberCommand::External(_)) | None => {
                 print_help(&["member"]);
                 Ok(())
             }
         },
         Command::Watch(a) => watch::watch(&rt, &mut g, &a),
+        Command::MoveLeader(a) => membership::move_leader(&rt, &mut g, &a),
         Command::Lease(l) => match l.command {
             Some(LeaseCommand::Grant(a)) => lease::grant(&rt, &mut g, &a),
             Some(LeaseCommand::Revoke(a)) => lease::revoke(&rt, &mut g, &a),
@@ -370,7 +377,7 @@ fn member_list(rt: &Runtime, g: &mut Globals) -> Result<(), Exit> {
 }
 
 /// `--endpoints`, or with `--cluster` every member's client URLs.
-fn target_endpoints(rt: &Runtime, g: &Globals) -> Result<Vec<String>, Exit> {
+pub(crate) fn target_endpoints(rt: &Runtime, g: &Globals) -> Result<Vec<String>, Exit> {
     if !g.cluster {
         return Ok(g.endpoints.clone());
     }

@@ -9,9 +9,9 @@ use crate::gofmt::json_string;
 use crate::watch::WatchResp;
 use base64::Engine as _;
 use cairn_proto::etcdserverpb::{
-    DeleteRangeResponse, LeaseGrantResponse, LeaseKeepAliveResponse, LeaseLeasesResponse,
-    LeaseRevokeResponse, LeaseTimeToLiveResponse, Member, MemberListResponse, PutResponse,
-    RangeResponse, ResponseHeader, StatusResponse, TxnResponse, response_op,
+    DeleteRangeResponse, HashKvResponse, LeaseGrantResponse, LeaseKeepAliveResponse,
+    LeaseLeasesResponse, LeaseRevokeResponse, LeaseTimeToLiveResponse, Member, MemberListResponse,
+    PutResponse, RangeResponse, ResponseHeader, StatusResponse, TxnResponse, response_op,
 };
 use cairn_proto::mvccpb::{Event, KeyValue};
 use std::fmt::Write as _;
@@ -210,6 +210,41 @@ pub fn member(m: &Member) -> String {
     o.omit_strs("peerURLs", &m.peer_ur_ls);
     o.omit_strs("clientURLs", &m.client_ur_ls);
     o.omit_bool("isLearner", m.is_learner);
+    o.finish()
+}
+
+/// A membership change's answer: header, the member added (MemberAdd only), the members.
+pub fn member_change(
+    h: &Option<ResponseHeader>,
+    added: Option<&Member>,
+    members: &[Member],
+) -> String {
+    let mut o = Obj::new();
+    omit_header(&mut o, h);
+    if let Some(m) = added {
+        o.raw("member", &member(m));
+    }
+    o.omit_list("members", members, member);
+    o.finish()
+}
+
+/// A response that carries only its header (MoveLeader).
+pub fn header_only(h: &Option<ResponseHeader>) -> String {
+    let mut o = Obj::new();
+    omit_header(&mut o, h);
+    o.finish()
+}
+
+/// etcdctl's `epHashKV{Ep string "Endpoint"; Resp *HashKVResponse "HashKV"}`, as 3.4 prints it
+/// (3.5 adds `hash_revision`).
+pub fn endpoint_hashkv(ep: &str, r: &HashKvResponse) -> String {
+    let mut inner = Obj::new();
+    omit_header(&mut inner, &r.header);
+    inner.omit_u64("hash", u64::from(r.hash));
+    inner.omit_i64("compact_revision", r.compact_revision);
+    let mut o = Obj::new();
+    o.str("Endpoint", ep);
+    o.raw("HashKV", &inner.finish());
     o.finish()
 }
 

@@ -25,6 +25,7 @@ mod gofmt;
 mod json;
 mod kvops;
 mod lease;
+mod membership;
 mod output;
 mod table;
 mod txn;

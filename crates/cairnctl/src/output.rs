@@ -8,9 +8,11 @@ use crate::json;
 use crate::table;
 use crate::watch::WatchResp;
 use cairn_proto::etcdserverpb::{
-    DeleteRangeResponse, LeaseGrantResponse, LeaseKeepAliveResponse, LeaseLeasesResponse,
-    LeaseRevokeResponse, LeaseTimeToLiveResponse, MemberListResponse, PutResponse, RangeResponse,
-    ResponseHeader, StatusResponse, TxnResponse, WatchResponse, response_op,
+    DeleteRangeResponse, HashKvResponse, LeaseGrantResponse, LeaseKeepAliveResponse,
+    LeaseLeasesResponse, LeaseRevokeResponse, LeaseTimeToLiveResponse, Member, MemberAddResponse,
+    MemberListResponse, MemberPromoteResponse, MemberRemoveResponse, MemberUpdateResponse,
+    MoveLeaderResponse, PutResponse, RangeResponse, ResponseHeader, StatusResponse, TxnResponse,
+    WatchResponse, response_op,
 };
 use cairn_proto::mvccpb::KeyValue;
 use prost::Message as _;
@@ -196,6 +198,114 @@ impl Printer {
             }
             Format::Protobuf => Ok(r.encode_to_vec()),
             Format::Table => Err(self.format.unsupported()),
+        }
+    }
+
+    /// `member add`: the simple format also prints the environment to start the new member
+    /// with, naming it `name`.
+    pub fn member_add(&self, r: &MemberAddResponse, name: &str) -> Result<Vec<u8>, Exit> {
+        let added = r.member.clone().unwrap_or_default();
+        match self.format {
+            Format::Simple => {
+                let cluster = r.header.map_or(0, |h| h.cluster_id);
+                let mut s = format!("Member {:16x} added to cluster {cluster:16x}\n", added.id);
+                let conf: Vec<String> = r
+                    .members
+                    .iter()
+                    .flat_map(|m| {
+                        let n = if m.id == added.id {
+                            name
+                        } else {
+                            m.name.as_str()
+                        };
+                        m.peer_ur_ls.iter().map(move |u| format!("{n}={u}"))
+                    })
+                    .collect();
+                s.push('\n');
+                let _ = writeln!(s, "ETCD_NAME={}", quote_str(name));
+                let _ = writeln!(s, "ETCD_INITIAL_CLUSTER={}", quote_str(&conf.join(",")));
+                let _ = writeln!(
+                    s,
+                    "ETCD_INITIAL_ADVERTISE_PEER_URLS={}",
+                    quote_str(&added.peer_ur_ls.join(","))
+                );
+                s.push_str("ETCD_INITIAL_CLUSTER_STATE=\"existing\"\n");
+                Ok(s.into_bytes())
+            }
+            Format::Json => Ok(line(json::member_change(
+                &r.header,
+                Some(&added),
+                &r.members,
+            ))),
+            Format::Protobuf => Ok(r.encode_to_vec()),
+            Format::Fields | Format::Table => Err(self.format.unsupported()),
+        }
+    }
+
+    /// `member remove|update|promote`: "Member <id> <verb> cluster <cluster>".
+    pub fn member_changed<M: prost::Message + MembersOf>(
+        &self,
+        id: u64,
+        verb: &str,
+        header: &Option<ResponseHeader>,
+        r: &M,
+    ) -> Result<Vec<u8>, Exit> {
+        match self.format {
+            Format::Simple => {
+                let cluster = header.map_or(0, |h| h.cluster_id);
+                Ok(format!("Member {id:16x} {verb} cluster {cluster:16x}\n").into_bytes())
+            }
+            Format::Json => Ok(line(json::member_change(header, None, r.members()))),
+            Format::Protobuf => Ok(r.encode_to_vec()),
+            Format::Fields | Format::Table => Err(self.format.unsupported()),
+        }
+    }
+
+    pub fn move_leader(&self, from: u64, to: u64, r: &MoveLeaderResponse) -> Result<Vec<u8>, Exit> {
+        match self.format {
+            Format::Simple => {
+                Ok(format!("Leadership transferred from {from:x} to {to:x}\n").into_bytes())
+            }
+            Format::Json => Ok(line(json::header_only(&r.header))),
+            Format::Protobuf => Ok(r.encode_to_vec()),
+            Format::Fields | Format::Table => Err(self.format.unsupported()),
+        }
+    }
+
+    pub fn endpoint_hashkv(&self, list: &[(String, HashKvResponse)]) -> Result<Vec<u8>, Exit> {
+        match self.format {
+            Format::Simple => {
+                let rows: Vec<Vec<String>> = list
+                    .iter()
+                    .map(|(ep, r)| vec![ep.clone(), r.hash.to_string()])
+                    .collect();
+                Ok(simple_rows(&rows))
+            }
+            Format::Json => {
+                let items: Vec<String> = list
+                    .iter()
+                    .map(|(ep, r)| json::endpoint_hashkv(ep, r))
+                    .collect();
+                Ok(line(format!("[{}]", items.join(","))))
+            }
+            Format::Fields => {
+                let mut s = String::new();
+                for (ep, r) in list {
+                    fields_header(&mut s, &r.header);
+                    let _ = writeln!(s, "\"Endpoint\" : {}", quote_str(ep));
+                    let _ = writeln!(s, "\"Hash\" : {}", r.hash);
+                    s.push('\n');
+                }
+                Ok(s.into_bytes())
+            }
+            Format::Table => {
+                let rows: Vec<Vec<String>> = list
+                    .iter()
+                    .map(|(ep, r)| vec![ep.clone(), r.hash.to_string()])
+                    .collect();
+                Ok(table::render(&["ENDPOINT", "HASH"], &rows).into_bytes())
+            }
+            Format::Protobuf => Err(self.format.unsupported()),
         }
     }
 
@@ -597,6 +707,29 @@ fn header_text(h: &ResponseHeader) -> String {
         let _ = write!(s, "raft_term:{} ", h.raft_term);
     }
     s
+}
+
+/// Answers to membership changes, which all carry the members after the change.
+pub trait MembersOf {
+    fn members(&self) -> &[Member];
+}
+
+impl MembersOf for MemberRemoveResponse {
+    fn members(&self) -> &[Member] {
+        &self.members
+    }
+}
+
+impl MembersOf for MemberUpdateResponse {
+    fn members(&self) -> &[Member] {
+        &self.members
+    }
+}
+
+impl MembersOf for MemberPromoteResponse {
+    fn members(&self) -> &[Member] {
+        &self.members
+    }
 }
 
 fn line(s: String) -> Vec<u8> {
