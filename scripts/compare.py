@@ -84,50 +84,69 @@ def taskset(cpu):
 
 
 class Server:
-    def __init__(self, kind, data_root, cpu=None):
+    """One server, or a cluster of `members` servers of one kind (each with its own data dir on
+    the same disk, all pinned to the same CPU set): CPU time, peak RSS and data size are summed
+    over the members, and clients spread over every member's endpoint."""
+
+    def __init__(self, kind, data_root, cpu=None, members=1):
         self.kind = kind
-        self.port = free_port()
-        peer = f"http://127.0.0.1:{free_port()}"
-        client = f"http://127.0.0.1:{self.port}"
-        self.dir = os.path.join(data_root, f"{kind}-{self.port}")
+        names = [f"m{i + 1}" for i in range(members)]
+        self.ports = [free_port() for _ in names]
+        peers = [f"http://127.0.0.1:{free_port()}" for _ in names]
+        self.dir = os.path.join(data_root, f"{kind}-{self.ports[0]}")
         os.makedirs(self.dir)
         exe = shutil.which("etcd") if kind == "etcd" else os.path.join(BIN, "cairn")
-        args = [
-            exe, "--name", "m1", "--data-dir", os.path.join(self.dir, "data"),
-            "--listen-client-urls", client, "--advertise-client-urls", client,
-            "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-            "--initial-cluster", f"m1={peer}",
-            # The same settings for both: etcd 3.6's default snapshot count.
-            *(["--snapshot-count", "10000"] if SAME_SNAPSHOT_COUNT else []),
-        ]
+        initial = ",".join(f"{n}={p}" for n, p in zip(names, peers))
         self.log = open(os.path.join(self.dir, "server.log"), "wb")
-        self.proc = subprocess.Popen(taskset(cpu) + args, stdout=self.log, stderr=self.log)
+        self.procs = []
+        for name, port, peer in zip(names, self.ports, peers):
+            client = f"http://127.0.0.1:{port}"
+            args = [
+                exe, "--name", name, "--data-dir", os.path.join(self.dir, "data", name),
+                "--listen-client-urls", client, "--advertise-client-urls", client,
+                "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+                "--initial-cluster", initial,
+                # The same settings for both: etcd 3.6's default snapshot count.
+                *(["--snapshot-count", "10000"] if SAME_SNAPSHOT_COUNT else []),
+            ]
+            self.procs.append(subprocess.Popen(taskset(cpu) + args, stdout=self.log,
+                                               stderr=self.log))
+        self.proc = self.procs[0]
         deadline = time.time() + 30
-        while time.time() < deadline:
-            try:
-                with urllib.request.urlopen(f"{client}/health", timeout=2) as r:
-                    if b'"true"' in r.read():
-                        return
-            except OSError:
+        for port in self.ports:
+            while True:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health",
+                                                timeout=2) as r:
+                        if b'"true"' in r.read():
+                            break
+                except OSError:
+                    pass
+                if time.time() > deadline:
+                    raise RuntimeError(f"{kind} did not become healthy")
                 time.sleep(0.05)
-        raise RuntimeError(f"{kind} did not become healthy")
 
     @property
     def endpoint(self):
-        return f"127.0.0.1:{self.port}"
+        return ",".join(f"127.0.0.1:{p}" for p in self.ports)
 
     def peak_rss(self):
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-        return 0
+        total = 0
+        for proc in self.procs:
+            with open(f"/proc/{proc.pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        total += int(line.split()[1]) * 1024
+        return total
 
     def cpu_seconds(self):
-        """User + system CPU time the server has used so far."""
-        with open(f"/proc/{self.proc.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """User + system CPU time the server (all its members) has used so far."""
+        total = 0.0
+        for proc in self.procs:
+            with open(f"/proc/{proc.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return total
 
     def settle(self, timeout=15):
         """Waits until the server is idle (less than 2% of a CPU over 0.5 s): work left over
@@ -151,12 +170,14 @@ class Server:
         return total
 
     def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        for proc in self.procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
         self.log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -237,7 +258,7 @@ def run(args):
             server_cpu, bench_cpu = PIN[mode]
             for kind in ("etcd", "cairn"):
                 log(f"round {rnd + 1}, {mode}: {kind}")
-                srv = Server(kind, data_root, server_cpu)
+                srv = Server(kind, data_root, server_cpu, args.members)
                 try:
                     preload(srv.endpoint, bench_cpu)
                     srv.settle()
@@ -412,6 +433,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rounds", type=int, default=2, help="alternating rounds per server")
     p.add_argument("--quick", action="store_true", help="fewer requests per workload")
+    p.add_argument("--members", type=int, default=1,
+                   help="members per server (3: a 3-member cluster of each, same disk)")
     p.add_argument("--data-dir", default=os.path.join(ROOT, "target", "bench-data"),
                    help="where the servers keep their data (must be on the real disk)")
     p.add_argument("--no-docs", action="store_true", help="do not update docs/")

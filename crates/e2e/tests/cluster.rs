@@ -538,3 +538,95 @@ async fn move_leader_under_load_loses_nothing() {
         );
     }
 }
+
+/// Watches on every member see the same events, in the same order, with the same revisions,
+/// as clients write through all members; `/health` turns false on a member without a leader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watches_on_every_member_see_the_same_events() {
+    use cairn_proto::etcdserverpb::{
+        WatchCreateRequest, WatchRequest, watch_request::RequestUnion,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Cluster::start(dir.path(), 3, FAST_RAFT);
+    let mut streams = Vec::new();
+    let mut keep = Vec::new();
+    for m in &c.members {
+        let cl = client(&m.endpoint()).await;
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        tx.send(WatchRequest {
+            request_union: Some(RequestUnion::CreateRequest(WatchCreateRequest {
+                key: "w/".into(),
+                range_end: "w0".into(),
+                prev_kv: true,
+                ..Default::default()
+            })),
+        })
+        .await
+        .unwrap();
+        let mut s = cl
+            .watch()
+            .watch(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(s.message().await.unwrap().unwrap().created);
+        streams.push(s);
+        keep.push(tx);
+    }
+    let writers: Vec<Client> =
+        futures::future::join_all(c.members.iter().map(|m| client_for(m.endpoint()))).await;
+    let mut writes = 0;
+    for round in 0..40 {
+        let w = &writers[round % 3];
+        w.put(format!("w/{}", round % 7), format!("v{round}"))
+            .await
+            .unwrap();
+        writes += 1;
+        if round % 10 == 9 {
+            w.delete(format!("w/{}", round % 7)).await.unwrap();
+            writes += 1;
+        }
+    }
+    // (type, key, value, mod revision, prev value) of every event each member delivered.
+    type Seen = Vec<(i32, String, String, i64, Option<String>)>;
+    let mut seen: Vec<Seen> = Vec::new();
+    for s in &mut streams {
+        let mut events = Vec::new();
+        while events.len() < writes {
+            let r = tokio::time::timeout(Duration::from_secs(10), s.message())
+                .await
+                .expect("events stopped arriving")
+                .unwrap()
+                .unwrap();
+            for e in r.events {
+                let kv = e.kv.unwrap_or_default();
+                events.push((
+                    e.r#type,
+                    String::from_utf8_lossy(&kv.key).into_owned(),
+                    String::from_utf8_lossy(&kv.value).into_owned(),
+                    kv.mod_revision,
+                    e.prev_kv
+                        .map(|p| String::from_utf8_lossy(&p.value).into_owned()),
+                ));
+            }
+        }
+        seen.push(events);
+    }
+    assert_eq!(seen[0].len(), writes);
+    assert_eq!(seen[1], seen[0], "m2 saw other events than m1");
+    assert_eq!(seen[2], seen[0], "m3 saw other events than m1");
+
+    // Without a leader a member is not healthy.
+    c.members[1].kill9();
+    c.members[2].kill9();
+    let port = c.members[0].client_port;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let body = cairn_e2e::http_get(port, "/health").unwrap_or_default();
+        if body.contains("\"false\"") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "/health still says {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
