@@ -589,12 +589,14 @@ impl Store {
     /// Hash of every key-value record up to `rev` (0 = current), and the compact revision.
     pub fn hash_kv(&self, rev: i64) -> Result<(u32, i64, i64)> {
         let state = self.state.read();
+        // etcd refuses a requested revision at or below the compact revision (the compact
+        // revision itself too); 0 means the current revision, always allowed.
+        if rev > 0 && rev <= state.compacted {
+            return Err(MvccError::Compacted);
+        }
         let rev = if rev <= 0 { state.current } else { rev };
         if rev > state.current {
             return Err(MvccError::FutureRevision);
-        }
-        if rev < state.compacted {
-            return Err(MvccError::Compacted);
         }
         let table = self.kv_table()?;
         let upper = Revision::new(rev, i64::MAX).to_key();
@@ -602,12 +604,60 @@ impl Store {
         let compacted = state.compacted;
         // The scan reads every record: do it with the view taken, not under the lock.
         drop(state);
-        let mut h = 0u32;
+        // etcd's hash, over the records as etcd's backend holds them: the bucket name, then
+        // each record's key (main and sub revision, big endian, joined by '_', with a 't'
+        // appended for a tombstone) and value (the encoded KeyValue; a tombstone's holds only
+        // the key), so that HashKV compares with etcd's on the same history.
+        // Like etcd, at or below the compact revision only revisions in etcd's `Keep(rev)`
+        // count: each key's last revision up to the hashed revision, unless that is a
+        // tombstone (so a key deleted after the compaction drops out of the hash entirely).
+        let mut last: std::collections::HashMap<Bytes, (Revision, bool)> =
+            std::collections::HashMap::new();
+        if compacted > 0 {
+            memory.scan(&table, 0..=upper, |k, v| {
+                let rev = Revision::from_key(k);
+                let (kind, kv) = decode_record(rev, v)?;
+                last.insert(kv.key, (rev, kind == KIND_TOMBSTONE));
+                Ok(())
+            })?;
+        }
+        let keep: std::collections::HashSet<Revision> = last
+            .into_values()
+            .filter(|(_, tomb)| !tomb)
+            .map(|(rev, _)| rev)
+            .collect();
+        let mut h = crc32c::crc32c(b"key");
+        let mut key = Vec::with_capacity(18);
         memory.scan(&table, 0..=upper, |k, v| {
-            h = crc32c::crc32c_append(h, &k.to_be_bytes());
-            h = crc32c::crc32c_append(h, v);
+            let rev = Revision::from_key(k);
+            if rev.main <= compacted && !keep.is_empty() && !keep.contains(&rev) {
+                return Ok(());
+            }
+            let (kind, body) = v.split_first().ok_or_else(|| MvccError::Corrupt {
+                rev,
+                reason: "empty record".into(),
+            })?;
+            key.clear();
+            key.extend_from_slice(&rev.main.to_be_bytes());
+            key.push(b'_');
+            key.extend_from_slice(&rev.sub.to_be_bytes());
+            if *kind == KIND_TOMBSTONE {
+                key.push(b't');
+                h = crc32c::crc32c_append(h, &key);
+                let (_, kv) = decode_record(rev, v)?;
+                let only_key = KeyValue {
+                    key: kv.key,
+                    ..Default::default()
+                };
+                h = crc32c::crc32c_append(h, &only_key.encode_to_vec());
+            } else {
+                h = crc32c::crc32c_append(h, &key);
+                h = crc32c::crc32c_append(h, body);
+            }
             Ok(())
         })?;
+        // etcd reports -1 for a store that was never compacted.
+        let compacted = if compacted > 0 { compacted } else { -1 };
         Ok((h, compacted, rev))
     }
 
