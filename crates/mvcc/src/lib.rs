@@ -164,6 +164,19 @@ fn decode_record(rev: Revision, raw: &[u8]) -> Result<(u8, KeyValue)> {
 }
 
 /// A numeric meta value; 0 when absent (a new store), an error when malformed.
+/// redb's own page cache. Its default (1 GiB) grows with everything written and read, which
+/// made a member's RSS track its database size; the OS page cache serves the rest just as well
+/// (a miss costs a `pread`), and unlike the process's memory it is given back under pressure.
+pub const BACKEND_CACHE_BYTES: usize = 64 << 20;
+
+/// Opens (or creates) a backend file with Cairn's settings.
+pub(crate) fn open_backend(path: &Path) -> Result<Database> {
+    redb::Builder::new()
+        .set_cache_size(BACKEND_CACHE_BYTES)
+        .create(path)
+        .map_err(MvccError::backend)
+}
+
 /// Creates the tables if needed and rebuilds the in-memory state (key index, revisions,
 /// consistent index) from a backend.
 fn load_state(db: &Database) -> Result<State> {
@@ -222,7 +235,7 @@ impl Store {
     /// Opens or creates the backend at `path` and rebuilds the key index from it.
     pub fn open(path: impl AsRef<Path>) -> Result<Store> {
         let path = path.as_ref().to_path_buf();
-        let db = Database::create(&path).map_err(MvccError::backend)?;
+        let db = open_backend(&path)?;
         let state = load_state(&db)?;
         Ok(Store {
             db: parking_lot::RwLock::new(Arc::new(db)),

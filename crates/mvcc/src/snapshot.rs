@@ -2,7 +2,7 @@
 //! sends a member that is too far behind for the log, and what a backup is made of), and
 //! replacing the backend with such a copy while the member runs.
 
-use crate::{KV, LEASES, META, MvccError, Result, Store, load_state, meta_u64};
+use crate::{KV, LEASES, META, MvccError, Result, Store, load_state, meta_u64, open_backend};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use std::fs::File;
 use std::path::Path;
@@ -70,7 +70,7 @@ impl Store {
             std::fs::remove_file(dest)
                 .map_err(|e| MvccError::Backend(format!("remove {}: {e}", dest.display())))?;
         }
-        let out = Database::create(dest).map_err(MvccError::backend)?;
+        let out = open_backend(dest)?;
         copy_table(&r, &out, KV)?;
         copy_table(&r, &out, META)?;
         copy_table(&r, &out, LEASES)?;
@@ -104,7 +104,7 @@ impl Store {
             })
             .collect::<Result<_>>()?;
         if !kept.is_empty() {
-            let copy = Database::create(src).map_err(MvccError::backend)?;
+            let copy = open_backend(src)?;
             let mut w = copy.begin_write().map_err(MvccError::backend)?;
             w.set_durability(Durability::Immediate)
                 .map_err(MvccError::backend)?;
@@ -126,7 +126,7 @@ impl Store {
             ))
         })?;
         sync_parent(&self.path)?;
-        let db = Database::create(&self.path).map_err(MvccError::backend)?;
+        let db = open_backend(&self.path)?;
         let fresh = load_state(&db)?;
         let consistent = fresh.consistent_index;
         *self.db.write() = Arc::new(db);
