@@ -630,3 +630,26 @@ async fn watches_on_every_member_see_the_same_events() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// A write forwarded to a leader that dies with it times out with etcd's "possibly due to
+/// previous leader failure".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_lost_with_its_leader_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Cluster::start(dir.path(), 3, FAST_RAFT);
+    let leader = c.leader(Duration::from_secs(10)).await;
+    let follower = client(&c.members[(leader + 1) % 3].endpoint()).await;
+    // Kill the leader and write through the follower before it notices.
+    c.members[leader].kill9();
+    let err = follower.put("lost", "v").await.unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("etcdserver: request timed out, possibly due to previous leader failure"),
+        "{message}"
+    );
+    // The new leader takes writes.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while follower.put("after", "v").await.is_err() {
+        assert!(Instant::now() < deadline, "no write after the failover");
+    }
+}

@@ -35,6 +35,8 @@ pub mod msg {
         "etcdserver: request timed out, leader transfer took too long";
     pub const STOPPED: &str = "etcdserver: server stopped";
     pub const TIMEOUT: &str = "etcdserver: request timed out";
+    pub const TIMEOUT_LEADER_FAIL: &str =
+        "etcdserver: request timed out, possibly due to previous leader failure";
     pub const LEASE_NOT_FOUND: &str = "etcdserver: requested lease not found";
     pub const LEASE_EXISTS: &str = "etcdserver: lease already exists";
     pub const TOO_LARGE_LEASE_TTL: &str = "etcdserver: too large lease TTL";
@@ -52,6 +54,10 @@ pub enum ServerError {
     RequestTooLarge,
     #[error("{}", msg::TIMEOUT)]
     Timeout,
+    /// A write timed out after the leader changed while it was in flight (etcd's
+    /// ErrTimeoutDueToLeaderFail): it was most likely lost with the old leader.
+    #[error("{}", msg::TIMEOUT_LEADER_FAIL)]
+    TimeoutLeaderFail,
     #[error("{}", msg::LEASE_EXISTS)]
     LeaseExists,
     #[error("{}", msg::TOO_MANY_REQUESTS)]
@@ -116,6 +122,7 @@ impl From<ServerError> for Status {
                 Status::invalid_argument(msg::TOO_LARGE)
             }
             ServerError::Timeout => Status::unavailable(msg::TIMEOUT),
+            ServerError::TimeoutLeaderFail => Status::unavailable(msg::TIMEOUT_LEADER_FAIL),
             ServerError::TooManyRequests => Status::resource_exhausted(msg::TOO_MANY_REQUESTS),
             ServerError::Remote(status) => status,
             ServerError::MemberNotFound => Status::not_found(msg::MEMBER_NOT_FOUND),

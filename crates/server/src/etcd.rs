@@ -416,6 +416,7 @@ impl EtcdServer {
                 let _ = tx.send(Err(e.into()));
             }
         });
+        let leader_before = self.raft.leader();
         let outcome = async {
             match conf_change {
                 None => self.raft.propose(data, on_reject)?,
@@ -424,6 +425,11 @@ impl EtcdServer {
             match tokio::time::timeout(self.request_timeout, rx).await {
                 Ok(Ok(res)) => res,
                 Ok(Err(_)) => Err(ServerError::Stopped),
+                // As etcd: a timeout across a leader change most likely means the proposal
+                // was lost with the old leader.
+                Err(_) if self.raft.leader() != leader_before => {
+                    Err(ServerError::TimeoutLeaderFail)
+                }
                 Err(_) => Err(ServerError::Timeout),
             }
         }
