@@ -6,14 +6,31 @@ use crate::commands::{client_config, dial, emit, emit_err, target_endpoints, tim
 use crate::exit::{Exit, status_message};
 use crate::flags::{self, EnvScope, Globals};
 use crate::gofmt;
+use cairn_proto::etcdserverpb::cluster_client::ClusterClient;
 use cairn_proto::etcdserverpb::{
     HashKvRequest, MemberAddRequest, MemberPromoteRequest, MemberRemoveRequest,
     MemberUpdateRequest, MoveLeaderRequest, StatusRequest,
 };
 use tokio::runtime::Runtime;
+use tonic::transport::Channel;
 
 fn rpc_error(s: tonic::Status) -> Exit {
     Exit::error(status_message(&s))
+}
+
+/// Dials the endpoints and makes one Cluster call within the command timeout.
+fn cluster_call<T, F, Fut>(rt: &Runtime, g: &Globals, call: F) -> Result<T, Exit>
+where
+    F: FnOnce(ClusterClient<Channel>) -> Fut,
+    Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+{
+    rt.block_on(timed(g.command_timeout, async {
+        let client = dial(&g.endpoints, g.dial_timeout).await;
+        call(client.cluster())
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(rpc_error)
+    }))
 }
 
 fn peer_urls(raw: &Option<String>) -> Result<Vec<String>, Exit> {
@@ -54,18 +71,11 @@ pub fn add(rt: &Runtime, g: &mut Globals, a: &MemberAddArgs) -> Result<(), Exit>
     let urls = peer_urls(&a.peer_urls)?;
     let learner = flags::flag_bool(&a.learner, "learner").map_err(Exit::error)?;
     let printer = client_config(g, EnvScope::Global)?;
-    let resp = rt.block_on(timed(g.command_timeout, async {
-        let client = dial(&g.endpoints, g.dial_timeout).await;
-        client
-            .cluster()
-            .member_add(MemberAddRequest {
-                peer_ur_ls: urls,
-                is_learner: learner,
-            })
-            .await
-            .map(tonic::Response::into_inner)
-            .map_err(rpc_error)
-    }))?;
+    let req = MemberAddRequest {
+        peer_ur_ls: urls,
+        is_learner: learner,
+    };
+    let resp = cluster_call(rt, g, |mut c| async move { c.member_add(req).await })?;
     emit(&printer.member_add(&resp, &name)?);
     Ok(())
 }
@@ -73,15 +83,9 @@ pub fn add(rt: &Runtime, g: &mut Globals, a: &MemberAddArgs) -> Result<(), Exit>
 pub fn remove(rt: &Runtime, g: &mut Globals, a: &RestArgs) -> Result<(), Exit> {
     let id = member_id(&a.args)?;
     let printer = client_config(g, EnvScope::Global)?;
-    let resp = rt.block_on(timed(g.command_timeout, async {
-        let client = dial(&g.endpoints, g.dial_timeout).await;
-        client
-            .cluster()
-            .member_remove(MemberRemoveRequest { id })
-            .await
-            .map(tonic::Response::into_inner)
-            .map_err(rpc_error)
-    }))?;
+    let resp = cluster_call(rt, g, |mut c| async move {
+        c.member_remove(MemberRemoveRequest { id }).await
+    })?;
     emit(&printer.member_changed(id, "removed from", &resp.header, &resp)?);
     Ok(())
 }
@@ -90,18 +94,11 @@ pub fn update(rt: &Runtime, g: &mut Globals, a: &MemberUpdateArgs) -> Result<(),
     let id = member_id(&a.args)?;
     let urls = peer_urls(&a.peer_urls)?;
     let printer = client_config(g, EnvScope::Global)?;
-    let resp = rt.block_on(timed(g.command_timeout, async {
-        let client = dial(&g.endpoints, g.dial_timeout).await;
-        client
-            .cluster()
-            .member_update(MemberUpdateRequest {
-                id,
-                peer_ur_ls: urls,
-            })
-            .await
-            .map(tonic::Response::into_inner)
-            .map_err(rpc_error)
-    }))?;
+    let req = MemberUpdateRequest {
+        id,
+        peer_ur_ls: urls,
+    };
+    let resp = cluster_call(rt, g, |mut c| async move { c.member_update(req).await })?;
     emit(&printer.member_changed(id, "updated in", &resp.header, &resp)?);
     Ok(())
 }
@@ -109,15 +106,9 @@ pub fn update(rt: &Runtime, g: &mut Globals, a: &MemberUpdateArgs) -> Result<(),
 pub fn promote(rt: &Runtime, g: &mut Globals, a: &RestArgs) -> Result<(), Exit> {
     let id = member_id(&a.args)?;
     let printer = client_config(g, EnvScope::Global)?;
-    let resp = rt.block_on(timed(g.command_timeout, async {
-        let client = dial(&g.endpoints, g.dial_timeout).await;
-        client
-            .cluster()
-            .member_promote(MemberPromoteRequest { id })
-            .await
-            .map(tonic::Response::into_inner)
-            .map_err(rpc_error)
-    }))?;
+    let resp = cluster_call(rt, g, |mut c| async move {
+        c.member_promote(MemberPromoteRequest { id }).await
+    })?;
     emit(&printer.member_changed(id, "promoted in", &resp.header, &resp)?);
     Ok(())
 }

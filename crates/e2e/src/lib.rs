@@ -117,19 +117,8 @@ pub struct Member {
 impl Member {
     /// Starts a single-member cluster in `data_dir` and waits until it serves.
     pub fn start(data_dir: &Path, extra: &[&str]) -> Member {
-        let mut m = Member {
-            name: "m1".to_string(),
-            initial_cluster: None,
-            data_dir: data_dir.to_path_buf(),
-            client_port: free_port(),
-            peer_port: free_port(),
-            extra: extra.iter().map(|s| s.to_string()).collect(),
-            env: Vec::new(),
-            child: None,
-            log: data_dir.with_extension("log"),
-        };
-        m.spawn();
-        m.wait_ready();
+        let mut m = Member::unstarted("m1", data_dir, extra);
+        m.launch();
         m
     }
 
@@ -290,6 +279,20 @@ impl Member {
     }
 }
 
+/// A test's random seed: `var` if set (to replay a run), else the clock; printed either way.
+pub fn seed_from_env(var: &str) -> u64 {
+    let seed = std::env::var(var)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+        });
+    eprintln!("seed {seed} (rerun with {var}={seed})");
+    seed
+}
+
 /// Several `cairn` members started together from one `--initial-cluster`.
 pub struct Cluster {
     pub members: Vec<Member>,
@@ -343,20 +346,7 @@ impl Cluster {
 
     fn start_inner(dir: &Path, n: usize, extra: &[&str], partitionable: bool) -> Cluster {
         let mut members: Vec<Member> = (1..=n)
-            .map(|i| {
-                let data_dir = dir.join(format!("m{i}"));
-                Member {
-                    name: format!("m{i}"),
-                    initial_cluster: None,
-                    log: data_dir.with_extension("log"),
-                    data_dir,
-                    client_port: free_port(),
-                    peer_port: free_port(),
-                    extra: extra.iter().map(|s| s.to_string()).collect(),
-                    env: Vec::new(),
-                    child: None,
-                }
-            })
+            .map(|i| Member::unstarted(&format!("m{i}"), &dir.join(format!("m{i}")), extra))
             .collect();
         let initial = members
             .iter()

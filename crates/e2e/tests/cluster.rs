@@ -123,6 +123,75 @@ async fn client_for(endpoint: String) -> Client {
     client(&endpoint).await
 }
 
+/// One writer per endpoint putting unique keys `{prefix}{writer}/{seq}` until `stop`,
+/// reconnecting when its member goes away; each returns the keys acknowledged to it.
+fn spawn_writers(
+    endpoints: &[String],
+    prefix: &str,
+    stop: &Arc<AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<Vec<String>>> {
+    endpoints
+        .iter()
+        .enumerate()
+        .map(|(w, ep)| {
+            let (ep, stop, prefix) = (ep.clone(), stop.clone(), prefix.to_string());
+            tokio::spawn(async move {
+                let mut acked = Vec::new();
+                let mut seq = 0u64;
+                let mut cl: Option<Client> = None;
+                while !stop.load(Ordering::Relaxed) {
+                    if cl.is_none() {
+                        cl = Client::connect_one(&ep, Duration::from_millis(300))
+                            .await
+                            .ok();
+                        if cl.is_none() {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    }
+                    let Some(client) = cl.as_ref() else { continue };
+                    let key = format!("{prefix}{w}/{seq:06}");
+                    seq += 1;
+                    match tokio::time::timeout(Duration::from_secs(8), client.put(key.clone(), "v"))
+                        .await
+                    {
+                        Ok(Ok(_)) => acked.push(key),
+                        Ok(Err(_)) => {
+                            cl = None;
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                        Err(_) => cl = None,
+                    }
+                }
+                acked
+            })
+        })
+        .collect()
+}
+
+/// Every acknowledged key is on every member (linearizable reads).
+async fn assert_all_acknowledged(endpoints: &[String], prefix: &str, acked: &[String]) {
+    for ep in endpoints {
+        let cl = client(ep).await;
+        let mut have = BTreeSet::new();
+        for w in 0..endpoints.len() {
+            let r = cl.get_prefix(format!("{prefix}{w}/")).await.unwrap();
+            have.extend(
+                r.kvs
+                    .into_iter()
+                    .map(|kv| String::from_utf8(kv.key.to_vec()).unwrap()),
+            );
+        }
+        let lost: Vec<&String> = acked.iter().filter(|k| !have.contains(*k)).collect();
+        assert!(
+            lost.is_empty(),
+            "{ep} lost {} acknowledged writes, e.g. {:?}",
+            lost.len(),
+            &lost[..lost.len().min(5)]
+        );
+    }
+}
+
 /// Writers on every member put unique keys while the leader is SIGKILLed and restarted, round
 /// after round; a reader checks that linearizable reads never go back in time, whichever member
 /// answers. In the end every acknowledged write is on every member.
@@ -133,40 +202,7 @@ async fn killing_the_leader_loses_no_acknowledged_write() {
     let endpoints: Vec<String> = c.members.iter().map(|m| m.endpoint()).collect();
     let stop = Arc::new(AtomicBool::new(false));
 
-    let mut writers = Vec::new();
-    for (w, ep) in endpoints.iter().enumerate() {
-        let (ep, stop) = (ep.clone(), stop.clone());
-        writers.push(tokio::spawn(async move {
-            let mut acked = Vec::new();
-            let mut seq = 0u64;
-            let mut cl: Option<Client> = None;
-            while !stop.load(Ordering::Relaxed) {
-                if cl.is_none() {
-                    cl = Client::connect_one(&ep, Duration::from_millis(300))
-                        .await
-                        .ok();
-                    if cl.is_none() {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                }
-                let Some(client) = cl.as_ref() else { continue };
-                let key = format!("w{w}/{seq:06}");
-                seq += 1;
-                match tokio::time::timeout(Duration::from_secs(8), client.put(key.clone(), "v"))
-                    .await
-                {
-                    Ok(Ok(_)) => acked.push(key),
-                    Ok(Err(_)) => {
-                        cl = None;
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                    }
-                    Err(_) => cl = None,
-                }
-            }
-            acked
-        }));
-    }
+    let writers = spawn_writers(&endpoints, "w", &stop);
     let reader = {
         let (endpoints, stop) = (endpoints.clone(), stop.clone());
         tokio::spawn(async move {
@@ -237,25 +273,7 @@ async fn killing_the_leader_loses_no_acknowledged_write() {
     );
     assert!(reads > 50, "too few reads: {reads}");
 
-    for ep in &endpoints {
-        let cl = client(ep).await;
-        let mut have = BTreeSet::new();
-        for w in 0..3 {
-            let r = cl.get_prefix(format!("w{w}/")).await.unwrap();
-            have.extend(
-                r.kvs
-                    .into_iter()
-                    .map(|kv| String::from_utf8(kv.key.to_vec()).unwrap()),
-            );
-        }
-        let lost: Vec<&String> = acked.iter().filter(|k| !have.contains(*k)).collect();
-        assert!(
-            lost.is_empty(),
-            "{ep} lost {} acknowledged writes, e.g. {:?}",
-            lost.len(),
-            &lost[..lost.len().min(5)]
-        );
-    }
+    assert_all_acknowledged(&endpoints, "w", &acked).await;
 }
 
 /// Leases granted and kept alive through a follower survive the leader's SIGKILL; a lease that
@@ -447,25 +465,7 @@ async fn move_leader_under_load_loses_nothing() {
     let mut c = Cluster::start(dir.path(), 3, FAST_RAFT);
     let endpoints: Vec<String> = c.members.iter().map(|m| m.endpoint()).collect();
     let stop = Arc::new(AtomicBool::new(false));
-    let mut writers = Vec::new();
-    for (w, ep) in endpoints.iter().enumerate() {
-        let (ep, stop) = (ep.clone(), stop.clone());
-        writers.push(tokio::spawn(async move {
-            let cl = client(&ep).await;
-            let mut acked = Vec::new();
-            let mut seq = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                let key = format!("m{w}/{seq:06}");
-                seq += 1;
-                if let Ok(Ok(_)) =
-                    tokio::time::timeout(Duration::from_secs(8), cl.put(key.clone(), "v")).await
-                {
-                    acked.push(key);
-                }
-            }
-            acked
-        }));
-    }
+    let writers = spawn_writers(&endpoints, "m", &stop);
     let ids: Vec<u64> = {
         let mut ids = Vec::new();
         for ep in &endpoints {
@@ -521,22 +521,7 @@ async fn move_leader_under_load_loses_nothing() {
         acked.extend(w.await.unwrap());
     }
     assert!(acked.len() > 50, "{}", acked.len());
-    for ep in &endpoints {
-        let cl = client(ep).await;
-        let mut have = BTreeSet::new();
-        for w in 0..3 {
-            let r = cl.get_prefix(format!("m{w}/")).await.unwrap();
-            have.extend(
-                r.kvs
-                    .into_iter()
-                    .map(|kv| String::from_utf8(kv.key.to_vec()).unwrap()),
-            );
-        }
-        assert!(
-            acked.iter().all(|k| have.contains(k)),
-            "{ep} lost acknowledged writes"
-        );
-    }
+    assert_all_acknowledged(&endpoints, "m", &acked).await;
 }
 
 /// Watches on every member see the same events, in the same order, with the same revisions,

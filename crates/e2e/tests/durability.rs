@@ -18,16 +18,7 @@ use std::time::Duration;
 const WRITERS: usize = 12;
 
 fn seed() -> u64 {
-    let seed = std::env::var("CAIRN_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(1, |d| d.as_nanos() as u64)
-        });
-    eprintln!("crash test seed {seed} (rerun with CAIRN_CRASH_SEED={seed})");
-    seed
+    cairn_e2e::seed_from_env("CAIRN_CRASH_SEED")
 }
 
 /// One round: writers run until the member is killed at a random moment, `crash` does what

@@ -43,32 +43,12 @@ fn a_learner_joins_is_promoted_and_a_removed_voter_stops() {
     }
 
     // Add m4 as a learner and start it with what `member add` prints.
-    let mut m4 = Member::unstarted("m4", &dir.path().join("m4"), FAST_RAFT);
-    let add = etcdctl(
-        &ep,
-        &[
-            "member",
-            "add",
-            "m4",
-            "--learner",
-            &format!("--peer-urls={}", m4.peer_url()),
-        ],
-        None,
-    );
-    assert_eq!(add.code, 0, "{add:?}");
+    let (mut m4, out) = added(dir.path(), &ep, "m4", true, FAST_RAFT);
     assert!(
-        add.stdout
-            .contains("ETCD_INITIAL_CLUSTER_STATE=\"existing\""),
-        "{}",
-        add.stdout
+        out.contains("ETCD_INITIAL_CLUSTER_STATE=\"existing\""),
+        "{out}"
     );
-    let initial = add
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("ETCD_INITIAL_CLUSTER=\""))
-        .and_then(|l| l.strip_suffix('"'))
-        .unwrap()
-        .to_string();
+    let initial = m4.initial_cluster.clone().unwrap_or_default();
     assert!(
         initial.contains(&format!("m4={}", m4.peer_url())),
         "{initial}"
@@ -105,12 +85,6 @@ fn a_learner_joins_is_promoted_and_a_removed_voter_stops() {
         dup.stderr.contains("etcdserver: Peer URLs already exists"),
         "{dup:?}"
     );
-
-    m4.initial_cluster = Some(initial);
-    m4.extra.extend([
-        "--initial-cluster-state".to_string(),
-        "existing".to_string(),
-    ]);
     m4.launch();
     let e4 = m4.endpoint();
     // The learner catches up and serves serializable reads, nothing else.
@@ -239,32 +213,7 @@ fn members_behind_the_compacted_log_catch_up_by_snapshot() {
     );
 
     // A new member joins after the compaction: it gets a snapshot too.
-    let mut m4 = Member::unstarted("m4", &dir.path().join("m4"), &extra);
-    let add = etcdctl(
-        &ep,
-        &[
-            "member",
-            "add",
-            "m4",
-            "--learner",
-            &format!("--peer-urls={}", m4.peer_url()),
-        ],
-        None,
-    );
-    assert_eq!(add.code, 0, "{add:?}");
-    let initial = add
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("ETCD_INITIAL_CLUSTER=\""))
-        .and_then(|l| l.strip_suffix('"'))
-        .unwrap()
-        .to_string();
-    m4.initial_cluster = Some(initial);
-    m4.extra.extend([
-        "--initial-cluster-state".to_string(),
-        "existing".to_string(),
-    ]);
-    m4.launch();
+    let m4 = add_and_start(dir.path(), &ep, "m4", true, &extra);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let got = etcdctl(
@@ -369,15 +318,15 @@ fn an_interrupted_snapshot_install_is_finished_at_the_next_start() {
     assert_eq!(got.trim(), "v");
 }
 
-/// Adds a member with `etcdctl member add` on `endpoint` and starts it with what the command
-/// printed; returns it once it serves (a learner serves serializable reads only).
-fn add_and_start(
+/// Adds a member with `etcdctl member add` on `endpoint` and configures (without starting it)
+/// a `Member` with what the command printed; returns it and the command's output.
+fn added(
     dir: &std::path::Path,
     endpoint: &str,
     name: &str,
     learner: bool,
     extra: &[&str],
-) -> Member {
+) -> (Member, String) {
     let mut m = Member::unstarted(name, &dir.join(name), extra);
     let peer = format!("--peer-urls={}", m.peer_url());
     let mut args = vec!["member", "add", name, peer.as_str()];
@@ -396,6 +345,18 @@ fn add_and_start(
         "--initial-cluster-state".to_string(),
         "existing".to_string(),
     ]);
+    (m, out)
+}
+
+/// [`added`], then started; returns once it serves (a learner serves serializable reads only).
+fn add_and_start(
+    dir: &std::path::Path,
+    endpoint: &str,
+    name: &str,
+    learner: bool,
+    extra: &[&str],
+) -> Member {
+    let (mut m, _) = added(dir, endpoint, name, learner, extra);
     m.launch();
     m
 }

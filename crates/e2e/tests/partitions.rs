@@ -4,6 +4,7 @@
 use cairn_client::Client;
 use cairn_e2e::linearizability::{Event, Op, Outcome, check};
 use cairn_e2e::{Cluster, etcdctl};
+use cairn_lossyfs::SplitMix;
 use cairn_proto::etcdserverpb::{
     Compare, PutRequest, RequestOp, TxnRequest,
     compare::{CompareResult, CompareTarget, TargetUnion},
@@ -94,22 +95,6 @@ async fn the_minority_refuses_the_majority_goes_on_and_all_agree_after_healing()
     );
 }
 
-/// xorshift64*: enough randomness for a workload, reproducible from its seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 const KEYS: u64 = 4;
 const OP_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -122,7 +107,7 @@ async fn client_loop(
     start: Instant,
     stop: Arc<AtomicBool>,
 ) -> Vec<Event> {
-    let mut rng = Rng(seed | 1);
+    let mut rng = SplitMix::new(seed);
     let mut history = Vec::new();
     let mut cl: Option<Client> = None;
     let mut seq = 0u64;
@@ -235,15 +220,8 @@ async fn histories_under_partitions_and_crashes_are_linearizable() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(10);
-    let seed: u64 = std::env::var("CAIRN_LIN_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(1, |d| d.as_nanos() as u64)
-        });
-    eprintln!("linearizability run: {seconds} s, CAIRN_LIN_SEED={seed}");
+    let seed = cairn_e2e::seed_from_env("CAIRN_LIN_SEED");
+    eprintln!("linearizability run: {seconds} s");
     let dir = tempfile::tempdir().unwrap();
     let mut c = Cluster::start_partitionable(dir.path(), 3, FAST_RAFT);
     let start = Instant::now();
@@ -259,7 +237,7 @@ async fn histories_under_partitions_and_crashes_are_linearizable() {
             stop.clone(),
         )));
     }
-    let mut rng = Rng(seed | 1);
+    let mut rng = SplitMix::new(seed);
     let until = Instant::now() + Duration::from_secs(seconds);
     while Instant::now() < until {
         tokio::time::sleep(Duration::from_millis(700)).await;
