@@ -467,28 +467,37 @@ async fn check_health(
     }
 }
 
-fn endpoint_status(rt: &Runtime, g: &mut Globals) -> Result<(), Exit> {
-    let printer = client_config(g, EnvScope::Endpoint)?;
-    let endpoints = target_endpoints(rt, g)?;
+/// Asks each endpoint in turn with `call`; an endpoint that fails is reported on stderr as
+/// etcdctl reports it ("Failed to get the <what> of endpoint …") and the others still answer.
+/// Returns the answers and whether any endpoint failed.
+pub(crate) fn each_endpoint<T, F, Fut>(
+    rt: &Runtime,
+    g: &Globals,
+    endpoints: Vec<String>,
+    what: &str,
+    call: F,
+) -> (Vec<(String, T)>, bool)
+where
+    F: Fn(Client) -> Fut,
+    Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+{
     let mut list = Vec::new();
     let mut failed = false;
     for ep in endpoints {
         let res = rt.block_on(timed(g.command_timeout, async {
             let client = dial(std::slice::from_ref(&ep), g.dial_timeout).await;
-            client
-                .maintenance()
-                .status(StatusRequest {})
+            call(client)
                 .await
                 .map(tonic::Response::into_inner)
                 .map_err(rpc_error)
         }));
         match res {
-            Ok(resp) => list.push(EpStatus { ep, resp }),
+            Ok(resp) => list.push((ep, resp)),
             Err(e) => {
                 failed = true;
                 emit_err(
                     format!(
-                        "Failed to get the status of endpoint {ep} ({})\n",
+                        "Failed to get the {what} of endpoint {ep} ({})\n",
                         e.message.unwrap_or_default()
                     )
                     .as_bytes(),
@@ -496,6 +505,19 @@ fn endpoint_status(rt: &Runtime, g: &mut Globals) -> Result<(), Exit> {
             }
         }
     }
+    (list, failed)
+}
+
+fn endpoint_status(rt: &Runtime, g: &mut Globals) -> Result<(), Exit> {
+    let printer = client_config(g, EnvScope::Endpoint)?;
+    let endpoints = target_endpoints(rt, g)?;
+    let (answers, failed) = each_endpoint(rt, g, endpoints, "status", |c| async move {
+        c.maintenance().status(StatusRequest {}).await
+    });
+    let list: Vec<EpStatus> = answers
+        .into_iter()
+        .map(|(ep, resp)| EpStatus { ep, resp })
+        .collect();
     emit(&printer.endpoint_status(&list)?);
     if failed {
         return Err(Exit::silent(1));

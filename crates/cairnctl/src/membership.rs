@@ -2,7 +2,7 @@
 //! with etcdctl 3.4's argument checks, messages and exit codes.
 
 use crate::cli::{HashKvArgs, MemberAddArgs, MemberUpdateArgs, RestArgs};
-use crate::commands::{client_config, dial, emit, emit_err, target_endpoints, timed};
+use crate::commands::{client_config, dial, each_endpoint, emit, target_endpoints, timed};
 use crate::exit::{Exit, status_message};
 use crate::flags::{self, EnvScope, Globals};
 use crate::gofmt;
@@ -171,32 +171,9 @@ pub fn hashkv(rt: &Runtime, g: &mut Globals, a: &HashKvArgs) -> Result<(), Exit>
     };
     let printer = client_config(g, EnvScope::Endpoint)?;
     let endpoints = target_endpoints(rt, g)?;
-    let mut list = Vec::new();
-    let mut failed = false;
-    for ep in endpoints {
-        let res = rt.block_on(timed(g.command_timeout, async {
-            let client = dial(std::slice::from_ref(&ep), g.dial_timeout).await;
-            client
-                .maintenance()
-                .hash_kv(HashKvRequest { revision })
-                .await
-                .map(tonic::Response::into_inner)
-                .map_err(rpc_error)
-        }));
-        match res {
-            Ok(resp) => list.push((ep, resp)),
-            Err(e) => {
-                failed = true;
-                emit_err(
-                    format!(
-                        "Failed to get the hash of endpoint {ep} ({})\n",
-                        e.message.unwrap_or_default()
-                    )
-                    .as_bytes(),
-                );
-            }
-        }
-    }
+    let (list, failed) = each_endpoint(rt, g, endpoints, "hash", |c| async move {
+        c.maintenance().hash_kv(HashKvRequest { revision }).await
+    });
     emit(&printer.endpoint_hashkv(&list)?);
     if failed {
         return Err(Exit::silent(1));
