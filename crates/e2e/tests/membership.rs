@@ -131,7 +131,7 @@ fn a_learner_joins_is_promoted_and_a_removed_voter_stops() {
     );
     let promoted = until_ok(&ep, &["member", "promote", &id4], Duration::from_secs(15));
     assert!(
-        promoted.contains(&format!("Member {id4} promoted in cluster")),
+        promoted.contains(&format!("Member {id4:>16} promoted in cluster")),
         "{promoted}"
     );
     // A voter now: linearizable reads work on it.
@@ -151,7 +151,7 @@ fn a_learner_joins_is_promoted_and_a_removed_voter_stops() {
     );
     let removed = until_ok(&ep, &["member", "remove", &id1], Duration::from_secs(15));
     assert!(
-        removed.contains(&format!("Member {id1} removed from cluster")),
+        removed.contains(&format!("Member {id1:>16} removed from cluster")),
         "{removed}"
     );
     let exit = c.members[0].run_to_exit_of_current(Duration::from_secs(10));
