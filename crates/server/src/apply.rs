@@ -37,20 +37,55 @@ pub(crate) struct ApplyLoop {
     pub(crate) last_compacted: u64,
     /// Nudges the write-back thread when the buffer is due before its timer says so.
     pub(crate) write_back: SyncSender<()>,
+    pub(crate) durable: Arc<DurableRequests>,
     /// A failpoint's wait before the first batch.
     pub(crate) hold: Option<Duration>,
 }
 
+/// Durable write-backs the apply loop asks for every `--snapshot-count` entries. The
+/// write-back thread makes them and then tells Raft, which may compact its log below: applying
+/// never waits for the backend's fsync (with many buffered records that took hundreds of
+/// milliseconds, and every write in flight waited with it).
+#[derive(Default)]
+pub(crate) struct DurableRequests {
+    /// The highest applied index asked to be made durable and not done yet.
+    wanted: Mutex<Option<u64>>,
+    /// Set once the Raft node runs.
+    pub(crate) raft: Mutex<Option<RaftHandle>>,
+}
+
+impl DurableRequests {
+    fn request(&self, index: u64) {
+        let mut wanted = self.wanted.lock();
+        *wanted = Some(wanted.map_or(index, |w| w.max(index)));
+    }
+}
+
 /// Writes applied batches back to the backend off the apply thread, so applying never waits
-/// for a redb commit (etcd's backend commits in its own goroutine for the same reason). Ends
-/// when the apply loop does; the apply loop makes the final durable flush itself.
-pub(crate) fn write_back_loop(store: Arc<Store>, nudges: Receiver<()>) {
+/// for a redb commit (etcd's backend commits in its own goroutine for the same reason), and
+/// makes the durable write-backs the apply loop asks for. Ends when the apply loop does; the
+/// apply loop makes the final durable flush itself.
+pub(crate) fn write_back_loop(
+    store: Arc<Store>,
+    nudges: Receiver<()>,
+    durable: Arc<DurableRequests>,
+) {
     loop {
         match nudges.recv_timeout(cairn_mvcc::buffer::WRITE_BACK_INTERVAL) {
             Ok(()) | Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
-        if let Err(e) = store.write_back_if_due() {
+        let wanted = durable.wanted.lock().take();
+        let outcome = match wanted {
+            // Everything applied before the request is in the buffer this flush writes.
+            Some(index) => store.flush().map(|()| {
+                if let Some(raft) = durable.raft.lock().as_ref() {
+                    raft.report_durable(index);
+                }
+            }),
+            None => store.write_back_if_due().map(|_| ()),
+        };
+        if let Err(e) = outcome {
             tracing::error!(error = %e, "backend write-back failed; stopping the member to protect the data");
             std::process::exit(2);
         }
@@ -257,13 +292,14 @@ impl ApplyLoop {
                     results.push((req.id, res));
                 }
             }
-            let durable = last_index - self.last_compacted >= self.snapshot_count;
-            a.commit(last_index, last_term, durable)?;
-            // The handle arrives just after the node starts; a report missed before that is
-            // made at the next durable commit.
-            if durable && let Some(raft) = &self.raft {
-                raft.report_durable(last_index);
+            a.commit(last_index, last_term, false)?;
+            // The handle arrives just after the node starts; a request before that is made at
+            // the next batch.
+            if last_index - self.last_compacted >= self.snapshot_count && self.raft.is_some() {
+                self.durable.request(last_index);
                 self.last_compacted = last_index;
+                // A nudge already queued covers this one too.
+                let _ = self.write_back.try_send(());
             }
         }
         // Wake handlers only after the batch is visible to readers.

@@ -1,7 +1,7 @@
 //! The member: bootstraps storage and Raft, starts the apply side (`crate::apply`), proposes
 //! client writes, and serves linearizable reads.
 
-use crate::apply::{ApplyLoop, Dispatch, apply_thread, write_back_loop};
+use crate::apply::{ApplyLoop, Dispatch, DurableRequests, apply_thread, write_back_loop};
 use crate::cluster::join::Joined;
 use crate::cluster::membership::Members;
 use crate::cluster::transport::PeerTransport;
@@ -215,15 +215,17 @@ impl EtcdServer {
         let (applied_tx, applied_rx) = watch::channel(applied_index);
         let waiters = Arc::new(Mutex::new(HashMap::new()));
         let (nudge, nudges) = std::sync::mpsc::sync_channel(1);
+        let durable = Arc::new(DurableRequests::default());
         {
-            let store = store.clone();
+            let (store, durable) = (store.clone(), durable.clone());
             std::thread::Builder::new()
                 .name("write-back".into())
-                .spawn(move || write_back_loop(store, nudges))
+                .spawn(move || write_back_loop(store, nudges, durable))
                 .map_err(|e| ServerError::Io(format!("spawn write-back thread: {e}")))?;
         }
         let applier = Arc::new(Mutex::new(ApplyLoop {
             write_back: nudge,
+            durable: durable.clone(),
             store: store.clone(),
             raft: None,
             lessor: lessor.clone(),
@@ -274,6 +276,7 @@ impl EtcdServer {
             },
         )?;
         applier.lock().raft = Some(raft.clone());
+        *durable.raft.lock() = Some(raft.clone());
         let request_timeout =
             Duration::from_secs(5) + 2 * Duration::from_millis(config.election_timeout);
         let server = Arc::new(EtcdServer {
