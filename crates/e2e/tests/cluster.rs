@@ -639,3 +639,39 @@ async fn a_write_lost_with_its_leader_says_so() {
         assert!(Instant::now() < deadline, "no write after the failover");
     }
 }
+
+/// A member of another cluster (another `--initial-cluster-token`) is refused with a log line
+/// naming the mismatch, and the two never form a quorum together.
+#[test]
+fn peers_of_another_cluster_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = cairn_e2e::Member::unstarted("a", &dir.path().join("a"), FAST_RAFT);
+    let mut b = cairn_e2e::Member::unstarted("b", &dir.path().join("b"), FAST_RAFT);
+    let initial = format!("a={},b={}", a.peer_url(), b.peer_url());
+    for (m, token) in [(&mut a, "one"), (&mut b, "two")] {
+        m.initial_cluster = Some(initial.clone());
+        m.extra
+            .extend(["--initial-cluster-token".to_string(), token.to_string()]);
+    }
+    // Neither becomes healthy, so start them without waiting.
+    a.restart_unready();
+    b.restart_unready();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(a.log_text().contains("cluster ID mismatch")
+        && b.log_text().contains("cluster ID mismatch"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no refusal logged:\na:\n{}\nb:\n{}",
+            a.log_text(),
+            b.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let put = etcdctl(
+        &a.endpoint(),
+        &["put", "k", "v", "--command-timeout=2s"],
+        None,
+    );
+    assert_ne!(put.code, 0, "two clusters formed a quorum: {put:?}");
+}

@@ -386,6 +386,22 @@ impl PeerService {
         )))
     }
 
+    /// Messages addressed to another member id (a stale id at this address) are refused.
+    fn check_addressee(&self, to: u64) -> Result<(), Status> {
+        if to == self.me {
+            return Ok(());
+        }
+        tracing::warn!(
+            local = format!("{:x}", self.me),
+            to = format!("{to:x}"),
+            "request member ID mismatch: messages for another member refused"
+        );
+        Err(Status::failed_precondition(format!(
+            "member ID mismatch: this is member {:x}, the messages are for {to:x}",
+            self.me
+        )))
+    }
+
     fn check_leader(&self) -> Result<(), Status> {
         if self.server.is_leader() {
             Ok(())
@@ -401,36 +417,10 @@ impl Peer for PeerService {
         &self,
         request: Request<Streaming<PeerBatch>>,
     ) -> Result<Response<PeerStreamEnd>, Status> {
-        let remote = request
-            .remote_addr()
-            .map_or_else(|| "unknown".to_string(), |a| a.to_string());
         let mut batches = request.into_inner();
         while let Some(batch) = batches.message().await? {
-            if batch.cluster_id != self.cluster_id {
-                tracing::warn!(
-                    %remote,
-                    local = format!("{:x}", self.cluster_id),
-                    remote_cluster = format!("{:x}", batch.cluster_id),
-                    from = format!("{:x}", batch.from),
-                    "request cluster ID mismatch: refused a peer of another cluster"
-                );
-                return Err(Status::failed_precondition(format!(
-                    "cluster ID mismatch: this member belongs to cluster {:x}, the sender to {:x}",
-                    self.cluster_id, batch.cluster_id
-                )));
-            }
-            if batch.to != self.me {
-                tracing::warn!(
-                    %remote,
-                    local = format!("{:x}", self.me),
-                    to = format!("{:x}", batch.to),
-                    "request member ID mismatch: messages for another member refused"
-                );
-                return Err(Status::failed_precondition(format!(
-                    "member ID mismatch: this is member {:x}, the messages are for {:x}",
-                    self.me, batch.to
-                )));
-            }
+            self.check_cluster(batch.cluster_id)?;
+            self.check_addressee(batch.to)?;
             if self.server.peers.is_blocked(batch.from) {
                 // Partition failpoint: lost on the way.
                 continue;
@@ -477,12 +467,7 @@ impl Peer for PeerService {
             return Err(Status::invalid_argument("empty snapshot stream"));
         };
         self.check_cluster(first.cluster_id)?;
-        if first.to != self.me {
-            return Err(Status::failed_precondition(format!(
-                "member ID mismatch: this is member {:x}, the snapshot is for {:x}",
-                self.me, first.to
-            )));
-        }
+        self.check_addressee(first.to)?;
         let dir = self.server.config.backend_path();
         let dir = dir.parent().unwrap_or(std::path::Path::new("."));
         super::snapshot::receive(dir, first, &mut chunks, &self.raft).await?;
