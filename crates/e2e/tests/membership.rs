@@ -1,5 +1,6 @@
 //! Membership changes on real processes with real etcdctl: a learner joins a running cluster,
-//! catches up, is promoted; a voter is removed and stops itself; etcd's refusals.
+//! catches up, is promoted; a voter is removed and stops itself (also when it was down at the
+//! time and comes back); etcd's refusals.
 
 use cairn_e2e::{Cluster, Member, etcdctl};
 use std::time::{Duration, Instant};
@@ -170,6 +171,39 @@ fn a_learner_joins_is_promoted_and_a_removed_voter_stops() {
     let list = until_ok(&ep, &["member", "list"], Duration::from_secs(5));
     assert_eq!(list.lines().count(), 3, "{list}");
     assert!(!list.contains(", m1, "), "{list}");
+
+    // A removed member started again on its data dir is told so by the others and stops.
+    let exit = c.members[0].run_to_exit(Duration::from_secs(10));
+    assert!(
+        exit.is_some_and(|s| s.success()),
+        "removed m1 restarted and kept running"
+    );
+    assert!(
+        c.members[0]
+            .log_text()
+            .contains("permanently removed from the cluster"),
+        "{}",
+        c.members[0].log_text()
+    );
+
+    // So does one removed while it was down: it never sees its removal in the log.
+    c.members[2].kill9();
+    let id3 = member_id(&list, "m3");
+    let removed = until_ok(&ep, &["member", "remove", &id3], Duration::from_secs(15));
+    assert!(removed.contains("removed from cluster"), "{removed}");
+    let exit = c.members[2].run_to_exit(Duration::from_secs(10));
+    assert!(
+        exit.is_some_and(|s| s.success()),
+        "m3, removed while down, kept running"
+    );
+    assert!(
+        c.members[2]
+            .log_text()
+            .contains("permanently removed from the cluster"),
+        "{}",
+        c.members[2].log_text()
+    );
+    until_ok(&ep, &["put", "two", "left"], Duration::from_secs(10));
 }
 
 /// A member that was down while the log was compacted catches up from a snapshot the leader

@@ -152,18 +152,7 @@ impl ApplyLoop {
         match applied {
             MembershipApplied::Peer(id, urls) => self.peers.set_peer(*id, urls.clone()),
             MembershipApplied::Removed(id) if *id == self.member_id => {
-                tracing::warn!(
-                    "the member has been permanently removed from the cluster; stopping"
-                );
-                let store = self.store.clone();
-                // Long enough for the answer to the request that removed it to leave.
-                std::thread::spawn(move || {
-                    std::thread::sleep(Duration::from_secs(1));
-                    if let Err(e) = store.flush() {
-                        tracing::error!(error = %e, "flushing the backend failed");
-                    }
-                    std::process::exit(0);
-                });
+                crate::cluster::stop_removed_member(self.store.clone())
             }
             MembershipApplied::Removed(id) => self.peers.remove_peer(*id),
             MembershipApplied::Promoted(_) | MembershipApplied::Nothing => {}

@@ -77,6 +77,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     server.peers.start(server.raft.clone());
     tokio::spawn(cluster::publish(server.clone()));
     tokio::spawn(cluster::monitor_leader(server.clone()));
+    tokio::spawn(cluster::stop_when_told_removed(server.clone()));
     if let Some(path) = failpoint::peer_block_file() {
         tokio::spawn(cluster::follow_block_file(server.clone(), path));
     }

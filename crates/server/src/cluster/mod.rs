@@ -46,6 +46,25 @@ pub(crate) async fn publish(server: Arc<EtcdServer>) {
     }
 }
 
+/// Stops a member that has been removed from the cluster, as etcd's does: after a moment, so that
+/// the answer to the request that removed it can leave, and with the backend flushed.
+pub(crate) fn stop_removed_member(store: Arc<cairn_mvcc::Store>) {
+    tracing::warn!("{}; stopping", transport::MEMBER_REMOVED);
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(1));
+        if let Err(e) = store.flush() {
+            tracing::error!(error = %e, "flushing the backend failed");
+        }
+        std::process::exit(0);
+    });
+}
+
+/// Waits for a peer to say this member was removed while it was away, then stops it.
+pub(crate) async fn stop_when_told_removed(server: Arc<EtcdServer>) {
+    server.peers.removed().await;
+    stop_removed_member(server.store.clone());
+}
+
 /// Consecutive checks, one election timeout apart, without a leader after which streams that
 /// require one are canceled (etcd's maxNoLeaderCnt).
 const NO_LEADER_CHECKS: u32 = 3;

@@ -9,7 +9,9 @@
 //! backoff; what was queued for the broken one is dropped for the same reason.
 //!
 //! Every batch names its cluster and its addressee; a member of another cluster (or a stale
-//! member id at this address) is refused with a log line on both sides, as etcd refuses it.
+//! member id at this address) is refused with a log line on both sides, as etcd refuses it. A
+//! member that was removed while it was down is told so when it reconnects, and stops itself
+//! (etcd answers it 410 Gone), rather than campaigning forever against a cluster that left it.
 
 use bytes::Bytes;
 use cairn_proto::cairnpb::peer_client::PeerClient;
@@ -37,6 +39,8 @@ pub(crate) const MAX_BATCH_BYTES: usize = cairn_raft::MAX_PROPOSAL_BYTES + 2 * B
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
 const DIAL_TIMEOUT: Duration = Duration::from_secs(1);
+/// What a removed member is told by the members it still tries to reach (etcd's words).
+pub(crate) const MEMBER_REMOVED: &str = "the member has been permanently removed from the cluster";
 
 struct Queue {
     tx: mpsc::Sender<Bytes>,
@@ -67,6 +71,8 @@ pub struct PeerTransport {
     /// Peers cut off by the partition failpoint (`crate::failpoint`): nothing goes to or comes
     /// from them.
     blocked: Arc<RwLock<HashSet<u64>>>,
+    /// Raised when a peer says this member was removed from the cluster.
+    removed: Arc<tokio::sync::Notify>,
 }
 
 impl PeerTransport {
@@ -80,6 +86,7 @@ impl PeerTransport {
             snap_dir,
             sending_snapshots: Arc::default(),
             blocked: Arc::default(),
+            removed: Arc::default(),
             me,
             cluster_id,
             queues: Arc::default(),
@@ -92,6 +99,11 @@ impl PeerTransport {
             t.add_peer(id, urls);
         }
         t
+    }
+
+    /// Resolves when another member has refused this one as removed from the cluster.
+    pub(crate) async fn removed(&self) {
+        self.removed.notified().await
     }
 
     fn add_peer(&self, id: u64, urls: Vec<String>) {
@@ -331,6 +343,14 @@ async fn stream_once(
     tracing::info!(peer = format!("{peer:x}"), %url, "peer became active");
     t.active.write().entry(peer).or_insert_with(Instant::now);
     let (cluster_id, me) = (t.cluster_id, t.me);
+    // An empty batch first: the peer checks who is calling before there is anything to say, so a
+    // member of another cluster, or one removed while it was down, hears it at once.
+    let hello = PeerBatch {
+        cluster_id,
+        from: me,
+        to: peer,
+        messages: Vec::new(),
+    };
     let batches = futures::stream::unfold(rx, move |rx| async move {
         let batch = {
             let mut queue = rx.lock().await;
@@ -355,9 +375,17 @@ async fn stream_once(
         };
         Some((batch, rx))
     });
+    let batches = futures::StreamExt::chain(futures::stream::once(async move { hello }), batches);
     match client.stream(batches).await {
         Ok(_) => Ok(()),
-        Err(status) => Err((true, status.message().to_string())),
+        Err(status) => {
+            if status.code() == tonic::Code::PermissionDenied && status.message() == MEMBER_REMOVED
+            {
+                tracing::error!(peer = format!("{peer:x}"), "{MEMBER_REMOVED}");
+                t.removed.notify_one();
+            }
+            Err((true, status.message().to_string()))
+        }
     }
 }
 
@@ -421,6 +449,13 @@ impl Peer for PeerService {
         while let Some(batch) = batches.message().await? {
             self.check_cluster(batch.cluster_id)?;
             self.check_addressee(batch.to)?;
+            if self.server.members.is_removed(batch.from) {
+                tracing::warn!(
+                    from = format!("{:x}", batch.from),
+                    "refused the stream of a member removed from the cluster"
+                );
+                return Err(Status::permission_denied(MEMBER_REMOVED));
+            }
             if self.server.peers.is_blocked(batch.from) {
                 // Partition failpoint: lost on the way.
                 continue;
