@@ -206,6 +206,108 @@ fn a_learner_joins_is_promoted_and_a_removed_voter_stops() {
     until_ok(&ep, &["put", "two", "left"], Duration::from_secs(10));
 }
 
+/// Under steady writes, a member catching up by snapshot needs one: the leader keeps the log
+/// after a snapshot being made or streamed (instead of compacting past it and sending the
+/// member back for another copy, for as long as the writes go on), and makes no second copy
+/// for asks that came in while the first was made.
+#[test]
+fn a_member_joining_under_steady_writes_catches_up_from_one_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    // etcd's default timings: a leader change (a loaded CI machine, FAST_RAFT) would make the
+    // new leader its own copy, which is not what this counts.
+    let mut extra = vec!["--heartbeat-interval", "100", "--election-timeout", "1000"];
+    extra.extend([
+        "--snapshot-count",
+        "100",
+        "--experimental-snapshot-catchup-entries",
+        "10",
+    ]);
+    let c = Cluster::start(dir.path(), 3, &extra);
+    let endpoints: Vec<String> = c.members.iter().map(|m| m.endpoint()).collect();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client = rt.block_on(cairn_e2e::connect_retrying(&endpoints[0]));
+    // ~40 MB: copying and streaming it takes long enough for the writes below to move the log
+    // far past the compaction margins.
+    rt.block_on(async {
+        let value = "v".repeat(8192);
+        for chunk in 0..50 {
+            let mut puts = Vec::new();
+            for i in 0..100 {
+                let (c, v) = (client.clone(), value.clone());
+                puts.push(tokio::spawn(async move {
+                    c.put(format!("big/{chunk:02}/{i:03}"), v).await
+                }));
+            }
+            for p in puts {
+                p.await.unwrap().unwrap();
+            }
+        }
+    });
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let (c, stop) = (client.clone(), stop.clone());
+            rt.spawn(async move {
+                let mut i = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    c.put(format!("steady/{w}/{}", i % 100), format!("{i}"))
+                        .await
+                        .unwrap_or_else(|e| panic!("steady put: {e}"));
+                    i += 1;
+                }
+                i
+            })
+        })
+        .collect();
+
+    let m4 = add_and_start(dir.path(), &endpoints[0], "m4", true, &extra);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !m4
+        .log_text()
+        .contains("installed a snapshot from the leader")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "m4 did not install a snapshot:\n{}",
+            m4.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Writes go on for a while after the install: the member follows from the log.
+    std::thread::sleep(Duration::from_secs(3));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let written: u64 = rt.block_on(async {
+        let mut n = 0;
+        for w in writers {
+            n += w.await.unwrap();
+        }
+        n
+    });
+    assert!(written > 1000, "too few steady writes to matter: {written}");
+    let installs = m4
+        .log_text()
+        .matches("installed a snapshot from the leader")
+        .count();
+    let copies: usize = c
+        .members
+        .iter()
+        .map(|m| m.log_text().matches("made a state machine copy").count())
+        .sum();
+    assert_eq!(
+        installs,
+        1,
+        "m4 needed {installs} snapshots:\n{}",
+        m4.log_text()
+    );
+    assert_eq!(copies, 1, "the leader made {copies} copies");
+    let got = until_ok(
+        &m4.endpoint(),
+        &["get", "big/49/099", "--print-value-only", "--consistency=s"],
+        Duration::from_secs(10),
+    );
+    assert_eq!(got.trim().len(), 8192);
+}
+
 /// A member that was down while the log was compacted catches up from a snapshot the leader
 /// streams to it, and so does a new member; all end with the same data.
 #[test]

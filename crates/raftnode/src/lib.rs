@@ -66,6 +66,16 @@ pub const CATCH_UP_ENTRIES: u64 = 5000;
 
 /// How long a ReadIndex request may go unanswered before it is sent again (the message, or
 /// the leader's answer, may have been lost).
+/// How far past a snapshot being made or sent the leader lets its log grow before it compacts
+/// anyway. The member catching up continues from the log right after its snapshot: compacting
+/// past that point while a large backend is copied or streamed (seconds, with writes going on)
+/// sends it back for another copy, and a busy cluster can keep it chasing for ever.
+const MAX_ENTRIES_HELD_FOR_SNAPSHOTS: u64 = 100_000;
+
+/// How long after delivering a snapshot the leader waits for its member's first answer before
+/// it stops holding the log for it.
+const DELIVERED_SNAPSHOT_HOLD: Duration = Duration::from_secs(30);
+
 const READ_INDEX_RETRY: Duration = Duration::from_millis(500);
 
 /// Carries messages to other members. Called on the node thread: it must not block.
@@ -120,9 +130,11 @@ pub struct CommittedEntry {
 /// The state machine's side of Raft snapshots (copies of the whole state machine for members
 /// too far behind for the log). Called on the node thread: must not block.
 pub trait Snapshots: Send + 'static {
-    /// Make a durable copy of the state machine in the background, then report the log index it
-    /// holds with [`RaftHandle::snapshot_made`] (None if it failed).
-    fn make(&mut self, handle: RaftHandle);
+    /// Make a durable copy of the state machine in the background, once it has applied at least
+    /// `at_least` (what this node has handed to it, configuration changes included: a copy from
+    /// before the change that added a member would not do for that member), then report the
+    /// log index it holds with [`RaftHandle::snapshot_made`] (None if it failed).
+    fn make(&mut self, handle: RaftHandle, at_least: u64);
 }
 
 /// A change of who takes part in Raft, one member at a time.
@@ -605,6 +617,7 @@ pub fn start(
         transport: Box::new(transport),
         snapshots: Box::new(snapshots),
         making_snapshot: false,
+        delivered_snapshots: HashMap::new(),
         catch_up_entries: config.catch_up_entries,
         handle: None,
         conf_history: vec![(snap_index, base_conf)],
@@ -662,6 +675,10 @@ struct Runner {
     snapshots: Box<dyn Snapshots>,
     /// A state machine copy is being made.
     making_snapshot: bool,
+    /// Members that have just received a snapshot, with its index and when it was delivered:
+    /// until their first answer from that index on reaches the leader, the log after it must
+    /// stay (see [`MAX_ENTRIES_HELD_FOR_SNAPSHOTS`]).
+    delivered_snapshots: HashMap<u64, (u64, Instant)>,
     catch_up_entries: u64,
     /// A handle to this node, for the snapshot maker to report back with.
     handle: Option<RaftHandle>,
@@ -727,7 +744,8 @@ impl Runner {
                 && let Some(handle) = self.handle.clone()
             {
                 self.making_snapshot = true;
-                self.snapshots.make(handle);
+                let applied = self.node.raft.raft_log.applied;
+                self.snapshots.make(handle, applied);
             }
         }
     }
@@ -781,11 +799,21 @@ impl Runner {
             Command::TransferLeader(member) => self.node.transfer_leader(member),
             Command::SnapshotMade(index) => {
                 self.making_snapshot = false;
+                // Raft kept asking while the copy was made; those asks are answered now, and it
+                // asks again if this copy does not serve.
+                self.node.store().wanted.set(false);
                 if let Some(index) = index {
                     self.prepare_snapshot(index);
                 }
             }
             Command::ReportSnapshot { to, delivered } => {
+                if delivered
+                    && let Some(p) = self.node.raft.prs().get(to)
+                    && p.state == raft::ProgressState::Snapshot
+                {
+                    self.delivered_snapshots
+                        .insert(to, (p.pending_snapshot, Instant::now()));
+                }
                 let status = if delivered {
                     raft::SnapshotStatus::Finish
                 } else {
@@ -1077,16 +1105,55 @@ impl Runner {
         self.node.mut_store().prepared = Some(snapshot);
     }
 
+    /// The lowest log index a member catching up by snapshot still needs: none is compacted
+    /// while a state machine copy is being made (its index is not known yet), and none after
+    /// the snapshot a member is receiving.
+    fn snapshot_floor(&mut self) -> Option<u64> {
+        if self.making_snapshot {
+            return Some(self.node.store().snap_index);
+        }
+        if self.node.raft.state != StateRole::Leader {
+            self.delivered_snapshots.clear();
+            return None;
+        }
+        let prs = self.node.raft.prs();
+        self.delivered_snapshots.retain(|id, (index, at)| {
+            prs.get(*id).is_some_and(|p| p.matched < *index)
+                && at.elapsed() < DELIVERED_SNAPSHOT_HOLD
+        });
+        let receiving = prs
+            .iter()
+            .filter(|(_, p)| p.state == raft::ProgressState::Snapshot)
+            .map(|(_, p)| p.pending_snapshot);
+        let delivered = self.delivered_snapshots.values().map(|(index, _)| *index);
+        receiving.chain(delivered).min()
+    }
+
     /// Folds the log up to `index` into a WAL snapshot marker and drops it from memory. With
     /// other members, the last `catch_up_entries` entries below `index` are kept for
     /// followers that are a little behind.
     fn compact(&mut self, index: u64) -> Result<(), RaftError> {
+        let floor = self.snapshot_floor();
         let store = self.node.store();
         let alone = store.conf_state.voters.len() + store.conf_state.learners.len() <= 1;
         let index = if alone {
             index
         } else {
             index.saturating_sub(self.catch_up_entries)
+        };
+        let index = match floor {
+            Some(floor) if index > floor && index - floor <= MAX_ENTRIES_HELD_FOR_SNAPSHOTS => {
+                floor
+            }
+            Some(floor) if index > floor => {
+                tracing::warn!(
+                    index,
+                    floor,
+                    "compacting the raft log past a snapshot in progress: its member will need another"
+                );
+                index
+            }
+            _ => index,
         };
         if index <= store.snap_index || index > store.last() {
             return Ok(());

@@ -22,7 +22,7 @@ impl Transport for NoPeers {
 struct NoSnapshots;
 
 impl cairn_raft::Snapshots for NoSnapshots {
-    fn make(&mut self, handle: RaftHandle) {
+    fn make(&mut self, handle: RaftHandle, _at_least: u64) {
         handle.snapshot_made(None);
     }
 }

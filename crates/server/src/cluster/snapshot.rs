@@ -69,12 +69,22 @@ pub(crate) struct SnapshotMaker {
     pub(crate) dir: PathBuf,
 }
 
+/// How long a copy waits for the apply thread to reach the index Raft asked for; past it, the
+/// copy is made anyway and Raft asks for another if it does not serve.
+const APPLY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl cairn_raft::Snapshots for SnapshotMaker {
-    fn make(&mut self, raft: RaftHandle) {
+    fn make(&mut self, raft: RaftHandle, at_least: u64) {
         let (store, dir) = (self.store.clone(), self.dir.clone());
         let spawned = std::thread::Builder::new()
             .name("snapshot".into())
             .spawn(move || {
+                // The apply thread trails Raft by a batch or so; a copy is only useful once it
+                // holds what Raft has committed to it.
+                let deadline = std::time::Instant::now() + APPLY_WAIT;
+                while store.consistent_index() < at_least && std::time::Instant::now() < deadline {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
                 let tmp = dir.join("making.snap.db.tmp");
                 let made = store.write_snapshot(&tmp).and_then(|index| {
                     let path = copy_path(&dir, index);
