@@ -31,6 +31,7 @@ pub mod index;
 mod ops;
 mod snapshot;
 pub mod watch;
+pub mod writeback;
 
 use buffer::{Batch, KvSource, Marks};
 use bytes::Bytes;

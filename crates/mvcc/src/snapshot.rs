@@ -71,6 +71,7 @@ impl Store {
                 .map_err(|e| MvccError::Backend(format!("remove {}: {e}", dest.display())))?;
         }
         let out = open_backend(dest)?;
+        let _paced = crate::writeback::Background::start(dest);
         copy_table(&r, &out, KV)?;
         copy_table(&r, &out, META)?;
         copy_table(&r, &out, LEASES)?;

@@ -85,6 +85,11 @@ impl cairn_raft::Snapshots for SnapshotMaker {
                 while store.consistent_index() < at_least && std::time::Instant::now() < deadline {
                     std::thread::sleep(std::time::Duration::from_millis(5));
                 }
+                // The copy is taken from the backend, which the write-back thread fills in
+                // batches: hand it what has been applied first (no fsync; the copy gets one).
+                if let Err(e) = store.write_back_now() {
+                    tracing::warn!(error = %e, "writing back before a state machine copy failed");
+                }
                 let tmp = dir.join("making.snap.db.tmp");
                 let made = store.write_snapshot(&tmp).and_then(|index| {
                     let path = copy_path(&dir, index);
@@ -177,12 +182,14 @@ pub(crate) async fn receive(
     let mut file = tokio::fs::File::create(&tmp).await.map_err(io)?;
     let (index, size, message) = (first.index, first.size, first.message.clone());
     let mut written = 0u64;
+    let mut paced = cairn_mvcc::writeback::Paced::default();
     let mut crc = 0u32;
     let mut chunk = first;
     loop {
         crc = crc32c::crc32c_append(crc, &chunk.data);
         written += chunk.data.len() as u64;
         file.write_all(&chunk.data).await.map_err(io)?;
+        paced.wrote(&file, written);
         if chunk.last {
             if written != size || chunk.crc32c != crc {
                 let _ = tokio::fs::remove_file(&tmp).await;
