@@ -99,6 +99,7 @@ class Server:
         initial = ",".join(f"{n}={p}" for n, p in zip(names, peers))
         self.log = open(os.path.join(self.dir, "server.log"), "wb")
         self.procs = []
+        self.cmds = []
         for name, port, peer in zip(names, self.ports, peers):
             client = f"http://127.0.0.1:{port}"
             args = [
@@ -109,35 +110,52 @@ class Server:
                 # The same settings for both: etcd 3.6's default snapshot count.
                 *(["--snapshot-count", "10000"] if SAME_SNAPSHOT_COUNT else []),
             ]
-            self.procs.append(subprocess.Popen(taskset(cpu) + args, stdout=self.log,
+            self.cmds.append(taskset(cpu) + args)
+            self.procs.append(subprocess.Popen(self.cmds[-1], stdout=self.log,
                                                stderr=self.log))
         self.proc = self.procs[0]
         deadline = time.time() + 30
         for port in self.ports:
-            while True:
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health",
-                                                timeout=2) as r:
-                        if b'"true"' in r.read():
-                            break
-                except OSError:
-                    pass
-                if time.time() > deadline:
-                    raise RuntimeError(f"{kind} did not become healthy")
-                time.sleep(0.05)
+            self.wait_healthy(port, deadline)
+
+    def wait_healthy(self, port, deadline):
+        """Waits until the member on `port` answers /health with true (a linearizable read)."""
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                    if b'"true"' in r.read():
+                        return
+            except OSError:
+                pass
+            if time.time() > deadline:
+                raise RuntimeError(f"{self.kind} did not become healthy")
+            time.sleep(0.02)
+
+    def restart(self, i, timeout=300):
+        """SIGKILLs member `i` and starts it again on its data dir; returns the seconds from
+        the new process's start until it serves /health."""
+        self.procs[i].kill()
+        self.procs[i].wait()
+        start = time.time()
+        self.procs[i] = subprocess.Popen(self.cmds[i], stdout=self.log, stderr=self.log)
+        self.wait_healthy(self.ports[i], start + timeout)
+        return time.time() - start
+
+    def rss(self, field="VmRSS"):
+        """Per member, in bytes: VmRSS (now) or VmHWM (peak)."""
+        out = []
+        for proc in self.procs:
+            with open(f"/proc/{proc.pid}/status") as f:
+                out.append(next((int(line.split()[1]) * 1024 for line in f
+                                 if line.startswith(field + ":")), 0))
+        return out
 
     @property
     def endpoint(self):
         return ",".join(f"127.0.0.1:{p}" for p in self.ports)
 
     def peak_rss(self):
-        total = 0
-        for proc in self.procs:
-            with open(f"/proc/{proc.pid}/status") as f:
-                for line in f:
-                    if line.startswith("VmHWM:"):
-                        total += int(line.split()[1]) * 1024
-        return total
+        return sum(self.rss("VmHWM"))
 
     def cpu_seconds(self):
         """User + system CPU time the server (all its members) has used so far."""
@@ -239,11 +257,15 @@ def preload(endpoint, cpu):
                      "--sequential-keys"], cpu)
 
 
+def build():
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "cairn", "-p", "cairn-bench"],
+                   cwd=ROOT, check=True)
+
+
 def run(args):
     data_root = os.path.abspath(args.data_dir)
     os.makedirs(data_root, exist_ok=True)
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "cairn", "-p", "cairn-bench"],
-                   cwd=ROOT, check=True)
+    build()
     floor = fsync_floor(data_root)
     log(f"fsync floor: append {floor[0] * 1e6:.0f} us, preallocated {floor[1] * 1e6:.0f} us")
     named, sweep = workloads(args.quick)

@@ -67,13 +67,13 @@ pub struct GlobalArgs {
     /// service name to query when using DNS discovery (not supported)
     #[arg(long, global = true, allow_hyphen_values = true)]
     pub discovery_srv_name: Option<String>,
-    /// identify secure client using this TLS certificate file (not supported yet)
+    /// identify secure client using this TLS certificate file
     #[arg(long, global = true, allow_hyphen_values = true)]
     pub cert: Option<String>,
-    /// identify secure client using this TLS key file (not supported yet)
+    /// identify secure client using this TLS key file
     #[arg(long, global = true, allow_hyphen_values = true)]
     pub key: Option<String>,
-    /// verify certificates of TLS-enabled secure servers using this CA bundle (not supported yet)
+    /// verify certificates of TLS-enabled secure servers using this CA bundle
     #[arg(long, global = true, allow_hyphen_values = true)]
     pub cacert: Option<String>,
     /// username[:password] for authentication (not supported yet)

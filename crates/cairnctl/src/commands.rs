@@ -182,16 +182,7 @@ pub(crate) fn client_config(g: &mut Globals, scope: EnvScope) -> Result<Printer,
     }
     let format = Format::parse(&g.write_out)
         .ok_or_else(|| Exit::bad_feature("unsupported output format"))?;
-    if !g.cert.is_empty() || !g.key.is_empty() || !g.cacert.is_empty() {
-        return Err(Exit::error(
-            "TLS is not supported by cairnctl yet (--cert, --key and --cacert cannot be used)",
-        ));
-    }
-    if !g.insecure_transport || g.endpoints.iter().any(|e| e.starts_with("https://")) {
-        return Err(Exit::error(
-            "TLS is not supported by cairnctl yet (use http:// endpoints and --insecure-transport=true)",
-        ));
-    }
+    let _ = CLIENT_TLS.set(client_tls(g)?);
     if !g.user.is_empty() || !g.password.is_empty() {
         return Err(Exit::error(
             "authentication is not supported by cairnctl yet (--user and --password cannot be used)",
@@ -205,6 +196,36 @@ pub(crate) fn client_config(g: &mut Globals, scope: EnvScope) -> Result<Printer,
     Ok(Printer::new(format, g.hex))
 }
 
+/// The TLS configuration every connection of this run uses (none: plaintext). One command runs
+/// per process, and its flags are read once, before anything dials.
+static CLIENT_TLS: std::sync::OnceLock<Option<std::sync::Arc<rustls::ClientConfig>>> =
+    std::sync::OnceLock::new();
+
+/// etcdctl's rules: TLS when a certificate, key or CA is given, when `--insecure-transport=false`,
+/// or for `https://` endpoints; `--insecure-skip-tls-verify` counts only in the first two cases
+/// (with plain `https://` endpoints etcdctl still verifies against the system's CAs).
+fn client_tls(g: &Globals) -> Result<Option<std::sync::Arc<rustls::ClientConfig>>, Exit> {
+    let configured = !g.cert.is_empty() || !g.key.is_empty() || !g.cacert.is_empty();
+    let explicit = configured || !g.insecure_transport;
+    if !explicit && !g.endpoints.iter().any(|e| e.starts_with("https://")) {
+        return Ok(None);
+    }
+    if g.cert.is_empty() != g.key.is_empty() {
+        return Err(Exit::bad_args(format!(
+            "KeyFile and CertFile must both be present[key: {}, cert: {}]",
+            g.key, g.cert
+        )));
+    }
+    let path = |s: &str| (!s.is_empty()).then(|| std::path::PathBuf::from(s));
+    let options = cairn_client::TlsOptions {
+        ca_file: path(&g.cacert),
+        cert_file: path(&g.cert),
+        key_file: path(&g.key),
+        skip_verify: explicit && g.insecure_skip_tls_verify,
+    };
+    options.client_config().map(Some).map_err(Exit::error)
+}
+
 /// Connects to the first endpoint that answers, trying them in turn until the caller's deadline
 /// (etcdctl's dial is lazy: an unreachable cluster surfaces as the command's deadline expiring).
 pub(crate) async fn dial(endpoints: &[String], dial_timeout: gofmt::GoDuration) -> Client {
@@ -215,8 +236,11 @@ pub(crate) async fn dial(endpoints: &[String], dial_timeout: gofmt::GoDuration) 
     };
     loop {
         for ep in endpoints {
-            if let Ok(Ok(client)) =
-                tokio::time::timeout(per_attempt, Client::connect_one(ep, per_attempt)).await
+            if let Ok(Ok(client)) = tokio::time::timeout(
+                per_attempt,
+                Client::connect_one_with(ep, per_attempt, CLIENT_TLS.get().cloned().flatten()),
+            )
+            .await
             {
                 return client;
             }

@@ -13,8 +13,12 @@ use cairn_proto::etcdserverpb::{
     StatusRequest, StatusResponse, cluster_client::ClusterClient, kv_client::KvClient,
     lease_client::LeaseClient, maintenance_client::MaintenanceClient, watch_client::WatchClient,
 };
+use std::sync::Arc;
 use std::time::Duration;
 use tonic::transport::{Channel, Endpoint};
+
+pub mod tls;
+pub use tls::TlsOptions;
 
 pub use cairn_proto;
 
@@ -74,14 +78,34 @@ impl Client {
 
     /// Connects to exactly `endpoint`.
     pub async fn connect_one(endpoint: &str, dial_timeout: Duration) -> Result<Client> {
+        Self::connect_one_with(endpoint, dial_timeout, None).await
+    }
+
+    /// Connects to exactly `endpoint`, over TLS when `tls` is given (whatever the scheme, as
+    /// etcdctl does once TLS is configured).
+    pub async fn connect_one_with(
+        endpoint: &str,
+        dial_timeout: Duration,
+        tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> Result<Client> {
         let uri = endpoint_uri(endpoint)?;
         let ep = Endpoint::from_shared(uri.clone())
             .map_err(|_| ClientError::InvalidEndpoint(endpoint.into()))?
             .connect_timeout(dial_timeout)
             .tcp_nodelay(true);
-        let channel = ep.connect().await.map_err(|e| ClientError::Connect {
+        let connected = match tls {
+            Some(config) => {
+                ep.connect_with_connector(tower::service_fn(move |uri| {
+                    tls::connect(uri, config.clone())
+                }))
+                .await
+            }
+            None => ep.connect().await,
+        };
+        let channel = connected.map_err(|e| ClientError::Connect {
             endpoint: endpoint.to_string(),
-            reason: e.to_string(),
+            reason: std::error::Error::source(&e)
+                .map_or_else(|| e.to_string(), |s| format!("{e}: {s}")),
         })?;
         Ok(Client {
             channel,

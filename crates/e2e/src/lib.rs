@@ -6,6 +6,7 @@
 //! through processes, files on disk and the public wire API.
 
 mod bg;
+pub mod certs;
 pub mod h2raw;
 pub mod linearizability;
 pub mod workload;
@@ -110,6 +111,10 @@ pub struct Member {
     pub extra: Vec<String>,
     /// Environment variables for the process (failpoints, `ETCD_*`).
     pub env: Vec<(String, String)>,
+    /// `https` when the member serves clients over TLS (its `extra` flags carry the files).
+    pub scheme: &'static str,
+    /// What etcdctl needs to reach it (`--cacert`, `--cert`, `--key`), for the readiness check.
+    pub client_args: Vec<String>,
     child: Option<Child>,
     pub log: PathBuf,
 }
@@ -133,6 +138,8 @@ impl Member {
             peer_port: free_port(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
             env: Vec::new(),
+            scheme: "http",
+            client_args: Vec::new(),
             child: None,
             log: data_dir.with_extension("log"),
         }
@@ -149,7 +156,7 @@ impl Member {
     }
 
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        format!("{}://127.0.0.1:{}", self.scheme, self.client_port)
     }
 
     /// The command line that starts this member (without spawning it).
@@ -211,7 +218,15 @@ impl Member {
                     self.log_text()
                 );
             }
-            if http_get(self.client_port, "/health").is_some_and(|b| b.contains("\"true\"")) {
+            let healthy = if self.scheme == "https" {
+                let mut args = self.client_args.clone();
+                args.extend(["endpoint".into(), "health".into()]);
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                etcdctl(&self.url(), &args, None).code == 0
+            } else {
+                http_get(self.client_port, "/health").is_some_and(|b| b.contains("\"true\""))
+            };
+            if healthy {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -584,6 +599,12 @@ pub struct RealEtcd {
 
 impl RealEtcd {
     pub fn start() -> RealEtcd {
+        RealEtcd::start_with("http", &[], &[])
+    }
+
+    /// With extra server flags; `scheme` `https` for TLS, `client_args` what etcdctl needs to
+    /// reach it then.
+    pub fn start_with(scheme: &str, extra: &[&str], client_args: &[&str]) -> RealEtcd {
         let bin = ["/usr/bin/etcd", "/usr/local/bin/etcd"]
             .into_iter()
             .find(|p| Path::new(p).exists())
@@ -593,7 +614,7 @@ impl RealEtcd {
         let dir = tempfile::tempdir().expect("tempdir");
         let client_port = free_port();
         let peer = format!("http://127.0.0.1:{}", free_port());
-        let client = format!("http://127.0.0.1:{client_port}");
+        let client = format!("{scheme}://127.0.0.1:{client_port}");
         let log = std::fs::File::create(dir.path().join("etcd.log")).expect("etcd log");
         let child = Command::new(bin)
             .arg("--data-dir")
@@ -603,6 +624,7 @@ impl RealEtcd {
             .args(["--listen-peer-urls", &peer])
             .args(["--initial-advertise-peer-urls", &peer])
             .args(["--initial-cluster", &format!("default={peer}")])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))
             .spawn()
@@ -614,7 +636,14 @@ impl RealEtcd {
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if http_get(client_port, "/health").is_some_and(|b| b.contains("\"true\"")) {
+            let healthy = if scheme == "https" {
+                let mut args = client_args.to_vec();
+                args.extend(["endpoint", "health"]);
+                etcdctl(&client, &args, None).code == 0
+            } else {
+                http_get(client_port, "/health").is_some_and(|b| b.contains("\"true\""))
+            };
+            if healthy {
                 return e;
             }
             std::thread::sleep(Duration::from_millis(50));

@@ -169,6 +169,76 @@ pub struct Config {
     /// Enable the JSON gateway on the client port (accepted for compatibility).
     #[arg(long, env = "ETCD_ENABLE_GRPC_GATEWAY", default_value_t = true, action = clap::ArgAction::Set)]
     pub enable_grpc_gateway: bool,
+
+    /// Path to the client server TLS cert file.
+    #[arg(long, env = "ETCD_CERT_FILE", default_value = "")]
+    #[serde(skip)]
+    pub cert_file: String,
+
+    /// Path to the client server TLS key file.
+    #[arg(long, env = "ETCD_KEY_FILE", default_value = "")]
+    #[serde(skip)]
+    pub key_file: String,
+
+    /// Enable client cert authentication.
+    #[arg(long, env = "ETCD_CLIENT_CERT_AUTH", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    #[serde(skip)]
+    pub client_cert_auth: bool,
+
+    /// Path to the client certificate revocation list file.
+    #[arg(long, env = "ETCD_CLIENT_CRL_FILE", default_value = "")]
+    #[serde(skip)]
+    pub client_crl_file: String,
+
+    /// Path to the client server TLS trusted CA cert file.
+    #[arg(long, env = "ETCD_TRUSTED_CA_FILE", default_value = "")]
+    #[serde(skip)]
+    pub trusted_ca_file: String,
+
+    /// Client TLS using generated certificates.
+    #[arg(long, env = "ETCD_AUTO_TLS", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    #[serde(skip)]
+    pub auto_tls: bool,
+
+    /// The validity period of the client and peer certificates that are automatically
+    /// generated, in years.
+    #[arg(long, env = "ETCD_SELF_SIGNED_CERT_VALIDITY", default_value_t = 1)]
+    pub self_signed_cert_validity: u32,
+
+    /// Comma-separated list of supported TLS cipher suites between client/server and peers
+    /// (empty will be auto-populated by the TLS library).
+    #[arg(long, env = "ETCD_CIPHER_SUITES", default_value = "")]
+    pub cipher_suites: String,
+
+    /// Minimum TLS version supported: TLS1.2 or TLS1.3.
+    #[arg(long, env = "ETCD_TLS_MIN_VERSION", default_value = "TLS1.2")]
+    pub tls_min_version: String,
+
+    /// Maximum TLS version supported: TLS1.2 or TLS1.3 (empty: the library's maximum).
+    #[arg(long, env = "ETCD_TLS_MAX_VERSION", default_value = "")]
+    pub tls_max_version: String,
+
+    /// The client side of TLS in etcd's config file (`client-transport-security:`); folded into
+    /// the flat fields above when the file is read.
+    #[arg(skip)]
+    #[serde(rename = "client-transport-security")]
+    pub client_transport_security: Option<TransportSecurity>,
+}
+
+/// A `client-transport-security` (or `peer-transport-security`) section of etcd's config file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct TransportSecurity {
+    pub cert_file: String,
+    pub key_file: String,
+    pub client_cert_auth: bool,
+    pub trusted_ca_file: String,
+    pub auto_tls: bool,
+    pub crl_file: String,
+    pub allowed_cn: String,
+    pub allowed_hostname: String,
+    pub client_cert_file: String,
+    pub client_key_file: String,
 }
 
 impl Default for Config {
@@ -294,6 +364,14 @@ impl Config {
         let mut cfg: Config = serde_yaml::from_str(text)
             .map_err(|e| ConfigError::Invalid(format!("config file: {e}")))?;
         cfg.config_file = None;
+        if let Some(t) = cfg.client_transport_security.take() {
+            cfg.cert_file = t.cert_file;
+            cfg.key_file = t.key_file;
+            cfg.client_cert_auth = t.client_cert_auth;
+            cfg.trusted_ca_file = t.trusted_ca_file;
+            cfg.auto_tls = t.auto_tls;
+            cfg.client_crl_file = t.crl_file;
+        }
         Ok(cfg)
     }
 
@@ -392,8 +470,29 @@ impl Config {
         ] {
             for u in split_list(urls) {
                 parse_url(flag, &u)?;
+                if flag.contains("peer") && is_tls_url(&u) {
+                    return Err(ConfigError::BadUrl {
+                        flag,
+                        url: u,
+                        reason: "TLS between members is not supported by this version of Cairn yet"
+                            .into(),
+                    });
+                }
             }
         }
+        for u in split_list(&self.listen_client_urls) {
+            if is_tls_url(&u)
+                && !self.auto_tls
+                && (self.cert_file.is_empty() || self.key_file.is_empty())
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "TLS key/cert (--cert-file, --key-file) must be provided for client url {u} with HTTPS scheme"
+                )));
+            }
+        }
+        crate::tls::check_versions(&self.tls_min_version, &self.tls_max_version)
+            .map_err(ConfigError::Invalid)?;
+        crate::tls::cipher_suites(&self.cipher_suites).map_err(ConfigError::Invalid)?;
         let members = self.initial_members()?;
         let me = members
             .iter()
@@ -453,17 +552,25 @@ impl Config {
         Ok(out)
     }
 
-    /// Socket addresses to listen on for clients.
-    pub fn client_listen_addrs(&self) -> Result<Vec<SocketAddr>, ConfigError> {
+    /// Socket addresses to listen on for clients, each with whether it is `https://`.
+    pub fn client_listen_addrs(&self) -> Result<Vec<(SocketAddr, bool)>, ConfigError> {
         let mut out = Vec::new();
         for u in split_list(&self.listen_client_urls) {
+            let tls = is_tls_url(&u);
             for a in parse_url("listen-client-urls", &u)? {
-                if !out.contains(&a) {
-                    out.push(a);
+                if !out.iter().any(|(seen, _)| *seen == a) {
+                    out.push((a, tls));
                 }
             }
         }
         Ok(out)
+    }
+
+    /// Whether clients are served over TLS on some URL.
+    pub fn client_tls(&self) -> bool {
+        split_list(&self.listen_client_urls)
+            .iter()
+            .any(|u| is_tls_url(u))
     }
 }
 
@@ -475,19 +582,25 @@ pub fn split_list(s: &str) -> Vec<String> {
         .collect()
 }
 
-/// Parses `http://host:port` into socket addresses (a name such as `localhost` may give several).
+/// Whether a URL names TLS (`https://`).
+pub fn is_tls_url(url: &str) -> bool {
+    url.trim().starts_with("https://")
+}
+
+/// Parses `http://host:port` (or `https://`) into socket addresses (a name such as `localhost` may give several).
 pub fn parse_url(flag: &'static str, url: &str) -> Result<Vec<SocketAddr>, ConfigError> {
     let bad = |reason: &str| ConfigError::BadUrl {
         flag,
         url: url.to_string(),
         reason: reason.to_string(),
     };
-    let rest = if let Some(r) = url.strip_prefix("http://") {
+    let rest = if let Some(r) = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+    {
         r
-    } else if url.starts_with("https://") || url.starts_with("unixs://") {
-        return Err(bad("TLS is not supported by this version of Cairn yet"));
     } else {
-        return Err(bad("URL scheme must be http"));
+        return Err(bad("URL scheme must be http or https"));
     };
     let hostport = rest.trim_end_matches('/');
     if hostport.contains('/') {
@@ -533,7 +646,34 @@ mod tests {
         c.validate().unwrap();
         assert_eq!(
             c.client_listen_addrs().unwrap(),
-            vec!["127.0.0.1:2379".parse().unwrap()]
+            vec![("127.0.0.1:2379".parse().unwrap(), false)]
+        );
+    }
+
+    #[test]
+    fn yaml_client_transport_security_sets_the_tls_flags() {
+        let c = Config::from_yaml(
+            "listen-client-urls: https://127.0.0.1:2379\nclient-transport-security:\n  cert-file: /c.pem\n  key-file: /k.pem\n  client-cert-auth: true\n  trusted-ca-file: /ca.pem\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                c.cert_file.as_str(),
+                c.key_file.as_str(),
+                c.trusted_ca_file.as_str()
+            ),
+            ("/c.pem", "/k.pem", "/ca.pem")
+        );
+        assert!(c.client_cert_auth && c.client_tls());
+        assert_eq!(
+            c.client_listen_addrs().unwrap(),
+            vec![("127.0.0.1:2379".parse().unwrap(), true)]
+        );
+        let plain = Config::from_yaml("listen-client-urls: https://127.0.0.1:2379\n").unwrap();
+        let err = plain.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("TLS key/cert (--cert-file, --key-file) must be provided"),
+            "{err}"
         );
     }
 

@@ -2,8 +2,8 @@
 //!
 //! Owns: configuration (etcd's flags, `ETCD_*` variables, YAML file), bootstrap of a member's
 //! data dir, the gRPC services with etcd's validation and error strings, the apply loop that
-//! feeds committed entries into the MVCC store, and HTTP on the client port (`/health`,
-//! `/version`, …).
+//! feeds committed entries into the MVCC store, HTTP on the client port (`/health`,
+//! `/version`, …), and TLS on that port.
 //!
 //! Must not: hold state that is neither in the Raft log nor derived from it, or reach into the
 //! internals of the MVCC store or the Raft node; it uses their public APIs only.
@@ -19,6 +19,7 @@ mod http;
 mod idgen;
 mod lease;
 mod readpool;
+pub mod tls;
 
 pub use api::maintenance::ETCD_VERSION;
 pub use config::Config;
@@ -140,12 +141,28 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     );
     let router = http::routes(routes.into_axum_router(), server.clone());
 
-    for addr in addrs {
+    // Read before anything is bound: a bad certificate stops the start with the file named.
+    let tls = if config.client_tls() {
+        Some(tls::ClientTls::from_config(&config)?.server_config()?)
+    } else {
+        None
+    };
+    for (addr, over_tls) in addrs {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| anyhow::anyhow!("listen on {addr}: {e}"))?;
-        tracing::info!(%addr, "serving client traffic (gRPC and HTTP)");
         let router = router.clone();
+        if let (true, Some(tls)) = (over_tls, &tls) {
+            tracing::info!(%addr, "serving client traffic (gRPC and HTTP) over TLS");
+            let listener = tls::TlsListener::new(listener, tls.clone())?;
+            tasks.push(tokio::spawn(async move {
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(shutdown_signal())
+                    .await
+            }));
+            continue;
+        }
+        tracing::info!(%addr, "serving client traffic (gRPC and HTTP)");
         // Small gRPC responses must not wait for Nagle's algorithm.
         let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
             let _ = tcp.set_nodelay(true);

@@ -1,0 +1,481 @@
+//! TLS on the client port, on rustls: certificates and keys from etcd's flags (or generated with
+//! `--auto-tls`), client certificate verification against `--trusted-ca-file` (and
+//! `--client-crl-file`), etcd's cipher-suite and version flags, and a listener that hands
+//! axum connections whose handshake is done.
+//!
+//! Certificates are read again when their files change on disk (checked at most once a
+//! second, on a handshake), so a rotated certificate is served without a restart; a rotation
+//! that leaves unreadable or mismatched files keeps the previous pair and logs why.
+//!
+//! Must not: know about gRPC or HTTP; whatever runs over the stream is the caller's.
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::sign::CertifiedKey;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+
+/// A TLS setting that cannot be used, said in terms of the flag that set it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct TlsError(pub String);
+
+/// How long a handshake may take before the connection is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often, at most, the certificate files are checked for changes.
+const RELOAD_CHECK: Duration = Duration::from_secs(1);
+
+/// ring: rustls 0.23.48 deprecates its provider for lacking post-quantum key exchange, which
+/// etcd (Go's crypto/tls before 1.24) does not offer either; the alternative, aws-lc-rs, needs a
+/// C toolchain beyond cc to build. One place to switch when that changes.
+#[allow(deprecated)]
+pub fn crypto_provider() -> rustls::crypto::CryptoProvider {
+    rustls::crypto::ring::default_provider()
+}
+
+/// The versions `--tls-min-version` and `--tls-max-version` accept (as etcd 3.5 names them).
+fn version(name: &str) -> Result<Option<&'static rustls::SupportedProtocolVersion>, String> {
+    match name {
+        "" => Ok(None),
+        "TLS1.2" => Ok(Some(&rustls::version::TLS12)),
+        "TLS1.3" => Ok(Some(&rustls::version::TLS13)),
+        "TLS1.0" | "TLS1.1" => Err(format!(
+            "TLS version {name} is not supported (only TLS1.2 and TLS1.3 are)"
+        )),
+        other => Err(format!(
+            "unexpected TLS version {other:?} (use TLS1.2 or TLS1.3)"
+        )),
+    }
+}
+
+/// Checks `--tls-min-version` / `--tls-max-version`; returns the versions to offer.
+pub fn check_versions(
+    min: &str,
+    max: &str,
+) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, String> {
+    let lo = version(min)?.map_or(0, |v| if v == &rustls::version::TLS12 { 0 } else { 1 });
+    let hi = version(max)?.map_or(1, |v| if v == &rustls::version::TLS12 { 0 } else { 1 });
+    if lo > hi {
+        return Err(format!(
+            "min version ({min}) is greater than max version ({max})"
+        ));
+    }
+    let all = [&rustls::version::TLS12, &rustls::version::TLS13];
+    Ok(all[lo..=hi].to_vec())
+}
+
+/// Parses `--cipher-suites` (IANA names, as Go's crypto/tls spells them). Empty: the library's
+/// defaults. TLS 1.3's suites are not configurable, as in Go; the list applies to TLS 1.2.
+pub fn cipher_suites(list: &str) -> Result<Vec<rustls::SupportedCipherSuite>, String> {
+    use rustls::crypto::ring::cipher_suite as cs;
+    let names = crate::config::split_list(list);
+    if names.is_empty() {
+        return Ok(rustls::crypto::ring::DEFAULT_CIPHER_SUITES.to_vec());
+    }
+    let mut out = vec![
+        cs::TLS13_AES_128_GCM_SHA256,
+        cs::TLS13_AES_256_GCM_SHA384,
+        cs::TLS13_CHACHA20_POLY1305_SHA256,
+    ];
+    for name in names {
+        let suite = match name.as_str() {
+            "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256" => {
+                cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+            }
+            "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256" => cs::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+            "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384" => {
+                cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384
+            }
+            "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384" => cs::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+            "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305"
+            | "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256" => {
+                cs::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256
+            }
+            "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305"
+            | "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256" => {
+                cs::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256
+            }
+            other => {
+                return Err(format!(
+                    "unexpected TLS cipher suite {other:?} (supported: the ECDHE AES-GCM and \
+                     ChaCha20-Poly1305 suites)"
+                ));
+            }
+        };
+        if !out.contains(&suite) {
+            out.push(suite);
+        }
+    }
+    Ok(out)
+}
+
+fn read_certs(path: &Path, flag: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| TlsError(format!("--{flag} {}: {e}", path.display())))?;
+    if certs.is_empty() {
+        return Err(TlsError(format!(
+            "--{flag} {}: no certificate found",
+            path.display()
+        )));
+    }
+    Ok(certs)
+}
+
+fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_file(path)
+        .map_err(|e| TlsError(format!("--key-file {}: {e}", path.display())))
+}
+
+/// The certificate and key as they are on disk now, checked to belong together.
+fn load_pair(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, TlsError> {
+    let chain = read_certs(cert, "cert-file")?;
+    let key = read_key(key)?;
+    let provider = crypto_provider();
+    let certified = CertifiedKey::from_der(chain, key, &provider).map_err(|e| {
+        TlsError(format!(
+            "--cert-file {} and --key-file: {e}",
+            cert.display()
+        ))
+    })?;
+    Ok(Arc::new(certified))
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// Serves the certificate in `cert`/`key`, reading them again when either file changes.
+#[derive(Debug)]
+struct ReloadingCert {
+    cert: PathBuf,
+    key: PathBuf,
+    state: parking_lot::Mutex<ReloadState>,
+}
+
+#[derive(Debug)]
+struct ReloadState {
+    current: Arc<CertifiedKey>,
+    stamps: (Option<SystemTime>, Option<SystemTime>),
+    checked: Instant,
+}
+
+impl ReloadingCert {
+    fn new(cert: PathBuf, key: PathBuf) -> Result<ReloadingCert, TlsError> {
+        let current = load_pair(&cert, &key)?;
+        let stamps = (modified(&cert), modified(&key));
+        Ok(ReloadingCert {
+            cert,
+            key,
+            state: parking_lot::Mutex::new(ReloadState {
+                current,
+                stamps,
+                checked: Instant::now(),
+            }),
+        })
+    }
+}
+
+impl ResolvesServerCert for ReloadingCert {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let mut s = self.state.lock();
+        if s.checked.elapsed() >= RELOAD_CHECK {
+            s.checked = Instant::now();
+            let stamps = (modified(&self.cert), modified(&self.key));
+            if stamps != s.stamps {
+                match load_pair(&self.cert, &self.key) {
+                    Ok(fresh) => {
+                        tracing::info!(cert = %self.cert.display(), "reloaded the client TLS certificate");
+                        s.current = fresh;
+                        s.stamps = stamps;
+                    }
+                    // Half-written during a rotation, most likely: keep serving the old pair and
+                    // look again at the next check.
+                    Err(e) => tracing::warn!(error = %e, "keeping the previous TLS certificate"),
+                }
+            }
+        }
+        Some(s.current.clone())
+    }
+}
+
+/// The TLS settings of the client port, from the configuration.
+pub struct ClientTls {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    /// CA bundle client certificates must chain to; set, it requires one (as etcd).
+    pub trusted_ca_file: Option<PathBuf>,
+    pub client_cert_auth: bool,
+    pub crl_file: Option<PathBuf>,
+    pub cipher_suites: String,
+    pub min_version: String,
+    pub max_version: String,
+}
+
+impl ClientTls {
+    /// From etcd's flags; with `--auto-tls` and no certificate given, a self-signed pair is
+    /// made (once) under `<data-dir>/fixtures/client` for `hosts`, as etcd does.
+    pub fn from_config(config: &crate::Config) -> Result<ClientTls, TlsError> {
+        let (cert_file, key_file) = if config.cert_file.is_empty() || config.key_file.is_empty() {
+            if !config.auto_tls {
+                return Err(TlsError(
+                    "TLS key/cert (--cert-file, --key-file) must be provided for client urls with HTTPS scheme".into(),
+                ));
+            }
+            let hosts = crate::config::split_list(&config.listen_client_urls)
+                .iter()
+                .filter_map(|u| url_host(u))
+                .collect::<Vec<_>>();
+            self_signed(
+                &config.data_dir().join("fixtures").join("client"),
+                &hosts,
+                config.self_signed_cert_validity,
+            )?
+        } else {
+            (
+                PathBuf::from(&config.cert_file),
+                PathBuf::from(&config.key_file),
+            )
+        };
+        let non_empty = |s: &str| (!s.is_empty()).then(|| PathBuf::from(s));
+        Ok(ClientTls {
+            cert_file,
+            key_file,
+            trusted_ca_file: non_empty(&config.trusted_ca_file),
+            client_cert_auth: config.client_cert_auth,
+            crl_file: non_empty(&config.client_crl_file),
+            cipher_suites: config.cipher_suites.clone(),
+            min_version: config.tls_min_version.clone(),
+            max_version: config.tls_max_version.clone(),
+        })
+    }
+
+    /// A rustls server configuration: ALPN h2 and http/1.1 (gRPC and the HTTP endpoints share
+    /// the port), client certificates required when a trusted CA is given.
+    pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+        let versions = check_versions(&self.min_version, &self.max_version).map_err(TlsError)?;
+        let mut provider = crypto_provider();
+        provider.cipher_suites = cipher_suites(&self.cipher_suites).map_err(TlsError)?;
+        let provider = Arc::new(provider);
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&versions)
+            .map_err(|e| TlsError(format!("TLS settings: {e}")))?;
+        let builder = match (&self.trusted_ca_file, self.client_cert_auth) {
+            (Some(ca), _) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for c in read_certs(ca, "trusted-ca-file")? {
+                    roots.add(c).map_err(|e| {
+                        TlsError(format!("--trusted-ca-file {}: {e}", ca.display()))
+                    })?;
+                }
+                let mut verifier =
+                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+                if let Some(crl) = &self.crl_file {
+                    let crls = CertificateRevocationListDer::pem_file_iter(crl)
+                        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                        .map_err(|e| {
+                            TlsError(format!("--client-crl-file {}: {e}", crl.display()))
+                        })?;
+                    verifier = verifier.with_crls(crls);
+                }
+                let verifier = verifier
+                    .build()
+                    .map_err(|e| TlsError(format!("--trusted-ca-file {}: {e}", ca.display())))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+            (None, true) => {
+                return Err(TlsError(
+                    "--client-cert-auth needs --trusted-ca-file: there is nothing to verify client certificates against".into(),
+                ));
+            }
+            (None, false) => builder.with_no_client_auth(),
+        };
+        let resolver = ReloadingCert::new(self.cert_file.clone(), self.key_file.clone())?;
+        let mut config = builder.with_cert_resolver(Arc::new(resolver));
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
+    }
+}
+
+/// `host` of `https://host:port`.
+fn url_host(url: &str) -> Option<String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))?;
+    let (host, _) = rest.trim_end_matches('/').rsplit_once(':')?;
+    Some(
+        host.trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string(),
+    )
+}
+
+/// A self-signed certificate for `hosts` in `dir` (cert.pem, key.pem), made if not there yet.
+fn self_signed(dir: &Path, hosts: &[String], years: u32) -> Result<(PathBuf, PathBuf), TlsError> {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    if cert.exists() && key.exists() {
+        return Ok((cert, key));
+    }
+    let io = |e: std::io::Error| TlsError(format!("--auto-tls: {}: {e}", dir.display()));
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let mut names = hosts.to_vec();
+    if names.is_empty() {
+        names.push("localhost".into());
+    }
+    let mut params =
+        rcgen::CertificateParams::new(names).map_err(|e| TlsError(format!("--auto-tls: {e}")))?;
+    let mut dn = rcgen::DistinguishedName::new();
+    dn.push(rcgen::DnType::OrganizationName, "cairn");
+    params.distinguished_name = dn;
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now;
+    params.not_after = now + time::Duration::days(365 * i64::from(years.max(1)));
+    params.key_usages = vec![
+        rcgen::KeyUsagePurpose::DigitalSignature,
+        rcgen::KeyUsagePurpose::KeyEncipherment,
+    ];
+    params.extended_key_usages = vec![
+        rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+        rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    let pair = rcgen::KeyPair::generate().map_err(|e| TlsError(format!("--auto-tls: {e}")))?;
+    let made = params
+        .self_signed(&pair)
+        .map_err(|e| TlsError(format!("--auto-tls: {e}")))?;
+    std::fs::write(&key, pair.serialize_pem()).map_err(io)?;
+    std::fs::write(&cert, made.pem()).map_err(io)?;
+    tracing::info!(dir = %dir.display(), "generated a self-signed client certificate (--auto-tls)");
+    Ok((cert, key))
+}
+
+/// A listener whose connections have finished the TLS handshake. Handshakes run in their own
+/// tasks, so one slow or silent client holds up nobody else; failed ones are logged and dropped.
+pub struct TlsListener {
+    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    local: SocketAddr,
+}
+
+impl TlsListener {
+    pub fn new(tcp: TcpListener, config: Arc<rustls::ServerConfig>) -> std::io::Result<Self> {
+        let local = tcp.local_addr()?;
+        let acceptor = TlsAcceptor::from(config);
+        let (tx, ready) = mpsc::channel(1024);
+        tokio::spawn(async move {
+            loop {
+                let (stream, peer) = match tcp.accept().await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        // Out of descriptors and the like: back off rather than spin.
+                        tracing::warn!(error = %e, "accepting a client connection failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                if tx.is_closed() {
+                    return;
+                }
+                let (acceptor, tx) = (acceptor.clone(), tx.clone());
+                tokio::spawn(async move {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => {
+                            let _ = tx.send((tls, peer)).await;
+                        }
+                        Ok(Err(e)) => {
+                            tracing::warn!(%peer, error = %e, "rejected a client connection: TLS handshake failed");
+                        }
+                        Err(_) => {
+                            tracing::warn!(%peer, "rejected a client connection: TLS handshake timed out");
+                        }
+                    }
+                });
+            }
+        });
+        Ok(TlsListener { ready, local })
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.ready.recv().await {
+            Some(c) => c,
+            // The accept task only ends when this listener is dropped.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.local)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_and_suites_follow_etcds_flags() {
+        assert_eq!(check_versions("TLS1.2", "").map(|v| v.len()), Ok(2));
+        assert_eq!(check_versions("TLS1.3", "").map(|v| v.len()), Ok(1));
+        assert_eq!(check_versions("TLS1.2", "TLS1.2").map(|v| v.len()), Ok(1));
+        assert!(
+            check_versions("TLS1.3", "TLS1.2")
+                .unwrap_err()
+                .contains("greater than max")
+        );
+        assert!(check_versions("TLS1.1", "").is_err());
+        assert!(check_versions("SSL3", "").is_err());
+        assert!(!cipher_suites("").unwrap().is_empty());
+        let two = cipher_suites(
+            "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305",
+        )
+        .unwrap();
+        assert_eq!(two.len(), 5, "three TLS 1.3 suites and the two named");
+        assert!(
+            cipher_suites("TLS_RSA_WITH_RC4_128_SHA")
+                .unwrap_err()
+                .contains("TLS_RSA_WITH_RC4_128_SHA")
+        );
+    }
+
+    #[test]
+    fn auto_tls_makes_a_pair_once_and_it_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("fixtures/client");
+        let (c, k) = self_signed(&d, &["127.0.0.1".into(), "localhost".into()], 1).unwrap();
+        let first = std::fs::read(&c).unwrap();
+        load_pair(&c, &k).unwrap();
+        let again = self_signed(&d, &["127.0.0.1".into()], 1).unwrap();
+        assert_eq!(again, (c.clone(), k));
+        assert_eq!(
+            std::fs::read(&c).unwrap(),
+            first,
+            "an existing pair is kept"
+        );
+    }
+
+    #[test]
+    fn bad_files_are_refused_with_the_flag_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(&junk, "not a certificate").unwrap();
+        let e = load_pair(&junk, &junk).unwrap_err().to_string();
+        assert!(e.contains("--cert-file"), "{e}");
+        let missing = dir.path().join("missing.pem");
+        let e = load_pair(&missing, &missing).unwrap_err().to_string();
+        assert!(
+            e.contains("--cert-file") && e.contains("missing.pem"),
+            "{e}"
+        );
+    }
+}
