@@ -149,7 +149,7 @@ impl ServerCertVerifier for AcceptAny {
 }
 
 /// Opens TCP to the URI's host and port and runs the TLS handshake over it.
-pub(crate) async fn connect(
+pub async fn connect(
     uri: tonic::codegen::http::Uri,
     config: Arc<rustls::ClientConfig>,
 ) -> std::io::Result<hyper_util::rt::TokioIo<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>>

@@ -19,6 +19,13 @@ pub struct Certs {
     pub other_server_key: PathBuf,
 }
 
+/// Server certificates double as members' peer certificates, which are also presented as
+/// client certificates when a member dials another (as etcd's are).
+const SERVER_AND_PEER: &[rcgen::ExtendedKeyUsagePurpose] = &[
+    rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+    rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+];
+
 struct Authority {
     cert: rcgen::Certificate,
     key: rcgen::KeyPair,
@@ -44,7 +51,7 @@ fn leaf(
     ca: &Authority,
     cn: &str,
     sans: &[&str],
-    usage: rcgen::ExtendedKeyUsagePurpose,
+    usage: &[rcgen::ExtendedKeyUsagePurpose],
 ) -> (String, String) {
     let mut params =
         rcgen::CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())
@@ -52,7 +59,7 @@ fn leaf(
     params
         .distinguished_name
         .push(rcgen::DnType::CommonName, cn);
-    params.extended_key_usages = vec![usage];
+    params.extended_key_usages = usage.to_vec();
     params.key_usages = vec![
         rcgen::KeyUsagePurpose::DigitalSignature,
         rcgen::KeyUsagePurpose::KeyEncipherment,
@@ -73,29 +80,24 @@ impl Certs {
         };
         let ca = authority("cairn test CA");
         let other = authority("another CA");
-        let (sc, sk) = leaf(
-            &ca,
-            "server",
-            &["127.0.0.1", "localhost"],
-            rcgen::ExtendedKeyUsagePurpose::ServerAuth,
-        );
+        let (sc, sk) = leaf(&ca, "server", &["127.0.0.1", "localhost"], SERVER_AND_PEER);
         let (cc, ck) = leaf(
             &ca,
             client_cn,
             &[],
-            rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+            &[rcgen::ExtendedKeyUsagePurpose::ClientAuth],
         );
         let (xc, xk) = leaf(
             &other,
             client_cn,
             &[],
-            rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+            &[rcgen::ExtendedKeyUsagePurpose::ClientAuth],
         );
         let (oc, ok) = leaf(
             &other,
             "server",
             &["127.0.0.1", "localhost"],
-            rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+            SERVER_AND_PEER,
         );
         Certs {
             ca: write("ca.crt", &ca.cert.pem()),

@@ -113,6 +113,8 @@ pub struct Member {
     pub env: Vec<(String, String)>,
     /// `https` when the member serves clients over TLS (its `extra` flags carry the files).
     pub scheme: &'static str,
+    /// `https` when members talk TLS to each other.
+    pub peer_scheme: &'static str,
     /// What etcdctl needs to reach it (`--cacert`, `--cert`, `--key`), for the readiness check.
     pub client_args: Vec<String>,
     child: Option<Child>,
@@ -139,6 +141,7 @@ impl Member {
             extra: extra.iter().map(|s| s.to_string()).collect(),
             env: Vec::new(),
             scheme: "http",
+            peer_scheme: "http",
             client_args: Vec::new(),
             child: None,
             log: data_dir.with_extension("log"),
@@ -161,7 +164,7 @@ impl Member {
 
     /// The command line that starts this member (without spawning it).
     pub fn peer_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.peer_port)
+        format!("{}://127.0.0.1:{}", self.peer_scheme, self.peer_port)
     }
 
     pub fn command(&self) -> Command {
@@ -359,9 +362,29 @@ impl Cluster {
         std::thread::sleep(Duration::from_millis(300));
     }
 
+    /// Like [`Cluster::start`], with members talking `https` to each other (`extra` carries
+    /// the `--peer-*` TLS flags).
+    pub fn start_peer_tls(dir: &Path, n: usize, extra: &[&str]) -> Cluster {
+        Cluster::start_inner_with(dir, n, extra, false, "https")
+    }
+
     fn start_inner(dir: &Path, n: usize, extra: &[&str], partitionable: bool) -> Cluster {
+        Cluster::start_inner_with(dir, n, extra, partitionable, "http")
+    }
+
+    fn start_inner_with(
+        dir: &Path,
+        n: usize,
+        extra: &[&str],
+        partitionable: bool,
+        peer_scheme: &'static str,
+    ) -> Cluster {
         let mut members: Vec<Member> = (1..=n)
-            .map(|i| Member::unstarted(&format!("m{i}"), &dir.join(format!("m{i}")), extra))
+            .map(|i| {
+                let mut m = Member::unstarted(&format!("m{i}"), &dir.join(format!("m{i}")), extra);
+                m.peer_scheme = peer_scheme;
+                m
+            })
             .collect();
         let initial = members
             .iter()

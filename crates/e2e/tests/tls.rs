@@ -382,3 +382,80 @@ fn bad_tls_settings_stop_the_start_with_a_clear_error() {
         );
     }
 }
+
+/// Members of a 3-member cluster talk mTLS to each other; a member whose certificate comes from
+/// another CA is refused by every peer, with a log line, and never gets the data.
+#[test]
+fn a_peer_mtls_cluster_replicates_and_refuses_a_member_of_another_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Certs::make(&dir.path().join("certs"), "alice");
+    let peer_flags = |cert: &Path, key: &Path| {
+        vec![
+            format!("--peer-cert-file={}", p(cert)),
+            format!("--peer-key-file={}", p(key)),
+            format!("--peer-trusted-ca-file={}", p(&c.ca)),
+            "--peer-client-cert-auth".to_string(),
+        ]
+    };
+    let flags = peer_flags(&c.server_cert, &c.server_key);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let cluster = cairn_e2e::Cluster::start_peer_tls(dir.path(), 3, &flags);
+    let e1 = cluster.members[0].endpoint();
+    let e3 = cluster.members[2].endpoint();
+    assert_eq!(etcdctl(&e1, &["put", "over", "tls"], None).stdout, "OK\n");
+    let got = etcdctl(&e3, &["get", "over", "--print-value-only"], None);
+    assert_eq!(got.stdout, "tls\n", "{got:?}");
+    let list = etcdctl(&e1, &["member", "list"], None);
+    assert_eq!(
+        list.stdout.matches("https://127.0.0.1:").count(),
+        3,
+        "peer URLs are https: {list:?}"
+    );
+
+    // m4 presents a certificate from another CA: nobody lets it in.
+    let bad = peer_flags(&c.other_server_cert, &c.other_server_key);
+    let bad: Vec<&str> = bad.iter().map(String::as_str).collect();
+    let mut m4 = Member::unstarted("m4", &dir.path().join("m4"), &bad);
+    m4.peer_scheme = "https";
+    let add = etcdctl(
+        &e1,
+        &[
+            "member",
+            "add",
+            "m4",
+            "--learner",
+            &format!("--peer-urls={}", m4.peer_url()),
+        ],
+        None,
+    );
+    assert_eq!(add.code, 0, "{add:?}");
+    let initial = add
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("ETCD_INITIAL_CLUSTER=\""))
+        .and_then(|l| l.strip_suffix('"'))
+        .unwrap()
+        .to_string();
+    m4.initial_cluster = Some(initial);
+    m4.extra
+        .extend(["--initial-cluster-state".into(), "existing".into()]);
+    let exit = m4.run_to_exit(Duration::from_secs(20));
+    assert!(
+        exit.is_some_and(|s| !s.success()),
+        "m4 joined with a foreign certificate:\n{}",
+        m4.log_text()
+    );
+    assert!(
+        m4.log_text().contains("cannot fetch cluster info"),
+        "{}",
+        m4.log_text()
+    );
+    assert!(
+        cluster.members.iter().any(|m| m
+            .log_text()
+            .contains("rejected a peer connection: TLS handshake failed")),
+        "the refusal is logged by the cluster"
+    );
+    // The cluster goes on.
+    assert_eq!(etcdctl(&e3, &["put", "still", "up"], None).stdout, "OK\n");
+}

@@ -218,6 +218,53 @@ pub struct Config {
     #[arg(long, env = "ETCD_TLS_MAX_VERSION", default_value = "")]
     pub tls_max_version: String,
 
+    /// Path to the peer server TLS cert file.
+    #[arg(long, env = "ETCD_PEER_CERT_FILE", default_value = "")]
+    #[serde(skip)]
+    pub peer_cert_file: String,
+
+    /// Path to the peer server TLS key file.
+    #[arg(long, env = "ETCD_PEER_KEY_FILE", default_value = "")]
+    #[serde(skip)]
+    pub peer_key_file: String,
+
+    /// Enable peer client cert authentication.
+    #[arg(long, env = "ETCD_PEER_CLIENT_CERT_AUTH", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    #[serde(skip)]
+    pub peer_client_cert_auth: bool,
+
+    /// Path to the peer server TLS trusted CA file.
+    #[arg(long, env = "ETCD_PEER_TRUSTED_CA_FILE", default_value = "")]
+    #[serde(skip)]
+    pub peer_trusted_ca_file: String,
+
+    /// Path to the peer certificate revocation list file.
+    #[arg(long, env = "ETCD_PEER_CRL_FILE", default_value = "")]
+    #[serde(skip)]
+    pub peer_crl_file: String,
+
+    /// Peer TLS using self-generated certificates if --peer-key-file and --peer-cert-file are
+    /// not provided.
+    #[arg(long, env = "ETCD_PEER_AUTO_TLS", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    #[serde(skip)]
+    pub peer_auto_tls: bool,
+
+    /// Allowed CN for inter peer authentication (not supported yet: refused at start).
+    #[arg(long, env = "ETCD_PEER_CERT_ALLOWED_CN", default_value = "")]
+    #[serde(skip)]
+    pub peer_cert_allowed_cn: String,
+
+    /// Allowed TLS hostname for inter peer authentication (not supported yet: refused at
+    /// start).
+    #[arg(long, env = "ETCD_PEER_CERT_ALLOWED_HOSTNAME", default_value = "")]
+    #[serde(skip)]
+    pub peer_cert_allowed_hostname: String,
+
+    /// The peer side of TLS in etcd's config file (`peer-transport-security:`).
+    #[arg(skip)]
+    #[serde(rename = "peer-transport-security")]
+    pub peer_transport_security: Option<TransportSecurity>,
+
     /// The client side of TLS in etcd's config file (`client-transport-security:`); folded into
     /// the flat fields above when the file is read.
     #[arg(skip)]
@@ -364,6 +411,16 @@ impl Config {
         let mut cfg: Config = serde_yaml::from_str(text)
             .map_err(|e| ConfigError::Invalid(format!("config file: {e}")))?;
         cfg.config_file = None;
+        if let Some(t) = cfg.peer_transport_security.take() {
+            cfg.peer_cert_file = t.cert_file;
+            cfg.peer_key_file = t.key_file;
+            cfg.peer_client_cert_auth = t.client_cert_auth;
+            cfg.peer_trusted_ca_file = t.trusted_ca_file;
+            cfg.peer_auto_tls = t.auto_tls;
+            cfg.peer_crl_file = t.crl_file;
+            cfg.peer_cert_allowed_cn = t.allowed_cn;
+            cfg.peer_cert_allowed_hostname = t.allowed_hostname;
+        }
         if let Some(t) = cfg.client_transport_security.take() {
             cfg.cert_file = t.cert_file;
             cfg.key_file = t.key_file;
@@ -470,15 +527,22 @@ impl Config {
         ] {
             for u in split_list(urls) {
                 parse_url(flag, &u)?;
-                if flag.contains("peer") && is_tls_url(&u) {
-                    return Err(ConfigError::BadUrl {
-                        flag,
-                        url: u,
-                        reason: "TLS between members is not supported by this version of Cairn yet"
-                            .into(),
-                    });
-                }
             }
+        }
+        for u in split_list(&self.listen_peer_urls) {
+            if is_tls_url(&u)
+                && !self.peer_auto_tls
+                && (self.peer_cert_file.is_empty() || self.peer_key_file.is_empty())
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "TLS key/cert (--peer-cert-file, --peer-key-file) must be provided for peer url {u} with HTTPS scheme"
+                )));
+            }
+        }
+        if !self.peer_cert_allowed_cn.is_empty() || !self.peer_cert_allowed_hostname.is_empty() {
+            return Err(ConfigError::Invalid(
+                "--peer-cert-allowed-cn and --peer-cert-allowed-hostname are not supported by this version of Cairn yet".into(),
+            ));
         }
         for u in split_list(&self.listen_client_urls) {
             if is_tls_url(&u)
@@ -539,25 +603,34 @@ impl Config {
         Ok(members)
     }
 
-    /// Socket addresses to listen on for other members.
-    pub fn peer_listen_addrs(&self) -> Result<Vec<SocketAddr>, ConfigError> {
-        let mut out = Vec::new();
-        for u in split_list(&self.listen_peer_urls) {
-            for a in parse_url("listen-peer-urls", &u)? {
-                if !out.contains(&a) {
-                    out.push(a);
-                }
-            }
-        }
-        Ok(out)
-    }
-
     /// Socket addresses to listen on for clients, each with whether it is `https://`.
     pub fn client_listen_addrs(&self) -> Result<Vec<(SocketAddr, bool)>, ConfigError> {
         let mut out = Vec::new();
         for u in split_list(&self.listen_client_urls) {
             let tls = is_tls_url(&u);
             for a in parse_url("listen-client-urls", &u)? {
+                if !out.iter().any(|(seen, _)| *seen == a) {
+                    out.push((a, tls));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether members talk TLS: some peer URL of this member is `https://`.
+    pub fn peer_tls(&self) -> bool {
+        split_list(&self.listen_peer_urls)
+            .iter()
+            .chain(split_list(&self.initial_advertise_peer_urls).iter())
+            .any(|u| is_tls_url(u))
+    }
+
+    /// Socket addresses to listen on for other members, each with whether it is `https://`.
+    pub fn peer_listen_addrs(&self) -> Result<Vec<(SocketAddr, bool)>, ConfigError> {
+        let mut out = Vec::new();
+        for u in split_list(&self.listen_peer_urls) {
+            let tls = is_tls_url(&u);
+            for a in parse_url("listen-peer-urls", &u)? {
                 if !out.iter().any(|(seen, _)| *seen == a) {
                     out.push((a, tls));
                 }

@@ -70,6 +70,8 @@ pub enum ServerError {
     ConfigError(#[from] crate::config::ConfigError),
     #[error("io: {0}")]
     Io(String),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     #[error("internal error: {0}")]
     Internal(String),
     #[error("{}", msg::MEMBER_NOT_FOUND)]

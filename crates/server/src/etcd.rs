@@ -207,6 +207,7 @@ impl EtcdServer {
             cluster_id,
             members.peers(member_id),
             snap_dir.clone(),
+            crate::tls::peer_dialer(&config)?,
         );
         // etcd's minimum lease TTL: 1.5 election timeouts, rounded up to whole seconds.
         let min_ttl = (config.election_timeout * 3 / 2).div_ceil(1000) as i64;

@@ -51,14 +51,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     let server = EtcdServer::start_with(config.clone(), join)?;
     let mut tasks = Vec::new();
-    for addr in peer_addrs {
+    let peer_tls = if config.peer_tls() {
+        Some(tls::ClientTls::peer_from_config(&config)?.server_config()?)
+    } else {
+        None
+    };
+    for (addr, over_tls) in peer_addrs {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| anyhow::anyhow!("listen on {addr} for peers: {e}"))?;
-        tracing::info!(%addr, "serving peer traffic");
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
         let router = tonic::service::Routes::new(
             cairn_proto::cairnpb::peer_server::PeerServer::new(cluster::transport::PeerService {
                 me: server.member_id,
@@ -69,6 +70,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .max_decoding_message_size(cluster::transport::MAX_BATCH_BYTES),
         )
         .into_axum_router();
+        if let (true, Some(tls)) = (over_tls, &peer_tls) {
+            tracing::info!(%addr, "serving peer traffic over TLS");
+            let listener = tls::TlsListener::new(listener, tls.clone(), "peer")?;
+            tasks.push(tokio::spawn(async move {
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(shutdown_signal())
+                    .await
+            }));
+            continue;
+        }
+        tracing::info!(%addr, "serving peer traffic");
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         tasks.push(tokio::spawn(async move {
             axum::serve(listener, router)
                 .with_graceful_shutdown(shutdown_signal())
@@ -154,7 +169,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let router = router.clone();
         if let (true, Some(tls)) = (over_tls, &tls) {
             tracing::info!(%addr, "serving client traffic (gRPC and HTTP) over TLS");
-            let listener = tls::TlsListener::new(listener, tls.clone())?;
+            let listener = tls::TlsListener::new(listener, tls.clone(), "client")?;
             tasks.push(tokio::spawn(async move {
                 axum::serve(listener, router)
                     .with_graceful_shutdown(shutdown_signal())

@@ -129,19 +129,20 @@ fn read_certs(path: &Path, flag: &str) -> Result<Vec<CertificateDer<'static>>, T
     Ok(certs)
 }
 
-fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+fn read_key(path: &Path, prefix: &str) -> Result<PrivateKeyDer<'static>, TlsError> {
     PrivateKeyDer::from_pem_file(path)
-        .map_err(|e| TlsError(format!("--key-file {}: {e}", path.display())))
+        .map_err(|e| TlsError(format!("--{prefix}key-file {}: {e}", path.display())))
 }
 
-/// The certificate and key as they are on disk now, checked to belong together.
-fn load_pair(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, TlsError> {
-    let chain = read_certs(cert, "cert-file")?;
-    let key = read_key(key)?;
+/// The certificate and key as they are on disk now, checked to belong together. `prefix` is
+/// `""` for the client side's flags and `"peer-"` for the peer side's.
+fn load_pair(cert: &Path, key: &Path, prefix: &str) -> Result<Arc<CertifiedKey>, TlsError> {
+    let chain = read_certs(cert, &format!("{prefix}cert-file"))?;
+    let key = read_key(key, prefix)?;
     let provider = crypto_provider();
     let certified = CertifiedKey::from_der(chain, key, &provider).map_err(|e| {
         TlsError(format!(
-            "--cert-file {} and --key-file: {e}",
+            "--{prefix}cert-file {} and --{prefix}key-file: {e}",
             cert.display()
         ))
     })?;
@@ -157,6 +158,7 @@ fn modified(path: &Path) -> Option<SystemTime> {
 struct ReloadingCert {
     cert: PathBuf,
     key: PathBuf,
+    prefix: &'static str,
     state: parking_lot::Mutex<ReloadState>,
 }
 
@@ -168,12 +170,13 @@ struct ReloadState {
 }
 
 impl ReloadingCert {
-    fn new(cert: PathBuf, key: PathBuf) -> Result<ReloadingCert, TlsError> {
-        let current = load_pair(&cert, &key)?;
+    fn new(cert: PathBuf, key: PathBuf, prefix: &'static str) -> Result<ReloadingCert, TlsError> {
+        let current = load_pair(&cert, &key, prefix)?;
         let stamps = (modified(&cert), modified(&key));
         Ok(ReloadingCert {
             cert,
             key,
+            prefix,
             state: parking_lot::Mutex::new(ReloadState {
                 current,
                 stamps,
@@ -190,9 +193,14 @@ impl ResolvesServerCert for ReloadingCert {
             s.checked = Instant::now();
             let stamps = (modified(&self.cert), modified(&self.key));
             if stamps != s.stamps {
-                match load_pair(&self.cert, &self.key) {
+                match load_pair(&self.cert, &self.key, self.prefix) {
                     Ok(fresh) => {
-                        tracing::info!(cert = %self.cert.display(), "reloaded the client TLS certificate");
+                        let side = if self.prefix.is_empty() {
+                            "client"
+                        } else {
+                            "peer"
+                        };
+                        tracing::info!(cert = %self.cert.display(), "reloaded the {side} TLS certificate");
                         s.current = fresh;
                         s.stamps = stamps;
                     }
@@ -206,8 +214,10 @@ impl ResolvesServerCert for ReloadingCert {
     }
 }
 
-/// The TLS settings of the client port, from the configuration.
+/// The TLS settings of the client port or of the peer port, from the configuration.
 pub struct ClientTls {
+    /// `""` for the client port's flags, `"peer-"` for the peer port's (in error messages).
+    pub prefix: &'static str,
     pub cert_file: PathBuf,
     pub key_file: PathBuf,
     /// CA bundle client certificates must chain to; set, it requires one (as etcd).
@@ -246,6 +256,7 @@ impl ClientTls {
         };
         let non_empty = |s: &str| (!s.is_empty()).then(|| PathBuf::from(s));
         Ok(ClientTls {
+            prefix: "",
             cert_file,
             key_file,
             trusted_ca_file: non_empty(&config.trusted_ca_file),
@@ -255,6 +266,61 @@ impl ClientTls {
             min_version: config.tls_min_version.clone(),
             max_version: config.tls_max_version.clone(),
         })
+    }
+
+    /// The peer side, from etcd's `--peer-*` flags; `--peer-auto-tls` makes a pair under
+    /// `<data-dir>/fixtures/peer`.
+    pub fn peer_from_config(config: &crate::Config) -> Result<ClientTls, TlsError> {
+        let (cert_file, key_file) = if config.peer_cert_file.is_empty()
+            || config.peer_key_file.is_empty()
+        {
+            if !config.peer_auto_tls {
+                return Err(TlsError(
+                        "TLS key/cert (--peer-cert-file, --peer-key-file) must be provided for peer urls with HTTPS scheme".into(),
+                    ));
+            }
+            let hosts = crate::config::split_list(&config.listen_peer_urls)
+                .iter()
+                .chain(crate::config::split_list(&config.initial_advertise_peer_urls).iter())
+                .filter_map(|u| url_host(u))
+                .collect::<Vec<_>>();
+            self_signed(
+                &config.data_dir().join("fixtures").join("peer"),
+                &hosts,
+                config.self_signed_cert_validity,
+            )?
+        } else {
+            (
+                PathBuf::from(&config.peer_cert_file),
+                PathBuf::from(&config.peer_key_file),
+            )
+        };
+        let non_empty = |s: &str| (!s.is_empty()).then(|| PathBuf::from(s));
+        Ok(ClientTls {
+            prefix: "peer-",
+            cert_file,
+            key_file,
+            trusted_ca_file: non_empty(&config.peer_trusted_ca_file),
+            client_cert_auth: config.peer_client_cert_auth,
+            crl_file: non_empty(&config.peer_crl_file),
+            cipher_suites: config.cipher_suites.clone(),
+            min_version: config.tls_min_version.clone(),
+            max_version: config.tls_max_version.clone(),
+        })
+    }
+
+    /// How this member dials other members: its peer certificate as the client certificate,
+    /// servers verified against `--peer-trusted-ca-file` (not at all with `--peer-auto-tls`,
+    /// whose certificates no one can verify, as etcd).
+    pub fn peer_dialer(&self, auto: bool) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+        cairn_client::TlsOptions {
+            ca_file: self.trusted_ca_file.clone(),
+            cert_file: Some(self.cert_file.clone()),
+            key_file: Some(self.key_file.clone()),
+            skip_verify: auto && self.trusted_ca_file.is_none(),
+        }
+        .client_config()
+        .map_err(|e| TlsError(format!("peer TLS: {e}")))
     }
 
     /// A rustls server configuration: ALPN h2 and http/1.1 (gRPC and the HTTP endpoints share
@@ -270,9 +336,10 @@ impl ClientTls {
         let builder = match (&self.trusted_ca_file, self.client_cert_auth) {
             (Some(ca), _) => {
                 let mut roots = rustls::RootCertStore::empty();
-                for c in read_certs(ca, "trusted-ca-file")? {
+                let prefix = self.prefix;
+                for c in read_certs(ca, &format!("{prefix}trusted-ca-file"))? {
                     roots.add(c).map_err(|e| {
-                        TlsError(format!("--trusted-ca-file {}: {e}", ca.display()))
+                        TlsError(format!("--{prefix}trusted-ca-file {}: {e}", ca.display()))
                     })?;
                 }
                 let mut verifier =
@@ -281,27 +348,44 @@ impl ClientTls {
                     let crls = CertificateRevocationListDer::pem_file_iter(crl)
                         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
                         .map_err(|e| {
-                            TlsError(format!("--client-crl-file {}: {e}", crl.display()))
+                            let flag = if prefix.is_empty() {
+                                "client-crl-file"
+                            } else {
+                                "peer-crl-file"
+                            };
+                            TlsError(format!("--{flag} {}: {e}", crl.display()))
                         })?;
                     verifier = verifier.with_crls(crls);
                 }
-                let verifier = verifier
-                    .build()
-                    .map_err(|e| TlsError(format!("--trusted-ca-file {}: {e}", ca.display())))?;
+                let verifier = verifier.build().map_err(|e| {
+                    TlsError(format!("--{prefix}trusted-ca-file {}: {e}", ca.display()))
+                })?;
                 builder.with_client_cert_verifier(verifier)
             }
             (None, true) => {
-                return Err(TlsError(
-                    "--client-cert-auth needs --trusted-ca-file: there is nothing to verify client certificates against".into(),
-                ));
+                let p = self.prefix;
+                return Err(TlsError(format!(
+                    "--{p}client-cert-auth needs --{p}trusted-ca-file: there is nothing to verify client certificates against"
+                )));
             }
             (None, false) => builder.with_no_client_auth(),
         };
-        let resolver = ReloadingCert::new(self.cert_file.clone(), self.key_file.clone())?;
+        let resolver =
+            ReloadingCert::new(self.cert_file.clone(), self.key_file.clone(), self.prefix)?;
         let mut config = builder.with_cert_resolver(Arc::new(resolver));
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Arc::new(config))
     }
+}
+
+/// How this member dials the others: `None` unless its peer URLs are `https://`.
+pub fn peer_dialer(config: &crate::Config) -> Result<Option<Arc<rustls::ClientConfig>>, TlsError> {
+    if !config.peer_tls() {
+        return Ok(None);
+    }
+    ClientTls::peer_from_config(config)?
+        .peer_dialer(config.peer_auto_tls)
+        .map(Some)
 }
 
 /// `host` of `https://host:port`.
@@ -363,7 +447,12 @@ pub struct TlsListener {
 }
 
 impl TlsListener {
-    pub fn new(tcp: TcpListener, config: Arc<rustls::ServerConfig>) -> std::io::Result<Self> {
+    /// `side` names the connections in log lines ("client" or "peer").
+    pub fn new(
+        tcp: TcpListener,
+        config: Arc<rustls::ServerConfig>,
+        side: &'static str,
+    ) -> std::io::Result<Self> {
         let local = tcp.local_addr()?;
         let acceptor = TlsAcceptor::from(config);
         let (tx, ready) = mpsc::channel(1024);
@@ -373,7 +462,7 @@ impl TlsListener {
                     Ok(c) => c,
                     Err(e) => {
                         // Out of descriptors and the like: back off rather than spin.
-                        tracing::warn!(error = %e, "accepting a client connection failed");
+                        tracing::warn!(error = %e, "accepting a {side} connection failed");
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
                     }
@@ -389,10 +478,10 @@ impl TlsListener {
                             let _ = tx.send((tls, peer)).await;
                         }
                         Ok(Err(e)) => {
-                            tracing::warn!(%peer, error = %e, "rejected a client connection: TLS handshake failed");
+                            tracing::warn!(%peer, error = %e, "rejected a {side} connection: TLS handshake failed");
                         }
                         Err(_) => {
-                            tracing::warn!(%peer, "rejected a client connection: TLS handshake timed out");
+                            tracing::warn!(%peer, "rejected a {side} connection: TLS handshake timed out");
                         }
                     }
                 });
@@ -454,7 +543,7 @@ mod tests {
         let d = dir.path().join("fixtures/client");
         let (c, k) = self_signed(&d, &["127.0.0.1".into(), "localhost".into()], 1).unwrap();
         let first = std::fs::read(&c).unwrap();
-        load_pair(&c, &k).unwrap();
+        load_pair(&c, &k, "").unwrap();
         let again = self_signed(&d, &["127.0.0.1".into()], 1).unwrap();
         assert_eq!(again, (c.clone(), k));
         assert_eq!(
@@ -469,12 +558,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let junk = dir.path().join("junk.pem");
         std::fs::write(&junk, "not a certificate").unwrap();
-        let e = load_pair(&junk, &junk).unwrap_err().to_string();
+        let e = load_pair(&junk, &junk, "").unwrap_err().to_string();
         assert!(e.contains("--cert-file"), "{e}");
         let missing = dir.path().join("missing.pem");
-        let e = load_pair(&missing, &missing).unwrap_err().to_string();
+        let e = load_pair(&missing, &missing, "peer-")
+            .unwrap_err()
+            .to_string();
         assert!(
-            e.contains("--cert-file") && e.contains("missing.pem"),
+            e.contains("--peer-cert-file") && e.contains("missing.pem"),
             "{e}"
         );
     }

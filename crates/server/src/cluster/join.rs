@@ -28,9 +28,10 @@ pub(crate) async fn fetch(config: &Config) -> Result<Joined, ServerError> {
         .flat_map(|m| m.peer_urls.clone())
         .filter(|u| !mine.contains(u))
         .collect();
+    let dialer = crate::tls::peer_dialer(config)?;
     let mut last_error = String::from("no other member is listed in --initial-cluster");
     for url in &others {
-        match ask(url).await {
+        match ask(url, &dialer).await {
             Ok((cluster_id, membership)) => {
                 if membership.members.len() != listed.len() {
                     return Err(ServerError::Config(format!(
@@ -72,18 +73,20 @@ pub(crate) async fn fetch(config: &Config) -> Result<Joined, ServerError> {
     )))
 }
 
-async fn ask(url: &str) -> Result<(u64, Membership), String> {
-    let channel = tonic::transport::Endpoint::from_shared(url.to_string())
-        .map_err(|e| e.to_string())?
-        .connect_timeout(ASK_TIMEOUT)
-        .timeout(ASK_TIMEOUT)
-        .connect()
+async fn ask(
+    url: &str,
+    dialer: &super::transport::PeerDialer,
+) -> Result<(u64, Membership), String> {
+    let channel = super::transport::channel(url, ASK_TIMEOUT, dialer, false)?
         .await
         .map_err(|e| e.to_string())?;
-    let resp = PeerClient::new(channel)
-        .members(MembersRequest {})
-        .await
-        .map_err(|s| s.message().to_string())?
-        .into_inner();
+    let resp = tokio::time::timeout(
+        ASK_TIMEOUT,
+        PeerClient::new(channel).members(MembersRequest {}),
+    )
+    .await
+    .map_err(|_| "timed out".to_string())?
+    .map_err(|s| s.message().to_string())?
+    .into_inner();
     Ok((resp.cluster_id, resp.membership.unwrap_or_default()))
 }

@@ -42,6 +42,49 @@ const DIAL_TIMEOUT: Duration = Duration::from_secs(1);
 /// What a removed member is told by the members it still tries to reach (etcd's words).
 pub(crate) const MEMBER_REMOVED: &str = "the member has been permanently removed from the cluster";
 
+/// How this member dials other members: TLS for `https://` peer URLs when peer TLS is
+/// configured (`None`: plaintext only).
+pub(crate) type PeerDialer = Option<Arc<rustls::ClientConfig>>;
+
+/// A channel to the peer at `url`, over TLS when the URL says so and a dialer is configured.
+pub(crate) fn channel(
+    url: &str,
+    timeout: Duration,
+    tls: &PeerDialer,
+    lazy: bool,
+) -> Result<
+    impl Future<Output = Result<tonic::transport::Channel, tonic::transport::Error>> + use<>,
+    String,
+> {
+    let endpoint = tonic::transport::Endpoint::from_shared(url.to_string())
+        .map_err(|e| format!("bad peer URL: {e}"))?
+        .connect_timeout(timeout)
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(1))
+        .keep_alive_timeout(Duration::from_secs(3))
+        .keep_alive_while_idle(true);
+    let tls = match tls {
+        Some(config) if crate::config::is_tls_url(url) => Some(config.clone()),
+        _ => None,
+    };
+    Ok(async move {
+        match (tls, lazy) {
+            (Some(config), true) => Ok(endpoint.connect_with_connector_lazy(tower::service_fn(
+                move |uri| cairn_client::tls::connect(uri, config.clone()),
+            ))),
+            (Some(config), false) => {
+                endpoint
+                    .connect_with_connector(tower::service_fn(move |uri| {
+                        cairn_client::tls::connect(uri, config.clone())
+                    }))
+                    .await
+            }
+            (None, true) => Ok(endpoint.connect_lazy()),
+            (None, false) => endpoint.connect().await,
+        }
+    })
+}
+
 struct Queue {
     tx: mpsc::Sender<Bytes>,
     /// Taken by the sender task when it starts.
@@ -73,6 +116,7 @@ pub struct PeerTransport {
     blocked: Arc<RwLock<HashSet<u64>>>,
     /// Raised when a peer says this member was removed from the cluster.
     removed: Arc<tokio::sync::Notify>,
+    dialer: PeerDialer,
 }
 
 impl PeerTransport {
@@ -81,8 +125,10 @@ impl PeerTransport {
         cluster_id: u64,
         peers: Vec<(u64, Vec<String>)>,
         snap_dir: PathBuf,
+        dialer: PeerDialer,
     ) -> PeerTransport {
         let t = PeerTransport {
+            dialer,
             snap_dir,
             sending_snapshots: Arc::default(),
             blocked: Arc::default(),
@@ -199,11 +245,9 @@ impl PeerTransport {
             return Some(PeerClient::new(channel.clone()));
         }
         let url = self.queues.read().get(&id)?.urls.first()?.clone();
-        let channel = tonic::transport::Endpoint::from_shared(url)
-            .ok()?
-            .connect_timeout(DIAL_TIMEOUT)
-            .tcp_nodelay(true)
-            .connect_lazy();
+        // Lazy: the future resolves at once, without touching the network.
+        let lazy = channel(&url, DIAL_TIMEOUT, &self.dialer, true).ok()?;
+        let channel = futures::FutureExt::now_or_never(lazy)?.ok()?;
         clients.insert(id, channel.clone());
         Some(PeerClient::new(channel))
     }
@@ -328,17 +372,14 @@ async fn stream_once(
     url: &str,
     rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Bytes>>>,
 ) -> Result<(), (bool, String)> {
-    let endpoint = tonic::transport::Endpoint::from_shared(url.to_string())
-        .map_err(|e| (false, format!("bad peer URL: {e}")))?
-        .connect_timeout(DIAL_TIMEOUT)
-        .tcp_nodelay(true)
-        .http2_keep_alive_interval(Duration::from_secs(1))
-        .keep_alive_timeout(Duration::from_secs(3))
-        .keep_alive_while_idle(true);
-    let channel = endpoint
-        .connect()
+    let channel = channel(url, DIAL_TIMEOUT, &t.dialer, false)
+        .map_err(|e| (false, e))?
         .await
-        .map_err(|e| (false, format!("dial: {e}")))?;
+        .map_err(|e| {
+            let cause =
+                std::error::Error::source(&e).map_or_else(String::new, |s| format!(": {s}"));
+            (false, format!("dial: {e}{cause}"))
+        })?;
     let mut client = PeerClient::new(channel).max_encoding_message_size(usize::MAX);
     tracing::info!(peer = format!("{peer:x}"), %url, "peer became active");
     t.active.write().entry(peer).or_insert_with(Instant::now);
