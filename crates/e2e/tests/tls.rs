@@ -257,7 +257,7 @@ fn tls_http_get(port: u16, path: &str) -> String {
 }
 
 #[test]
-fn a_rotated_certificate_is_served_without_a_restart() {
+fn a_rotated_certificate_is_served_without_a_restart_and_writers_lose_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let c = Certs::make(&dir.path().join("certs"), "alice");
     // Clients from both CAs are trusted, so that the client side stays valid across the switch.
@@ -295,6 +295,53 @@ fn a_rotated_certificate_is_served_without_a_restart() {
     );
     assert_ne!(refused.code, 0, "{refused:?}");
 
+    // Writers that trust both CAs keep writing through the rotation, each opening a new
+    // connection (a new handshake) every few puts.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dialer = cairn_client::TlsOptions {
+        ca_file: Some(bundle.clone()),
+        cert_file: Some(c.client_cert.clone()),
+        key_file: Some(c.client_key.clone()),
+        skip_verify: false,
+    }
+    .client_config()
+    .unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let (url, dialer, stop) = (m.url(), dialer.clone(), stop.clone());
+            rt.spawn(async move {
+                let (mut acked, mut failed) = (Vec::new(), Vec::new());
+                let mut i = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let client = match cairn_client::Client::connect_one_with(
+                        &url,
+                        Duration::from_secs(2),
+                        Some(dialer.clone()),
+                    )
+                    .await
+                    {
+                        Ok(client) => client,
+                        Err(e) => {
+                            failed.push(format!("connect: {e}"));
+                            continue;
+                        }
+                    };
+                    for _ in 0..5 {
+                        let key = format!("rot/{w}/{i:06}");
+                        match client.put(key.clone(), format!("{i}")).await {
+                            Ok(_) => acked.push(key),
+                            Err(e) => failed.push(format!("put {key}: {e}")),
+                        }
+                        i += 1;
+                    }
+                }
+                (acked, failed)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+
     c.rotate_server_to_other_ca();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -322,6 +369,51 @@ fn a_rotated_certificate_is_served_without_a_restart() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(m.log_text().contains("reloaded the client TLS certificate"));
+
+    // Nothing acknowledged before, during or after the switch is missing.
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut acked, mut failed) = (Vec::new(), Vec::new());
+    for w in writers {
+        let (a, f) = rt.block_on(w).unwrap();
+        acked.extend(a);
+        failed.extend(f);
+    }
+    assert!(
+        failed.is_empty(),
+        "the rotation interrupted writers: {failed:?}"
+    );
+    assert!(
+        acked.len() > 100,
+        "too few writes to matter: {}",
+        acked.len()
+    );
+    let keys = run(
+        &m.url(),
+        &with(
+            &old_ca_after_rotation(&c, &bundle),
+            &["get", "rot/", "--prefix", "--keys-only"],
+        ),
+    );
+    let stored: std::collections::HashSet<&str> =
+        keys.stdout.lines().filter(|l| !l.is_empty()).collect();
+    let missing: Vec<_> = acked
+        .iter()
+        .filter(|k| !stored.contains(k.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "acknowledged writes missing: {missing:?}"
+    );
+}
+
+/// A client that trusts both CAs (the server's certificate now comes from the other one).
+fn old_ca_after_rotation(c: &Certs, bundle: &Path) -> Vec<String> {
+    vec![
+        format!("--cacert={}", p(bundle)),
+        format!("--cert={}", p(&c.client_cert)),
+        format!("--key={}", p(&c.client_key)),
+    ]
 }
 
 #[test]
