@@ -17,6 +17,9 @@ pub struct Certs {
     pub other_ca: PathBuf,
     pub other_server_cert: PathBuf,
     pub other_server_key: PathBuf,
+    /// From `ca`, for the same names as the server's, but with CN `intruder`.
+    pub intruder_cert: PathBuf,
+    pub intruder_key: PathBuf,
 }
 
 /// Server certificates double as members' peer certificates, which are also presented as
@@ -99,6 +102,12 @@ impl Certs {
             &["127.0.0.1", "localhost"],
             SERVER_AND_PEER,
         );
+        let (ic, ik) = leaf(
+            &ca,
+            "intruder",
+            &["127.0.0.1", "localhost"],
+            SERVER_AND_PEER,
+        );
         Certs {
             ca: write("ca.crt", &ca.cert.pem()),
             server_cert: write("server.crt", &sc),
@@ -110,6 +119,8 @@ impl Certs {
             other_ca: write("other-ca.crt", &other.cert.pem()),
             other_server_cert: write("other-server.crt", &oc),
             other_server_key: write("other-server.key", &ok),
+            intruder_cert: write("intruder.crt", &ic),
+            intruder_key: write("intruder.key", &ik),
         }
     }
 

@@ -489,7 +489,8 @@ fn a_peer_mtls_cluster_replicates_and_refuses_a_member_of_another_ca() {
             "--peer-client-cert-auth".to_string(),
         ]
     };
-    let flags = peer_flags(&c.server_cert, &c.server_key);
+    let mut flags = peer_flags(&c.server_cert, &c.server_key);
+    flags.push("--peer-cert-allowed-cn=server".into());
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     let cluster = cairn_e2e::Cluster::start_peer_tls(dir.path(), 3, &flags);
     let e1 = cluster.members[0].endpoint();
@@ -547,6 +548,55 @@ fn a_peer_mtls_cluster_replicates_and_refuses_a_member_of_another_ca() {
             .log_text()
             .contains("rejected a peer connection: TLS handshake failed")),
         "the refusal is logged by the cluster"
+    );
+
+    // m5's certificate is from the right CA, but its CN is not the allowed one.
+    let list = etcdctl(&e1, &["member", "list"], None).stdout;
+    let m4_id = list
+        .lines()
+        .find(|l| l.contains(", m4, ") || l.contains(", , "))
+        .and_then(|l| l.split(',').next())
+        .unwrap()
+        .to_string();
+    assert_eq!(etcdctl(&e1, &["member", "remove", &m4_id], None).code, 0);
+    let intruder = peer_flags(&c.intruder_cert, &c.intruder_key);
+    let intruder: Vec<&str> = intruder.iter().map(String::as_str).collect();
+    let mut m5 = Member::unstarted("m5", &dir.path().join("m5"), &intruder);
+    m5.peer_scheme = "https";
+    let add = etcdctl(
+        &e1,
+        &[
+            "member",
+            "add",
+            "m5",
+            "--learner",
+            &format!("--peer-urls={}", m5.peer_url()),
+        ],
+        None,
+    );
+    assert_eq!(add.code, 0, "{add:?}");
+    let initial = add
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("ETCD_INITIAL_CLUSTER=\""))
+        .and_then(|l| l.strip_suffix('"'))
+        .unwrap()
+        .to_string();
+    m5.initial_cluster = Some(initial);
+    m5.extra
+        .extend(["--initial-cluster-state".into(), "existing".into()]);
+    let exit = m5.run_to_exit(Duration::from_secs(20));
+    assert!(
+        exit.is_some_and(|s| !s.success()),
+        "m5 joined with a CN that is not allowed:\n{}",
+        m5.log_text()
+    );
+    assert!(
+        cluster
+            .members
+            .iter()
+            .any(|m| m.log_text().contains("is not the allowed CN \"server\"")),
+        "the CN refusal is logged by the cluster"
     );
     // The cluster goes on.
     assert_eq!(etcdctl(&e3, &["put", "still", "up"], None).stdout, "OK\n");

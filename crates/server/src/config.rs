@@ -249,13 +249,12 @@ pub struct Config {
     #[serde(skip)]
     pub peer_auto_tls: bool,
 
-    /// Allowed CN for inter peer authentication (not supported yet: refused at start).
+    /// Allowed CN for inter peer authentication.
     #[arg(long, env = "ETCD_PEER_CERT_ALLOWED_CN", default_value = "")]
     #[serde(skip)]
     pub peer_cert_allowed_cn: String,
 
-    /// Allowed TLS hostname for inter peer authentication (not supported yet: refused at
-    /// start).
+    /// Allowed TLS hostname for inter peer authentication.
     #[arg(long, env = "ETCD_PEER_CERT_ALLOWED_HOSTNAME", default_value = "")]
     #[serde(skip)]
     pub peer_cert_allowed_hostname: String,
@@ -539,10 +538,11 @@ impl Config {
                 )));
             }
         }
-        if !self.peer_cert_allowed_cn.is_empty() || !self.peer_cert_allowed_hostname.is_empty() {
-            return Err(ConfigError::Invalid(
-                "--peer-cert-allowed-cn and --peer-cert-allowed-hostname are not supported by this version of Cairn yet".into(),
-            ));
+        if !self.peer_cert_allowed_cn.is_empty() && !self.peer_cert_allowed_hostname.is_empty() {
+            return Err(ConfigError::Invalid(format!(
+                "AllowedCN and AllowedHostname are mutually exclusive (cn={:?}, hostname={:?})",
+                self.peer_cert_allowed_cn, self.peer_cert_allowed_hostname
+            )));
         }
         for u in split_list(&self.listen_client_urls) {
             if is_tls_url(&u)

@@ -72,7 +72,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .into_axum_router();
         if let (true, Some(tls)) = (over_tls, &peer_tls) {
             tracing::info!(%addr, "serving peer traffic over TLS");
-            let listener = tls::TlsListener::new(listener, tls.clone(), "peer")?;
+            let listener = tls::TlsListener::new(
+                listener,
+                tls.clone(),
+                "peer",
+                tls::peer_identity_check(&config),
+            )?;
             tasks.push(tokio::spawn(async move {
                 axum::serve(listener, router)
                     .with_graceful_shutdown(shutdown_signal())
@@ -169,7 +174,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let router = router.clone();
         if let (true, Some(tls)) = (over_tls, &tls) {
             tracing::info!(%addr, "serving client traffic (gRPC and HTTP) over TLS");
-            let listener = tls::TlsListener::new(listener, tls.clone(), "client")?;
+            let listener = tls::TlsListener::new(listener, tls.clone(), "client", None)?;
             tasks.push(tokio::spawn(async move {
                 axum::serve(listener, router)
                     .with_graceful_shutdown(shutdown_signal())

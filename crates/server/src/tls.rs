@@ -439,6 +439,55 @@ fn self_signed(dir: &Path, hosts: &[String], years: u32) -> Result<(PathBuf, Pat
     Ok((cert, key))
 }
 
+/// A check of the verified client certificate chain, after the handshake (etcd's
+/// `--peer-cert-allowed-cn` / `--peer-cert-allowed-hostname`).
+pub type IdentityCheck = Arc<dyn Fn(&[CertificateDer<'_>]) -> Result<(), String> + Send + Sync>;
+
+/// The common name of a certificate's subject, if it has one.
+pub fn common_name(cert: &CertificateDer<'_>) -> Option<String> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    let cn = parsed.subject().iter_common_name().next()?;
+    cn.as_str().ok().map(str::to_string)
+}
+
+/// The peer side's identity check, if `--peer-cert-allowed-cn` or `-hostname` is set.
+pub fn peer_identity_check(config: &crate::Config) -> Option<IdentityCheck> {
+    let cn = config.peer_cert_allowed_cn.clone();
+    let hostname = config.peer_cert_allowed_hostname.clone();
+    if !cn.is_empty() {
+        return Some(Arc::new(move |chain: &[CertificateDer<'_>]| {
+            let got = chain.first().and_then(common_name);
+            if got.as_deref() == Some(cn.as_str()) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "certificate CN {got:?} is not the allowed CN {cn:?} (--peer-cert-allowed-cn)"
+                ))
+            }
+        }));
+    }
+    if !hostname.is_empty() {
+        return Some(Arc::new(move |chain: &[CertificateDer<'_>]| {
+            let name =
+                rustls::pki_types::ServerName::try_from(hostname.as_str()).map_err(|_| {
+                    format!("--peer-cert-allowed-hostname {hostname:?} is not a host name")
+                })?;
+            let leaf = chain
+                .first()
+                .ok_or_else(|| "no client certificate".to_string())?;
+            webpki::EndEntityCert::try_from(leaf)
+                .and_then(|c| c.verify_is_valid_for_subject_name(&name))
+                .map_err(|e| {
+                    format!(
+                        "certificate is not valid for the allowed hostname {hostname:?} \
+                         (--peer-cert-allowed-hostname): {e}"
+                    )
+                })
+        }));
+    }
+    None
+}
+
 /// A listener whose connections have finished the TLS handshake. Handshakes run in their own
 /// tasks, so one slow or silent client holds up nobody else; failed ones are logged and dropped.
 pub struct TlsListener {
@@ -452,6 +501,7 @@ impl TlsListener {
         tcp: TcpListener,
         config: Arc<rustls::ServerConfig>,
         side: &'static str,
+        check: Option<IdentityCheck>,
     ) -> std::io::Result<Self> {
         let local = tcp.local_addr()?;
         let acceptor = TlsAcceptor::from(config);
@@ -471,10 +521,15 @@ impl TlsListener {
                 if tx.is_closed() {
                     return;
                 }
-                let (acceptor, tx) = (acceptor.clone(), tx.clone());
+                let (acceptor, tx, check) = (acceptor.clone(), tx.clone(), check.clone());
                 tokio::spawn(async move {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
+                            let chain = tls.get_ref().1.peer_certificates().unwrap_or_default();
+                            if let Some(Err(reason)) = check.as_ref().map(|c| c(chain)) {
+                                tracing::warn!(%peer, %reason, "rejected a {side} connection");
+                                return;
+                            }
                             let _ = tx.send((tls, peer)).await;
                         }
                         Ok(Err(e)) => {
@@ -551,6 +606,33 @@ mod tests {
             first,
             "an existing pair is kept"
         );
+    }
+
+    #[test]
+    fn allowed_cn_and_hostname_checks() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["m1.example".to_string()]).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "member-1");
+        let cert = params.self_signed(&key).unwrap();
+        let der = cert.der().clone();
+        assert_eq!(common_name(&der).as_deref(), Some("member-1"));
+        let chain = [der];
+
+        let mut config = crate::Config::default();
+        assert!(peer_identity_check(&config).is_none());
+        config.peer_cert_allowed_cn = "member-1".into();
+        assert!(peer_identity_check(&config).unwrap()(&chain).is_ok());
+        config.peer_cert_allowed_cn = "member-2".into();
+        let e = peer_identity_check(&config).unwrap()(&chain).unwrap_err();
+        assert!(e.contains("member-1") && e.contains("member-2"), "{e}");
+        config.peer_cert_allowed_cn.clear();
+        config.peer_cert_allowed_hostname = "m1.example".into();
+        assert!(peer_identity_check(&config).unwrap()(&chain).is_ok());
+        config.peer_cert_allowed_hostname = "m2.example".into();
+        assert!(peer_identity_check(&config).unwrap()(&chain).is_err());
+        assert!(peer_identity_check(&config).unwrap()(&[]).is_err());
     }
 
     #[test]
