@@ -115,6 +115,8 @@ pub struct Member {
     pub scheme: &'static str,
     /// `https` when members talk TLS to each other.
     pub peer_scheme: &'static str,
+    /// More URLs to listen on for clients besides [`Member::url`] (e.g. plaintext beside TLS).
+    pub extra_client_urls: Vec<String>,
     /// What etcdctl needs to reach it (`--cacert`, `--cert`, `--key`), for the readiness check.
     pub client_args: Vec<String>,
     child: Option<Child>,
@@ -142,6 +144,7 @@ impl Member {
             env: Vec::new(),
             scheme: "http",
             peer_scheme: "http",
+            extra_client_urls: Vec::new(),
             client_args: Vec::new(),
             child: None,
             log: data_dir.with_extension("log"),
@@ -179,7 +182,12 @@ impl Member {
             .arg("--data-dir")
             .arg(&self.data_dir)
             .arg("--listen-client-urls")
-            .arg(self.url())
+            .arg(
+                std::iter::once(self.url())
+                    .chain(self.extra_client_urls.iter().cloned())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            )
             .arg("--advertise-client-urls")
             .arg(self.url())
             .arg("--listen-peer-urls")

@@ -188,6 +188,9 @@ fn auto_tls_serves_grpc_and_http_on_one_port() {
     let dir = tempfile::tempdir().unwrap();
     let mut m = Member::unstarted("m1", &dir.path().join("m1"), &["--auto-tls"]);
     m.scheme = "https";
+    // A plaintext listener beside the TLS one, as etcd allows.
+    let plain = format!("127.0.0.1:{}", cairn_e2e::free_port());
+    m.extra_client_urls = vec![format!("http://{plain}")];
     m.client_args = vec![
         "--insecure-transport=false".into(),
         "--insecure-skip-tls-verify".into(),
@@ -198,6 +201,14 @@ fn auto_tls_serves_grpc_and_http_on_one_port() {
     assert_eq!(put.stdout, "OK\n", "{put:?}");
     let mine = cairnctl(&m.url(), &[&skip[..], &["get", "a"]].concat(), None);
     assert_eq!(mine.stdout, "a\n1\n", "{mine:?}");
+    let plaintext = etcdctl(&plain, &["get", "a", "--print-value-only"], None);
+    assert_eq!(plaintext.stdout, "1\n", "{plaintext:?}");
+    let refused = etcdctl(
+        &m.endpoint(),
+        &["--dial-timeout=1s", "--command-timeout=2s", "get", "a"],
+        None,
+    );
+    assert_ne!(refused.code, 0, "plaintext on the TLS port: {refused:?}");
     // Verification against the system's CAs fails for a self-signed certificate.
     let verified = etcdctl(
         &m.url(),
