@@ -26,6 +26,7 @@ pub(crate) struct ApplyLoop {
     pub(crate) raft: Option<RaftHandle>,
     pub(crate) lessor: Arc<Lessor>,
     pub(crate) members: Arc<Members>,
+    pub(crate) auth: Arc<crate::auth::AuthStore>,
     pub(crate) peers: PeerTransport,
     /// Where snapshot copies from the leader arrive.
     pub(crate) snap_dir: std::path::PathBuf,
@@ -190,6 +191,7 @@ impl ApplyLoop {
     fn install_snapshot(&mut self, index: u64) -> Result<(), ServerError> {
         let consistent = crate::cluster::snapshot::install(&self.store, &self.snap_dir, index)?;
         self.lessor.reload(&self.store)?;
+        self.auth.reload(&self.store)?;
         self.members
             .reload(&self.store, self.member_id, &self.config)?;
         let ids: Vec<u64> = self.members.all().iter().map(|m| m.id).collect();
@@ -258,6 +260,7 @@ impl ApplyLoop {
                         .members
                         .apply_attributes(&mut a, &m)
                         .map(|()| Applied::MemberAttributes),
+                    Some(Request::Auth(c)) => self.auth.apply(&mut a, &c).map(|()| Applied::Auth),
                     Some(Request::MemberChange(c)) => {
                         let applied = self.members.apply_change(&mut a, &c)?;
                         self.follow_membership(&applied);

@@ -170,6 +170,10 @@ pub struct Config {
     #[arg(long, env = "ETCD_ENABLE_GRPC_GATEWAY", default_value_t = true, action = clap::ArgAction::Set)]
     pub enable_grpc_gateway: bool,
 
+    /// bcrypt cost for hashing auth passwords (4..=31).
+    #[arg(long, env = "ETCD_BCRYPT_COST", default_value_t = 10)]
+    pub bcrypt_cost: u32,
+
     /// Path to the client server TLS cert file.
     #[arg(long, env = "ETCD_CERT_FILE", default_value = "")]
     #[serde(skip)]
@@ -557,6 +561,12 @@ impl Config {
         crate::tls::check_versions(&self.tls_min_version, &self.tls_max_version)
             .map_err(ConfigError::Invalid)?;
         crate::tls::cipher_suites(&self.cipher_suites).map_err(ConfigError::Invalid)?;
+        if !(4..=31).contains(&self.bcrypt_cost) {
+            return Err(ConfigError::Invalid(format!(
+                "invalid --bcrypt-cost {}: must be between 4 and 31",
+                self.bcrypt_cost
+            )));
+        }
         let members = self.initial_members()?;
         let me = members
             .iter()

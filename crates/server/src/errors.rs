@@ -72,6 +72,8 @@ pub enum ServerError {
     Io(String),
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
     #[error("internal error: {0}")]
     Internal(String),
     #[error("{}", msg::MEMBER_NOT_FOUND)]
@@ -127,6 +129,7 @@ impl From<ServerError> for Status {
             ServerError::TimeoutLeaderFail => Status::unavailable(msg::TIMEOUT_LEADER_FAIL),
             ServerError::TooManyRequests => Status::resource_exhausted(msg::TOO_MANY_REQUESTS),
             ServerError::Remote(status) => status,
+            ServerError::Auth(e) => e.status(),
             ServerError::MemberNotFound => Status::not_found(msg::MEMBER_NOT_FOUND),
             ServerError::BadMemberUrls => Status::invalid_argument(msg::BAD_MEMBER_URLS),
             ServerError::Unhealthy => Status::unavailable(msg::UNHEALTHY),

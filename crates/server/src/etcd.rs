@@ -43,6 +43,7 @@ pub enum Applied {
     LeaseCheckpoint,
     MemberAttributes,
     MemberChange,
+    Auth,
 }
 
 pub(crate) type ApplyResult = Result<Applied, ServerError>;
@@ -57,6 +58,8 @@ pub struct EtcdServer {
     pub config: Config,
     /// The cluster's members as the log describes them.
     pub members: Arc<Members>,
+    /// Users, roles and permissions as the log describes them.
+    pub auth: Arc<crate::auth::AuthStore>,
     /// Carries Raft messages to the other members.
     pub(crate) peers: PeerTransport,
     /// This member's name and client URLs have been applied through the log.
@@ -197,6 +200,7 @@ impl EtcdServer {
         crate::cluster::snapshot::finish_interrupted_install(&store, &snap_dir, &config.wal_dir())?;
         let (cluster_id, member_id) = identity(&store, &config, join)?;
         let members = Arc::new(Members::load(&store, member_id, &config)?);
+        let auth = Arc::new(crate::auth::AuthStore::load(&store)?);
         if config.force_new_cluster {
             // Raft commits the removal of every other member (see cairn_raft's NodeConfig);
             // the membership record follows here, as those entries carry no request.
@@ -231,6 +235,7 @@ impl EtcdServer {
             raft: None,
             lessor: lessor.clone(),
             members: members.clone(),
+            auth: auth.clone(),
             peers: peers.clone(),
             snap_dir: snap_dir.clone(),
             config: config.clone(),
@@ -287,6 +292,7 @@ impl EtcdServer {
             cluster_id,
             member_id,
             members,
+            auth,
             peers,
             published: AtomicBool::new(false),
             leader_lost: watch::channel(0).0,

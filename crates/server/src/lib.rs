@@ -10,6 +10,7 @@
 
 mod api;
 mod apply;
+mod auth;
 mod cluster;
 pub mod config;
 mod errors;
@@ -139,6 +140,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .max_decoding_message_size(recv_limit),
     );
     let routes = routes
+        .add_service(
+            cairn_proto::etcdserverpb::auth_server::AuthServer::new(api::auth::AuthService {
+                server: server.clone(),
+            })
+            .max_decoding_message_size(recv_limit),
+        )
         .add_service(
             cairn_proto::v3electionpb::election_server::ElectionServer::new(
                 election::ElectionService {

@@ -2,6 +2,7 @@
 //! and answers with etcd's error strings and codes; none holds state of its own: everything goes
 //! through [`crate::etcd::EtcdServer`] (proposals, reads, the lessor, the store's watch hub).
 
+pub mod auth;
 pub mod cluster;
 pub mod election;
 pub mod kv;
