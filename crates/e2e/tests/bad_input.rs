@@ -208,13 +208,22 @@ async fn bad_requests_get_etcd_errors_and_nothing_is_lost() {
         );
         assert_eq!(want.code(), Code::Internal, "etcd changed: {want:?}");
     }
-    // A service not built yet answers UNIMPLEMENTED naming the method.
-    let s = raw_call(&ep, "/etcdserverpb.Auth/UserList", vec![])
+    // A method not built yet answers UNIMPLEMENTED naming it; so does one that does not exist.
+    let s = raw_call(&ep, "/etcdserverpb.Maintenance/Defragment", vec![])
         .await
         .unwrap_err();
     assert_eq!(s.code(), Code::Unimplemented);
     assert!(
-        s.message().contains("/etcdserverpb.Auth/UserList"),
+        s.message().contains("Maintenance.Defragment"),
+        "{}",
+        s.message()
+    );
+    let s = raw_call(&ep, "/etcdserverpb.Nope/Call", vec![])
+        .await
+        .unwrap_err();
+    assert_eq!(s.code(), Code::Unimplemented);
+    assert!(
+        s.message().contains("/etcdserverpb.Nope/Call"),
         "{}",
         s.message()
     );

@@ -214,6 +214,21 @@ impl ResolvesServerCert for ReloadingCert {
     }
 }
 
+/// One side's flags (client or peer), as [`ClientTls::side`] reads them.
+struct SideFlags<'a> {
+    prefix: &'static str,
+    cert: &'a str,
+    key: &'a str,
+    trusted_ca: &'a str,
+    client_cert_auth: bool,
+    crl: &'a str,
+    auto_tls: bool,
+    /// The side's URLs: their hosts go into a generated certificate.
+    urls: Vec<String>,
+    /// `client` or `peer`: the fixtures directory, and the word in the error.
+    fixtures: &'static str,
+}
+
 /// The TLS settings of the client port or of the peer port, from the configuration.
 pub struct ClientTls {
     /// `""` for the client port's flags, `"peer-"` for the peer port's (in error messages).
@@ -230,79 +245,73 @@ pub struct ClientTls {
 }
 
 impl ClientTls {
-    /// From etcd's flags; with `--auto-tls` and no certificate given, a self-signed pair is
-    /// made (once) under `<data-dir>/fixtures/client` for `hosts`, as etcd does.
+    /// The client side, from etcd's flags; with `--auto-tls` and no certificate given, a
+    /// self-signed pair is made (once) under `<data-dir>/fixtures/client`, as etcd does.
     pub fn from_config(config: &crate::Config) -> Result<ClientTls, TlsError> {
-        let (cert_file, key_file) = if config.cert_file.is_empty() || config.key_file.is_empty() {
-            if !config.auto_tls {
-                return Err(TlsError(
-                    "TLS key/cert (--cert-file, --key-file) must be provided for client urls with HTTPS scheme".into(),
-                ));
-            }
-            let hosts = crate::config::split_list(&config.listen_client_urls)
-                .iter()
-                .filter_map(|u| url_host(u))
-                .collect::<Vec<_>>();
-            self_signed(
-                &config.data_dir().join("fixtures").join("client"),
-                &hosts,
-                config.self_signed_cert_validity,
-            )?
-        } else {
-            (
-                PathBuf::from(&config.cert_file),
-                PathBuf::from(&config.key_file),
-            )
-        };
-        let non_empty = |s: &str| (!s.is_empty()).then(|| PathBuf::from(s));
-        Ok(ClientTls {
-            prefix: "",
-            cert_file,
-            key_file,
-            trusted_ca_file: non_empty(&config.trusted_ca_file),
-            client_cert_auth: config.client_cert_auth,
-            crl_file: non_empty(&config.client_crl_file),
-            cipher_suites: config.cipher_suites.clone(),
-            min_version: config.tls_min_version.clone(),
-            max_version: config.tls_max_version.clone(),
-        })
+        ClientTls::side(
+            config,
+            SideFlags {
+                prefix: "",
+                cert: &config.cert_file,
+                key: &config.key_file,
+                trusted_ca: &config.trusted_ca_file,
+                client_cert_auth: config.client_cert_auth,
+                crl: &config.client_crl_file,
+                auto_tls: config.auto_tls,
+                urls: crate::config::split_list(&config.listen_client_urls),
+                fixtures: "client",
+            },
+        )
     }
 
     /// The peer side, from etcd's `--peer-*` flags; `--peer-auto-tls` makes a pair under
     /// `<data-dir>/fixtures/peer`.
     pub fn peer_from_config(config: &crate::Config) -> Result<ClientTls, TlsError> {
-        let (cert_file, key_file) = if config.peer_cert_file.is_empty()
-            || config.peer_key_file.is_empty()
-        {
-            if !config.peer_auto_tls {
-                return Err(TlsError(
-                        "TLS key/cert (--peer-cert-file, --peer-key-file) must be provided for peer urls with HTTPS scheme".into(),
-                    ));
+        let mut urls = crate::config::split_list(&config.listen_peer_urls);
+        urls.extend(crate::config::split_list(
+            &config.initial_advertise_peer_urls,
+        ));
+        ClientTls::side(
+            config,
+            SideFlags {
+                prefix: "peer-",
+                cert: &config.peer_cert_file,
+                key: &config.peer_key_file,
+                trusted_ca: &config.peer_trusted_ca_file,
+                client_cert_auth: config.peer_client_cert_auth,
+                crl: &config.peer_crl_file,
+                auto_tls: config.peer_auto_tls,
+                urls,
+                fixtures: "peer",
+            },
+        )
+    }
+
+    fn side(config: &crate::Config, f: SideFlags<'_>) -> Result<ClientTls, TlsError> {
+        let (cert_file, key_file) = if f.cert.is_empty() || f.key.is_empty() {
+            if !f.auto_tls {
+                let (p, side) = (f.prefix, f.fixtures);
+                return Err(TlsError(format!(
+                    "TLS key/cert (--{p}cert-file, --{p}key-file) must be provided for {side} urls with HTTPS scheme"
+                )));
             }
-            let hosts = crate::config::split_list(&config.listen_peer_urls)
-                .iter()
-                .chain(crate::config::split_list(&config.initial_advertise_peer_urls).iter())
-                .filter_map(|u| url_host(u))
-                .collect::<Vec<_>>();
+            let hosts: Vec<String> = f.urls.iter().filter_map(|u| url_host(u)).collect();
             self_signed(
-                &config.data_dir().join("fixtures").join("peer"),
+                &config.data_dir().join("fixtures").join(f.fixtures),
                 &hosts,
                 config.self_signed_cert_validity,
             )?
         } else {
-            (
-                PathBuf::from(&config.peer_cert_file),
-                PathBuf::from(&config.peer_key_file),
-            )
+            (PathBuf::from(f.cert), PathBuf::from(f.key))
         };
         let non_empty = |s: &str| (!s.is_empty()).then(|| PathBuf::from(s));
         Ok(ClientTls {
-            prefix: "peer-",
+            prefix: f.prefix,
             cert_file,
             key_file,
-            trusted_ca_file: non_empty(&config.peer_trusted_ca_file),
-            client_cert_auth: config.peer_client_cert_auth,
-            crl_file: non_empty(&config.peer_crl_file),
+            trusted_ca_file: non_empty(f.trusted_ca),
+            client_cert_auth: f.client_cert_auth,
+            crl_file: non_empty(f.crl),
             cipher_suites: config.cipher_suites.clone(),
             min_version: config.tls_min_version.clone(),
             max_version: config.tls_max_version.clone(),
