@@ -115,10 +115,14 @@ impl EtcdServer {
             {
                 match tokio::time::timeout(deadline - Instant::now(), remote(self, client)).await {
                     Ok(Ok(v)) => return Ok(v),
-                    // Leadership moved, or the leader is unreachable: ask whoever leads next.
+                    // Leadership moved, or the leader is unreachable or died mid-call (its
+                    // connection reset: Cancelled or Unknown from the transport, never an
+                    // answer of the peer service): ask whoever leads next.
                     Ok(Err(status))
-                        if status.code() == Code::Unavailable
-                            || status.message() == msg::NOT_LEADER =>
+                        if matches!(
+                            status.code(),
+                            Code::Unavailable | Code::Cancelled | Code::Unknown
+                        ) || status.message() == msg::NOT_LEADER =>
                     {
                         last = ServerError::Remote(status);
                     }
