@@ -78,12 +78,12 @@ fn endpoint_status_and_health() {
         run.stdout
     );
 
-    // Not yet implemented services answer UNIMPLEMENTED with a clear message.
-    let run = etcdctl(&ep, &["user", "list"], None);
+    // Methods not implemented yet answer UNIMPLEMENTED with a clear message.
+    let run = etcdctl(&ep, &["defrag"], None);
     assert_ne!(run.code, 0);
     assert!(run.stderr.contains("Unimplemented"), "{}", run.stderr);
     assert!(
-        run.stderr.contains("UserList is not implemented yet"),
+        run.stderr.contains("Defragment is not implemented yet"),
         "{}",
         run.stderr
     );
