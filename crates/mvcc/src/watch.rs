@@ -139,6 +139,16 @@ impl StreamSink {
         self.control_pending.load(Ordering::Acquire) < MAX_PENDING_CONTROL
     }
 
+    /// Answers a create request refused before it reached the hub (the caller may not read
+    /// the range): created and canceled at once.
+    pub fn refuse(&self, watch_id: WatchId, revision: i64, reason: String) -> bool {
+        self.control(WatchMsg::Refused {
+            watch_id,
+            revision,
+            reason,
+        })
+    }
+
     fn control(&self, msg: WatchMsg) -> bool {
         self.control_pending.fetch_add(1, Ordering::AcqRel);
         if self.tx.send(msg).is_err() {

@@ -2,6 +2,7 @@
 //! store and the lessor, off the network path; waking the handlers that wait for them; and the
 //! backend write-back thread.
 
+use crate::auth::{AuthError, AuthInfo};
 use crate::cluster::membership::{Applied as MembershipApplied, Members};
 use crate::cluster::transport::PeerTransport;
 use crate::errors::ServerError;
@@ -147,6 +148,39 @@ pub(crate) fn apply_thread(
 }
 
 impl ApplyLoop {
+    /// What etcd's authApplierV3 checks for a client's request, at this point of the log.
+    fn check_permission(&self, who: &AuthInfo, request: &Request) -> Result<(), AuthError> {
+        let auth = &self.auth;
+        match request {
+            Request::Put(p) => {
+                auth.check_key(who, &p.key, &[], true)?;
+                if p.lease != 0 {
+                    auth.check_lease_keys(who, &self.lessor.keys(p.lease))?;
+                }
+                if p.prev_kv {
+                    auth.check_key(who, &p.key, &[], false)?;
+                }
+                Ok(())
+            }
+            Request::DeleteRange(d) => {
+                auth.check_key(who, &d.key, &d.range_end, true)?;
+                if d.prev_kv {
+                    auth.check_key(who, &d.key, &d.range_end, false)?;
+                }
+                Ok(())
+            }
+            Request::Txn(t) => auth.check_txn(who, t),
+            Request::LeaseRevoke(r) => auth.check_lease_keys(who, &self.lessor.keys(r.id)),
+            // Compaction destroys history: root only (etcd 3.4 lets anyone compact).
+            Request::Compaction(_) | Request::Auth(_) => auth.check_admin(who),
+            Request::LeaseGrant(_)
+            | Request::Authenticate(_)
+            | Request::LeaseCheckpoint(_)
+            | Request::MemberAttributes(_)
+            | Request::MemberChange(_) => Ok(()),
+        }
+    }
+
     /// Brings the transport in line with an applied membership change; a member that has been
     /// removed stops itself, as etcd's does.
     fn follow_membership(&self, applied: &MembershipApplied) {
@@ -235,14 +269,25 @@ impl ApplyLoop {
                     }
                 };
                 let before = a.events().len();
-                let res: ApplyResult = match req.request {
-                    Some(Request::Put(p)) => a.put(&p).map(Applied::Put).map_err(Into::into),
-                    Some(Request::DeleteRange(d)) => a
+                let refused = match (&req.auth_header, &req.request) {
+                    (Some(h), Some(r)) if self.auth.is_enabled() => {
+                        self.check_permission(&AuthInfo::from_header(h), r).err()
+                    }
+                    _ => None,
+                };
+                let res: ApplyResult = match (refused, req.request) {
+                    (Some(refused), _) => Err(refused.into()),
+                    (None, Some(Request::Put(p))) => {
+                        a.put(&p).map(Applied::Put).map_err(Into::into)
+                    }
+                    (None, Some(Request::DeleteRange(d))) => a
                         .delete_range(&d)
                         .map(Applied::DeleteRange)
                         .map_err(Into::into),
-                    Some(Request::Txn(t)) => a.txn(&t).map(Applied::Txn).map_err(Into::into),
-                    Some(Request::Compaction(c)) => a
+                    (None, Some(Request::Txn(t))) => {
+                        a.txn(&t).map(Applied::Txn).map_err(Into::into)
+                    }
+                    (None, Some(Request::Compaction(c))) => a
                         .compact(c.revision)
                         .map(|_| {
                             Applied::Compaction(CompactionResponse {
@@ -253,20 +298,29 @@ impl ApplyLoop {
                             })
                         })
                         .map_err(Into::into),
-                    Some(Request::LeaseGrant(g)) => self.lessor.apply_grant(&mut a, &g),
-                    Some(Request::LeaseRevoke(r)) => self.lessor.apply_revoke(&mut a, r.id),
-                    Some(Request::LeaseCheckpoint(c)) => self.lessor.apply_checkpoint(&mut a, &c),
-                    Some(Request::MemberAttributes(m)) => self
+                    (None, Some(Request::LeaseGrant(g))) => self.lessor.apply_grant(&mut a, &g),
+                    (None, Some(Request::LeaseRevoke(r))) => self.lessor.apply_revoke(&mut a, r.id),
+                    (None, Some(Request::LeaseCheckpoint(c))) => {
+                        self.lessor.apply_checkpoint(&mut a, &c)
+                    }
+                    (None, Some(Request::MemberAttributes(m))) => self
                         .members
                         .apply_attributes(&mut a, &m)
                         .map(|()| Applied::MemberAttributes),
-                    Some(Request::Auth(c)) => self.auth.apply(&mut a, &c).map(|()| Applied::Auth),
-                    Some(Request::MemberChange(c)) => {
+                    (None, Some(Request::Auth(c))) => {
+                        self.auth.apply(&mut a, &c).map(|()| Applied::Auth)
+                    }
+                    (None, Some(Request::Authenticate(r))) => self
+                        .auth
+                        .apply_authenticate(&r, entry.index)
+                        .map(Applied::Token)
+                        .map_err(Into::into),
+                    (None, Some(Request::MemberChange(c))) => {
                         let applied = self.members.apply_change(&mut a, &c)?;
                         self.follow_membership(&applied);
                         Ok(Applied::MemberChange)
                     }
-                    None => continue,
+                    (None, None) => continue,
                 };
                 if let Err(
                     e @ (ServerError::Mvcc(

@@ -44,6 +44,7 @@ pub enum Applied {
     MemberAttributes,
     MemberChange,
     Auth,
+    Token(String),
 }
 
 pub(crate) type ApplyResult = Result<Applied, ServerError>;
@@ -200,7 +201,10 @@ impl EtcdServer {
         crate::cluster::snapshot::finish_interrupted_install(&store, &snap_dir, &config.wal_dir())?;
         let (cluster_id, member_id) = identity(&store, &config, join)?;
         let members = Arc::new(Members::load(&store, member_id, &config)?);
-        let auth = Arc::new(crate::auth::AuthStore::load(&store)?);
+        let auth = Arc::new(crate::auth::AuthStore::load(
+            &store,
+            Duration::from_secs(config.auth_token_ttl),
+        )?);
         if config.force_new_cluster {
             // Raft commits the removal of every other member (see cairn_raft's NodeConfig);
             // the membership record follows here, as those entries carry no request.
@@ -390,9 +394,21 @@ impl EtcdServer {
         *self.applied.borrow()
     }
 
-    /// Replicates `request` and waits for this member to apply it.
+    /// Replicates the server's own `request` (no caller to check) and waits for this member to
+    /// apply it.
     pub async fn propose(&self, request: Request) -> Result<Applied, ServerError> {
-        self.propose_entry(request, None).await
+        self.propose_entry(request, None, None).await
+    }
+
+    /// Replicates a client's `request`, checked when it is applied against the caller's
+    /// permissions as of the auth revision its credentials were checked at.
+    pub async fn propose_as(
+        &self,
+        request: Request,
+        caller: &crate::auth::AuthInfo,
+    ) -> Result<Applied, ServerError> {
+        self.propose_entry(request, None, Some(caller.header()))
+            .await
     }
 
     /// Replicates `request`, as a normal entry or as the context of a Raft configuration
@@ -401,6 +417,7 @@ impl EtcdServer {
         &self,
         request: Request,
         conf_change: Option<cairn_raft::ConfChange>,
+        auth_header: Option<cairn_proto::cairnpb::AuthHeader>,
     ) -> Result<Applied, ServerError> {
         // Like etcd: when applying falls this far behind committing, new writes would only
         // lengthen the queue (and its memory) without being served any sooner.
@@ -413,6 +430,7 @@ impl EtcdServer {
             id,
             origin: self.member_id,
             request: Some(request),
+            auth_header,
         };
         let data = envelope.encode_to_vec();
         if data.len() > self.config.max_request_bytes as usize {

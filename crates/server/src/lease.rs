@@ -144,6 +144,16 @@ impl Lessor {
         self.inner.lock().leases.contains_key(&id)
     }
 
+    /// The keys attached to a lease (none if there is no such lease).
+    pub fn keys(&self, id: i64) -> Vec<Bytes> {
+        self.inner
+            .lock()
+            .leases
+            .get(&id)
+            .map(|l| l.keys.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// A fresh lease id (positive, non-zero, not in use).
     pub fn new_id(&self) -> i64 {
         loop {

@@ -182,8 +182,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         if let (true, Some(tls)) = (over_tls, &tls) {
             tracing::info!(%addr, "serving client traffic (gRPC and HTTP) over TLS");
             let listener = tls::TlsListener::new(listener, tls.clone(), "client", None)?;
+            // Each request learns its connection's certificate name (the user under
+            // --client-cert-auth).
+            let service = router.into_make_service_with_connect_info::<tls::ClientCertName>();
             tasks.push(tokio::spawn(async move {
-                axum::serve(listener, router)
+                axum::serve(listener, service)
                     .with_graceful_shutdown(shutdown_signal())
                     .await
             }));

@@ -555,6 +555,27 @@ impl TlsListener {
     }
 }
 
+/// The common name of a client connection's verified certificate, which is the caller's user
+/// name under `--client-cert-auth` (etcd's AuthInfoFromTLS); attached to every request of the
+/// connection.
+#[derive(Debug, Clone)]
+pub struct ClientCertName(pub Option<String>);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>>
+    for ClientCertName
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
+        let name = stream
+            .io()
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .and_then(|leaf| common_name(leaf));
+        ClientCertName(name)
+    }
+}
+
 impl axum::serve::Listener for TlsListener {
     type Io = TlsStream<TcpStream>;
     type Addr = SocketAddr;

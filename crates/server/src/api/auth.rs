@@ -1,18 +1,21 @@
 //! etcd's Auth service: users, roles and permissions go through the log (passwords hashed
-//! with bcrypt here, before proposing); lists and gets are answered from this member's record
-//! once it has applied everything committed (a linearizable read, as etcd's go through Raft).
-//! Enabling auth and tokens are not built yet: AuthEnable and Authenticate say so.
+//! with bcrypt here, before proposing) and are checked for the root role when applied; lists
+//! and gets are answered from this member's record once it has applied everything committed (a
+//! linearizable read, as etcd's go through Raft). Authenticate checks the password here and
+//! proposes the token, so that every member knows it.
 
-use crate::auth::AuthError;
+use crate::auth::{AuthError, AuthInfo, tokens::SimpleTokens};
 use crate::errors::ServerError;
 use crate::etcd::{Applied, EtcdServer};
 use cairn_proto::cairnpb::{
-    AuthChange, auth_change::Change, internal_request::Request as Internal,
+    AuthChange, Authenticate, auth_change::Change, internal_request::Request as Internal,
 };
 use cairn_proto::etcdserverpb::auth_server::Auth;
 use cairn_proto::etcdserverpb::*;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
+
+const MAX_AUTHENTICATE_ATTEMPTS: usize = 16;
 
 pub struct AuthService {
     pub server: Arc<EtcdServer>,
@@ -23,13 +26,20 @@ impl AuthService {
         self.server.header(self.server.store.revision())
     }
 
-    async fn change(&self, change: Change) -> Result<Option<ResponseHeader>, Status> {
+    async fn change(
+        &self,
+        change: Change,
+        who: &AuthInfo,
+    ) -> Result<Option<ResponseHeader>, Status> {
         self.server.refuse_learner()?;
         match self
             .server
-            .propose(Internal::Auth(AuthChange {
-                change: Some(change),
-            }))
+            .propose_as(
+                Internal::Auth(AuthChange {
+                    change: Some(change),
+                }),
+                who,
+            )
             .await?
         {
             Applied::Auth => Ok(self.header()),
@@ -43,6 +53,44 @@ impl AuthService {
         self.server.refuse_learner()?;
         self.server.linearizable_barrier().await?;
         Ok(())
+    }
+
+    /// The caller, who must have the root role (checked again when a change is applied; this
+    /// early check only spares bcrypt work for callers that would be refused anyway).
+    fn root<T>(&self, request: &Request<T>) -> Result<AuthInfo, Status> {
+        let who = super::caller(&self.server, request)?;
+        self.server.auth.check_admin(&who).map_err(|e| e.status())?;
+        Ok(who)
+    }
+
+    /// One Authenticate attempt: the password checked at some auth revision, the token made
+    /// through the log. Says `None` when the record changed in between (the check is stale).
+    async fn authenticate_once(
+        &self,
+        name: &str,
+        password: &str,
+    ) -> Result<Option<String>, Status> {
+        let auth = self.server.auth.clone();
+        let (n, p) = (name.to_string(), password.to_string());
+        let checked_at = tokio::task::spawn_blocking(move || auth.check_password(&n, &p))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(|e| e.status())?;
+        let token_prefix =
+            SimpleTokens::prefix().map_err(|_| Status::internal("no randomness for a token"))?;
+        let applied = self
+            .server
+            .propose(Internal::Authenticate(Authenticate {
+                name: name.to_string(),
+                token_prefix,
+            }))
+            .await?;
+        let Applied::Token(token) = applied else {
+            return Err(
+                ServerError::Internal("unexpected apply result for Authenticate".into()).into(),
+            );
+        };
+        Ok((checked_at == self.server.auth.revision()).then_some(token))
     }
 
     /// bcrypt at `--bcrypt-cost`, off the async threads (it takes tens of milliseconds).
@@ -59,25 +107,32 @@ impl AuthService {
 impl Auth for AuthService {
     async fn auth_enable(
         &self,
-        _: Request<AuthEnableRequest>,
+        request: Request<AuthEnableRequest>,
     ) -> Result<Response<AuthEnableResponse>, Status> {
-        Err(AuthError::NotBuilt.status())
+        let who = super::caller(&self.server, &request)?;
+        let header = self
+            .change(Change::Enable(request.into_inner()), &who)
+            .await?;
+        Ok(Response::new(AuthEnableResponse { header }))
     }
 
     async fn auth_disable(
         &self,
-        _: Request<AuthDisableRequest>,
+        request: Request<AuthDisableRequest>,
     ) -> Result<Response<AuthDisableResponse>, Status> {
-        // Auth can never be on yet, and disabling it when it is off succeeds in etcd.
-        Ok(Response::new(AuthDisableResponse {
-            header: self.header(),
-        }))
+        let who = super::caller(&self.server, &request)?;
+        let header = self
+            .change(Change::Disable(request.into_inner()), &who)
+            .await?;
+        Ok(Response::new(AuthDisableResponse { header }))
     }
 
     async fn auth_status(
         &self,
-        _: Request<AuthStatusRequest>,
+        request: Request<AuthStatusRequest>,
     ) -> Result<Response<AuthStatusResponse>, Status> {
+        // Root only once auth is on, as in etcd 3.4-3.6 (3.7 opens it to everyone).
+        self.root(&request)?;
         self.read_barrier().await?;
         let (enabled, auth_revision) = self.server.auth.status();
         Ok(Response::new(AuthStatusResponse {
@@ -89,15 +144,28 @@ impl Auth for AuthService {
 
     async fn authenticate(
         &self,
-        _: Request<AuthenticateRequest>,
+        request: Request<AuthenticateRequest>,
     ) -> Result<Response<AuthenticateResponse>, Status> {
-        Err(AuthError::NotBuilt.status())
+        self.read_barrier().await?;
+        let r = request.into_inner();
+        // etcd retries until the password check and the token agree on the auth revision; a
+        // record changing that often is bounded here instead.
+        for _ in 0..MAX_AUTHENTICATE_ATTEMPTS {
+            if let Some(token) = self.authenticate_once(&r.name, &r.password).await? {
+                return Ok(Response::new(AuthenticateResponse {
+                    header: self.header(),
+                    token,
+                }));
+            }
+        }
+        Err(ServerError::Timeout.into())
     }
 
     async fn user_add(
         &self,
         request: Request<AuthUserAddRequest>,
     ) -> Result<Response<AuthUserAddResponse>, Status> {
+        let who = self.root(&request)?;
         let mut r = request.into_inner();
         if r.name.is_empty() {
             return Err(AuthError::UserEmpty.status());
@@ -107,7 +175,7 @@ impl Auth for AuthService {
             r.hashed_password = self.hash(std::mem::take(&mut r.password)).await?;
         }
         r.password.clear();
-        let header = self.change(Change::UserAdd(r)).await?;
+        let header = self.change(Change::UserAdd(r), &who).await?;
         Ok(Response::new(AuthUserAddResponse { header }))
     }
 
@@ -115,7 +183,14 @@ impl Auth for AuthService {
         &self,
         request: Request<AuthUserGetRequest>,
     ) -> Result<Response<AuthUserGetResponse>, Status> {
+        let who = super::caller(&self.server, &request)?;
         self.read_barrier().await?;
+        // A user may look at itself.
+        if let Err(e) = self.server.auth.check_admin(&who)
+            && request.get_ref().name != who.user
+        {
+            return Err(e.status());
+        }
         let user = self
             .server
             .auth
@@ -129,8 +204,9 @@ impl Auth for AuthService {
 
     async fn user_list(
         &self,
-        _: Request<AuthUserListRequest>,
+        request: Request<AuthUserListRequest>,
     ) -> Result<Response<AuthUserListResponse>, Status> {
+        self.root(&request)?;
         self.read_barrier().await?;
         Ok(Response::new(AuthUserListResponse {
             header: self.header(),
@@ -142,8 +218,9 @@ impl Auth for AuthService {
         &self,
         request: Request<AuthUserDeleteRequest>,
     ) -> Result<Response<AuthUserDeleteResponse>, Status> {
+        let who = super::caller(&self.server, &request)?;
         let header = self
-            .change(Change::UserDelete(request.into_inner()))
+            .change(Change::UserDelete(request.into_inner()), &who)
             .await?;
         Ok(Response::new(AuthUserDeleteResponse { header }))
     }
@@ -152,6 +229,7 @@ impl Auth for AuthService {
         &self,
         request: Request<AuthUserChangePasswordRequest>,
     ) -> Result<Response<AuthUserChangePasswordResponse>, Status> {
+        let who = self.root(&request)?;
         let mut r = request.into_inner();
         // Checked before the (slow) hash, as etcd does.
         self.server.auth.user(&r.name).map_err(|e| e.status())?;
@@ -159,7 +237,7 @@ impl Auth for AuthService {
             r.hashed_password = self.hash(std::mem::take(&mut r.password)).await?;
         }
         r.password.clear();
-        let header = self.change(Change::UserChangePassword(r)).await?;
+        let header = self.change(Change::UserChangePassword(r), &who).await?;
         Ok(Response::new(AuthUserChangePasswordResponse { header }))
     }
 
@@ -167,8 +245,9 @@ impl Auth for AuthService {
         &self,
         request: Request<AuthUserGrantRoleRequest>,
     ) -> Result<Response<AuthUserGrantRoleResponse>, Status> {
+        let who = super::caller(&self.server, &request)?;
         let header = self
-            .change(Change::UserGrantRole(request.into_inner()))
+            .change(Change::UserGrantRole(request.into_inner()), &who)
             .await?;
         Ok(Response::new(AuthUserGrantRoleResponse { header }))
     }
@@ -177,8 +256,9 @@ impl Auth for AuthService {
         &self,
         request: Request<AuthUserRevokeRoleRequest>,
     ) -> Result<Response<AuthUserRevokeRoleResponse>, Status> {
+        let who = super::caller(&self.server, &request)?;
         let header = self
-            .change(Change::UserRevokeRole(request.into_inner()))
+            .change(Change::UserRevokeRole(request.into_inner()), &who)
             .await?;
         Ok(Response::new(AuthUserRevokeRoleResponse { header }))
     }
@@ -187,10 +267,13 @@ impl Auth for AuthService {
         &self,
         request: Request<AuthRoleAddRequest>,
     ) -> Result<Response<AuthRoleAddResponse>, Status> {
+        let who = self.root(&request)?;
         if request.get_ref().name.is_empty() {
             return Err(AuthError::RoleEmpty.status());
         }
-        let header = self.change(Change::RoleAdd(request.into_inner())).await?;
+        let header = self
+            .change(Change::RoleAdd(request.into_inner()), &who)
+            .await?;
         Ok(Response::new(AuthRoleAddResponse { header }))
     }
 
@@ -198,7 +281,17 @@ impl Auth for AuthService {
         &self,
         request: Request<AuthRoleGetRequest>,
     ) -> Result<Response<AuthRoleGetResponse>, Status> {
+        let who = super::caller(&self.server, &request)?;
         self.read_barrier().await?;
+        // A user may look at its own roles.
+        if let Err(e) = self.server.auth.check_admin(&who)
+            && !self
+                .server
+                .auth
+                .has_role(&who.user, &request.get_ref().role)
+        {
+            return Err(e.status());
+        }
         let role = self
             .server
             .auth
@@ -212,8 +305,9 @@ impl Auth for AuthService {
 
     async fn role_list(
         &self,
-        _: Request<AuthRoleListRequest>,
+        request: Request<AuthRoleListRequest>,
     ) -> Result<Response<AuthRoleListResponse>, Status> {
+        self.root(&request)?;
         self.read_barrier().await?;
         Ok(Response::new(AuthRoleListResponse {
             header: self.header(),
@@ -225,8 +319,9 @@ impl Auth for AuthService {
         &self,
         request: Request<AuthRoleDeleteRequest>,
     ) -> Result<Response<AuthRoleDeleteResponse>, Status> {
+        let who = super::caller(&self.server, &request)?;
         let header = self
-            .change(Change::RoleDelete(request.into_inner()))
+            .change(Change::RoleDelete(request.into_inner()), &who)
             .await?;
         Ok(Response::new(AuthRoleDeleteResponse { header }))
     }
@@ -235,8 +330,9 @@ impl Auth for AuthService {
         &self,
         request: Request<AuthRoleGrantPermissionRequest>,
     ) -> Result<Response<AuthRoleGrantPermissionResponse>, Status> {
+        let who = super::caller(&self.server, &request)?;
         let header = self
-            .change(Change::RoleGrantPermission(request.into_inner()))
+            .change(Change::RoleGrantPermission(request.into_inner()), &who)
             .await?;
         Ok(Response::new(AuthRoleGrantPermissionResponse { header }))
     }
@@ -245,8 +341,9 @@ impl Auth for AuthService {
         &self,
         request: Request<AuthRoleRevokePermissionRequest>,
     ) -> Result<Response<AuthRoleRevokePermissionResponse>, Status> {
+        let who = super::caller(&self.server, &request)?;
         let header = self
-            .change(Change::RoleRevokePermission(request.into_inner()))
+            .change(Change::RoleRevokePermission(request.into_inner()), &who)
             .await?;
         Ok(Response::new(AuthRoleRevokePermissionResponse { header }))
     }

@@ -252,6 +252,33 @@ fn prefix_of(name: &[u8]) -> Bytes {
     Bytes::from(p)
 }
 
+/// What etcd's client-side recipes need of the caller, checked once up front: read on the
+/// election's (or lock's) prefix to see the other candidates, write on the caller's own key.
+fn check_access<T>(
+    server: &EtcdServer,
+    request: &GrpcRequest<T>,
+    name: &[u8],
+    own_key: Option<&[u8]>,
+) -> Result<(), Status> {
+    let who = super::caller(server, request)?;
+    let auth = &server.auth;
+    let prefix = prefix_of(name);
+    auth.check_key(&who, &prefix, &prefix_end(&prefix), false)
+        .map_err(|e| e.status())?;
+    if let Some(key) = own_key {
+        auth.check_key(&who, key, &[], true)
+            .map_err(|e| e.status())?;
+    }
+    Ok(())
+}
+
+/// The name a candidate key belongs to: everything before its last `/`.
+fn name_of(key: &[u8]) -> &[u8] {
+    key.iter()
+        .rposition(|b| *b == b'/')
+        .map_or(key, |at| &key[..at])
+}
+
 pub struct ElectionService {
     pub server: Arc<EtcdServer>,
 }
@@ -264,6 +291,13 @@ impl Election for ElectionService {
         &self,
         request: GrpcRequest<CampaignRequest>,
     ) -> Result<Response<CampaignResponse>, Status> {
+        let r = request.get_ref();
+        check_access(
+            &self.server,
+            &request,
+            &r.name,
+            Some(&owner_key(&r.name, r.lease)),
+        )?;
         let req = request.into_inner();
         let s = &self.server;
         let key = owner_key(&req.name, req.lease);
@@ -288,6 +322,9 @@ impl Election for ElectionService {
         &self,
         request: GrpcRequest<ProclaimRequest>,
     ) -> Result<Response<ProclaimResponse>, Status> {
+        if let Some(l) = &request.get_ref().leader {
+            check_access(&self.server, &request, name_of(&l.key), Some(&l.key))?;
+        }
         let req = request.into_inner();
         let leader = req
             .leader
@@ -309,6 +346,7 @@ impl Election for ElectionService {
         &self,
         request: GrpcRequest<LeaderRequest>,
     ) -> Result<Response<LeaderResponse>, Status> {
+        check_access(&self.server, &request, &request.get_ref().name, None)?;
         let req = request.into_inner();
         let (kv, rev) = oldest(&self.server, &prefix_of(&req.name), 0, false).await?;
         let kv = kv.ok_or_else(|| Status::unknown(NO_LEADER))?;
@@ -324,6 +362,7 @@ impl Election for ElectionService {
         &self,
         request: GrpcRequest<LeaderRequest>,
     ) -> Result<Response<Self::ObserveStream>, Status> {
+        check_access(&self.server, &request, &request.get_ref().name, None)?;
         let prefix = prefix_of(&request.into_inner().name);
         let server = self.server.clone();
         let (tx, rx) = tokio::sync::mpsc::channel(16);
@@ -371,6 +410,9 @@ impl Election for ElectionService {
         &self,
         request: GrpcRequest<ResignRequest>,
     ) -> Result<Response<ResignResponse>, Status> {
+        if let Some(l) = &request.get_ref().leader {
+            check_access(&self.server, &request, name_of(&l.key), Some(&l.key))?;
+        }
         let leader = request
             .into_inner()
             .leader
@@ -433,6 +475,13 @@ impl Lock for LockService {
         &self,
         request: GrpcRequest<LockRequest>,
     ) -> Result<Response<LockResponse>, Status> {
+        let r = request.get_ref();
+        check_access(
+            &self.server,
+            &request,
+            &r.name,
+            Some(&owner_key(&r.name, r.lease)),
+        )?;
         let req = request.into_inner();
         let s = &self.server;
         let key = owner_key(&req.name, req.lease);
@@ -448,13 +497,17 @@ impl Lock for LockService {
         &self,
         request: GrpcRequest<UnlockRequest>,
     ) -> Result<Response<UnlockResponse>, Status> {
+        let who = super::caller(&self.server, &request)?;
         let key = request.into_inner().key;
         let resp = match self
             .server
-            .propose(Request::DeleteRange(DeleteRangeRequest {
-                key,
-                ..Default::default()
-            }))
+            .propose_as(
+                Request::DeleteRange(DeleteRangeRequest {
+                    key,
+                    ..Default::default()
+                }),
+                &who,
+            )
             .await?
         {
             Applied::DeleteRange(r) => r,

@@ -144,20 +144,27 @@ impl Kv for KvService {
         &self,
         request: GrpcRequest<RangeRequest>,
     ) -> Result<Response<RawRangeResponse>, Status> {
+        let who = super::caller(&self.server, &request)?;
         let req = request.into_inner();
         if !req.serializable {
             self.server.refuse_learner()?;
         }
         check_range(&req)?;
-        Ok(Response::new(self.server.range_raw(req).await?))
+        let auth = &self.server.auth;
+        auth.check_key(&who, &req.key, &req.range_end, false)
+            .map_err(|e| e.status())?;
+        let resp = self.server.range_raw(req).await?;
+        super::still_permitted(&self.server, &who)?;
+        Ok(Response::new(resp))
     }
 
     async fn put(&self, request: GrpcRequest<PutRequest>) -> Result<Response<PutResponse>, Status> {
         self.server.refuse_learner()?;
+        let who = super::caller(&self.server, &request)?;
         let req = request.into_inner();
         check_put(&req)?;
         self.check_size(&req)?;
-        self.write(Request::Put(req)).await
+        self.write(Request::Put(req), &who).await
     }
 
     async fn delete_range(
@@ -165,25 +172,32 @@ impl Kv for KvService {
         request: GrpcRequest<DeleteRangeRequest>,
     ) -> Result<Response<DeleteRangeResponse>, Status> {
         self.server.refuse_learner()?;
+        let who = super::caller(&self.server, &request)?;
         let req = request.into_inner();
         check_delete(&req)?;
         self.check_size(&req)?;
-        self.write(Request::DeleteRange(req)).await
+        self.write(Request::DeleteRange(req), &who).await
     }
 
     async fn txn(&self, request: GrpcRequest<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
         self.server.refuse_learner()?;
+        let who = super::caller(&self.server, &request)?;
         let req = request.into_inner();
         check_txn(&req, self.server.config.max_txn_ops as usize)?;
         self.check_size(&req)?;
         if cairn_mvcc::txn_is_read_only(&req) {
             // Served like a range, as etcd does: no log entry, linearizable through ReadIndex
             // unless every range in it is serializable.
+            self.server
+                .auth
+                .check_txn(&who, &req)
+                .map_err(|e| e.status())?;
             let resp = self.server.read_only_txn(req).await?;
+            super::still_permitted(&self.server, &who)?;
             return Ok(Response::new(resp));
         }
         // Inner responses keep a revision-only header, exactly as etcd sends them.
-        self.write(Request::Txn(req)).await
+        self.write(Request::Txn(req), &who).await
     }
 
     async fn compact(
@@ -191,8 +205,10 @@ impl Kv for KvService {
         request: GrpcRequest<CompactionRequest>,
     ) -> Result<Response<CompactionResponse>, Status> {
         self.server.refuse_learner()?;
+        let who = super::caller(&self.server, &request)?;
         // Compaction is applied synchronously, so `physical` holds whether or not it was asked.
-        self.write(Request::Compaction(request.into_inner())).await
+        self.write(Request::Compaction(request.into_inner()), &who)
+            .await
     }
 }
 
@@ -227,8 +243,12 @@ write_response!(CompactionResponse, Compaction, "compaction");
 
 impl KvService {
     /// Replicates a write and answers with its result under this member's header.
-    async fn write<T: WriteResponse>(&self, req: Request) -> Result<Response<T>, Status> {
-        let applied = self.server.propose(req).await?;
+    async fn write<T: WriteResponse>(
+        &self,
+        req: Request,
+        who: &crate::auth::AuthInfo,
+    ) -> Result<Response<T>, Status> {
+        let applied = self.server.propose_as(req, who).await?;
         let mut resp = T::from_applied(applied).ok_or_else(|| unexpected(T::WHAT))?;
         *resp.header_mut() = self.server.restamp(resp.header_mut().take());
         Ok(Response::new(resp))

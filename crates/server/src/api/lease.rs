@@ -27,6 +27,7 @@ impl Lease for LeaseService {
         request: GrpcRequest<LeaseGrantRequest>,
     ) -> Result<Response<LeaseGrantResponse>, Status> {
         self.server.refuse_learner()?;
+        let who = super::caller(&self.server, &request)?;
         let req = request.into_inner();
         if req.ttl > MAX_LEASE_TTL {
             return Err(Status::out_of_range(msg::TOO_LARGE_LEASE_TTL));
@@ -35,7 +36,11 @@ impl Lease for LeaseService {
         let ttl = req.ttl.max(lessor.min_ttl);
         let id = if req.id == 0 { lessor.new_id() } else { req.id };
         let grant = LeaseGrant { id, ttl };
-        match self.server.propose(Request::LeaseGrant(grant)).await? {
+        match self
+            .server
+            .propose_as(Request::LeaseGrant(grant), &who)
+            .await?
+        {
             Applied::LeaseGrant(mut r) => {
                 r.header = self.server.header(self.server.store.revision());
                 Ok(Response::new(r))
@@ -51,8 +56,13 @@ impl Lease for LeaseService {
         request: GrpcRequest<LeaseRevokeRequest>,
     ) -> Result<Response<LeaseRevokeResponse>, Status> {
         self.server.refuse_learner()?;
+        let who = super::caller(&self.server, &request)?;
         let req = request.into_inner();
-        match self.server.propose(Request::LeaseRevoke(req)).await? {
+        match self
+            .server
+            .propose_as(Request::LeaseRevoke(req), &who)
+            .await?
+        {
             Applied::LeaseRevoke(r) => Ok(Response::new(LeaseRevokeResponse {
                 header: self.server.restamp(r.header),
             })),
@@ -107,8 +117,18 @@ impl Lease for LeaseService {
         request: GrpcRequest<LeaseTimeToLiveRequest>,
     ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
         self.server.refuse_learner()?;
+        let who = super::caller(&self.server, &request)?;
         let req = request.into_inner();
-        Ok(Response::new(self.server.lease_time_to_live(req).await?))
+        let resp = self.server.lease_time_to_live(req).await?;
+        // The attached keys' names are shown only to who may read every one of them (etcd
+        // added this check after 3.4.23: CVE-2023-32082).
+        for key in &resp.keys {
+            self.server
+                .auth
+                .check_key(&who, key, &[], false)
+                .map_err(|e| e.status())?;
+        }
+        Ok(Response::new(resp))
     }
 
     async fn lease_leases(

@@ -76,12 +76,14 @@ impl Maintenance for MaintenanceService {
 
     async fn defragment(
         &self,
-        _: Request<DefragmentRequest>,
+        request: Request<DefragmentRequest>,
     ) -> Result<Response<DefragmentResponse>, Status> {
+        super::require_root_untranslated(&self.server, &request)?;
         Err(not_yet("Maintenance.Defragment"))
     }
 
-    async fn hash(&self, _: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+    async fn hash(&self, request: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+        super::require_root_untranslated(&self.server, &request)?;
         let store = self.server.store.clone();
         let hash = self
             .server
@@ -99,6 +101,7 @@ impl Maintenance for MaintenanceService {
         &self,
         request: Request<HashKvRequest>,
     ) -> Result<Response<HashKvResponse>, Status> {
+        super::require_root_untranslated(&self.server, &request)?;
         let rev = request.get_ref().revision;
         let store = self.server.store.clone();
         let (hash, compact_revision, hash_revision) = self
@@ -119,8 +122,9 @@ impl Maintenance for MaintenanceService {
 
     async fn snapshot(
         &self,
-        _: Request<SnapshotRequest>,
+        request: Request<SnapshotRequest>,
     ) -> Result<Response<Self::SnapshotStream>, Status> {
+        super::require_root_untranslated(&self.server, &request)?;
         Err(not_yet("Maintenance.Snapshot"))
     }
 
@@ -128,6 +132,7 @@ impl Maintenance for MaintenanceService {
         &self,
         request: Request<MoveLeaderRequest>,
     ) -> Result<Response<MoveLeaderResponse>, Status> {
+        super::require_root_untranslated(&self.server, &request)?;
         self.server
             .move_leader(request.into_inner().target_id)
             .await?;

@@ -10,11 +10,114 @@ pub mod lease;
 pub mod maintenance;
 pub mod watch;
 
+use crate::auth::AuthInfo;
 use crate::errors::msg;
+use crate::etcd::EtcdServer;
 use futures::Stream;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tonic::Status;
+
+/// The caller of a request, found as etcd's AuthInfoFromCtx finds it: a token in the `token`
+/// metadata (`authorization` from the JSON gateway), else, with `--client-cert-auth`, the common
+/// name of the client's verified certificate; no credentials otherwise. While auth is off
+/// nothing is looked up and every caller is anonymous.
+pub(crate) fn caller<T>(
+    server: &EtcdServer,
+    request: &tonic::Request<T>,
+) -> Result<AuthInfo, Status> {
+    if !server.auth.is_enabled() {
+        return Ok(AuthInfo::default());
+    }
+    caller_of(server, &Credentials::of(request)).map_err(|e| e.status())
+}
+
+/// Calls only the root role may make (membership changes): etcd's refusal, as a gRPC error.
+pub(crate) fn require_root<T>(
+    server: &EtcdServer,
+    request: &tonic::Request<T>,
+) -> Result<(), Status> {
+    root_check(server, request).map_err(|e| e.status())
+}
+
+/// The Maintenance service's admin-only calls: etcd answers them with the auth store's own
+/// error text under code Unknown (`auth: permission denied`), which clients show as such.
+pub(crate) fn require_root_untranslated<T>(
+    server: &EtcdServer,
+    request: &tonic::Request<T>,
+) -> Result<(), Status> {
+    root_check(server, request).map_err(|e| e.untranslated_status())
+}
+
+fn root_check<T>(
+    server: &EtcdServer,
+    request: &tonic::Request<T>,
+) -> Result<(), crate::auth::AuthError> {
+    if !server.auth.is_enabled() {
+        return Ok(());
+    }
+    let who = caller_of(server, &Credentials::of(request))?;
+    server.auth.check_admin(&who)
+}
+
+/// What a request carries that can name its caller, kept by streams that check it again for
+/// each watch they create.
+#[derive(Clone, Default)]
+pub(crate) struct Credentials {
+    token: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
+    cert_name: Option<String>,
+}
+
+impl Credentials {
+    pub(crate) fn of<T>(request: &tonic::Request<T>) -> Credentials {
+        let metadata = request.metadata();
+        let token = metadata
+            .get("token")
+            .or_else(|| metadata.get("authorization"))
+            .cloned();
+        // The gateway talks with the server's own certificate: its name is nobody's.
+        let cert_name = if metadata.get("grpcgateway-accept").is_none() {
+            request
+                .extensions()
+                .get::<axum::extract::ConnectInfo<crate::tls::ClientCertName>>()
+                .and_then(|c| c.0.0.clone())
+        } else {
+            None
+        };
+        Credentials { token, cert_name }
+    }
+}
+
+pub(crate) fn caller_of(
+    server: &EtcdServer,
+    creds: &Credentials,
+) -> Result<AuthInfo, crate::auth::AuthError> {
+    let auth = &server.auth;
+    if !auth.is_enabled() {
+        return Ok(AuthInfo::default());
+    }
+    if let Some(token) = &creds.token {
+        let token = token
+            .to_str()
+            .map_err(|_| crate::auth::AuthError::InvalidToken)?;
+        return auth.info_from_token(token);
+    }
+    if server.config.client_cert_auth
+        && let Some(name) = &creds.cert_name
+    {
+        return Ok(auth.info_from_common_name(name));
+    }
+    Ok(AuthInfo::default())
+}
+
+/// For reads checked before they ran: etcd refuses the answer when the auth record changed
+/// while the read ran, since the check may no longer hold.
+pub(crate) fn still_permitted(server: &EtcdServer, who: &AuthInfo) -> Result<(), Status> {
+    if who.revision != 0 && who.revision != server.auth.revision() {
+        return Err(crate::auth::AuthError::OldRevision.status());
+    }
+    Ok(())
+}
 
 /// Whether a call carries the `hasleader` metadata (clientv3's `WithRequireLeader`).
 pub(crate) fn requires_leader(metadata: &tonic::metadata::MetadataMap) -> bool {

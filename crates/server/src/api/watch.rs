@@ -179,6 +179,10 @@ fn spec_of(c: cairn_proto::etcdserverpb::WatchCreateRequest) -> WatchSpec {
     }
 }
 
+/// etcd puts the whole gRPC error text in the reason (clients show it as it is).
+const PERMISSION_DENIED_REASON: &str =
+    "rpc error: code = PermissionDenied desc = etcdserver: permission denied";
+
 #[tonic::async_trait]
 impl Watch for WatchService {
     type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchResponse, Status>> + Send>>;
@@ -192,6 +196,7 @@ impl Watch for WatchService {
         if require_leader && self.server.raft.leader() == 0 {
             return Err(Status::unavailable(msg::NO_LEADER));
         }
+        let credentials = super::Credentials::of(&request);
         let mut inbound = request.into_inner();
         let (tx, rx) = unbounded_channel();
         let sink = StreamSink::new(tx);
@@ -210,6 +215,22 @@ impl Watch for WatchService {
                 };
                 match req.request_union {
                     Some(RequestUnion::CreateRequest(c)) => {
+                        // Checked for each watch with the credentials as they stand now, as
+                        // etcd does; a refused one is created and canceled at once.
+                        let permitted = super::caller_of(&server, &credentials).is_ok_and(|who| {
+                            server
+                                .auth
+                                .check_key(&who, &c.key, &c.range_end, false)
+                                .is_ok()
+                        });
+                        if !permitted {
+                            control.refuse(
+                                -1,
+                                server.store.revision(),
+                                PERMISSION_DENIED_REASON.to_string(),
+                            );
+                            continue;
+                        }
                         let past =
                             c.start_revision > 0 && c.start_revision <= server.store.revision();
                         // A refused create (duplicate id) is answered on the stream.

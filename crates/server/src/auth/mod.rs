@@ -1,23 +1,38 @@
-//! Users, roles and key permissions (etcd's auth store): the replicated record and the rules
-//! that change it, with etcd's errors.
+//! Users, roles and key permissions (etcd's auth store): the replicated record, the rules that
+//! change it, tokens, and the permission check every request goes through once auth is on.
 //!
 //! The whole record lives in one backend meta value (`auth`), written with the batch that
 //! applies a change, so it is durable, in snapshots and restored with them. Users and roles are
-//! few and small; reads take a copy under a read lock.
+//! few and small; each user's permissions are merged once into key intervals and cached until
+//! the next change.
 //!
-//! Built so far: the management half (users, roles, permissions, status). Not yet: enabling
-//! auth, tokens and the permission check on every request; the service refuses AuthEnable and
-//! Authenticate with a clear error until they exist.
+//! Where the checks happen, as in etcd: a write carries the caller's name and the auth revision
+//! its credentials were checked at (`cairnpb.AuthHeader`), and is checked when it is applied, so
+//! a permission change between the check and the apply gives "revision of auth store is old"
+//! instead of a write the caller may no longer make. Reads are checked where they are served,
+//! and fail the same way when the record changed while they ran.
 //!
-//! Must not: hash passwords while applying (the API layer hashes before proposing, so every
-//! member applies the same bytes).
+//! Must not: hash or verify passwords while applying (bcrypt takes tens of milliseconds; the API
+//! layer does it before proposing, so every member applies the same bytes).
+
+mod changes;
+pub mod perms;
+pub mod tokens;
 
 use crate::errors::ServerError;
+use bytes::Bytes;
 use cairn_mvcc::{Applier, Store};
-use cairn_proto::authpb::{Permission, Role, User, UserAddOptions};
-use cairn_proto::cairnpb::{AuthChange, AuthState, auth_change::Change};
+use cairn_proto::authpb::{Role, User};
+use cairn_proto::cairnpb::{AuthChange, AuthHeader, AuthState, Authenticate, auth_change::Change};
+use cairn_proto::etcdserverpb::{TxnRequest, request_op};
 use parking_lot::RwLock;
+use perms::UserPerms;
 use prost::Message;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+use tokens::SimpleTokens;
 
 const AUTH_KEY: &str = "auth";
 const ROOT_USER: &str = "root";
@@ -44,46 +59,132 @@ pub enum AuthError {
     PermissionNotGranted,
     #[error("etcdserver: invalid auth management")]
     InvalidAuthManagement,
-    #[error("authentication is not supported by this version of Cairn yet")]
-    NotBuilt,
+    #[error("etcdserver: root user does not exist")]
+    RootUserNotExist,
+    #[error("etcdserver: root user does not have root role")]
+    RootRoleNotExist,
+    #[error("etcdserver: authentication failed, invalid user ID or password")]
+    AuthFailed,
+    #[error("etcdserver: permission denied")]
+    PermissionDenied,
+    #[error("etcdserver: authentication is not enabled")]
+    NotEnabled,
+    #[error("etcdserver: invalid auth token")]
+    InvalidToken,
+    #[error("etcdserver: revision of auth store is old")]
+    OldRevision,
 }
 
 impl AuthError {
     pub fn status(&self) -> tonic::Status {
         use tonic::Code;
         let code = match self {
-            AuthError::UserEmpty | AuthError::RoleEmpty => Code::InvalidArgument,
-            AuthError::NotBuilt => Code::Unimplemented,
+            AuthError::UserEmpty
+            | AuthError::RoleEmpty
+            | AuthError::AuthFailed
+            | AuthError::InvalidAuthManagement
+            | AuthError::OldRevision => Code::InvalidArgument,
+            AuthError::PermissionDenied => Code::PermissionDenied,
+            AuthError::InvalidToken => Code::Unauthenticated,
             _ => Code::FailedPrecondition,
         };
         tonic::Status::new(code, self.to_string())
     }
+
+    /// The error as etcd's Maintenance service returns it: the auth store's own message, not
+    /// translated to a gRPC code (clients see code Unknown and "auth: permission denied").
+    pub fn untranslated_status(&self) -> tonic::Status {
+        let text = match self {
+            AuthError::UserNotFound => "auth: user not found".to_string(),
+            other => other.to_string().replacen("etcdserver: ", "auth: ", 1),
+        };
+        tonic::Status::unknown(text)
+    }
 }
 
-/// The auth record of this member, as applied so far.
+/// Who is asking, as etcd's AuthInfo: the user and the auth revision its credentials were
+/// checked at. The default (no user, revision 0) is a caller without credentials.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthInfo {
+    pub user: String,
+    pub revision: u64,
+}
+
+impl AuthInfo {
+    pub fn header(&self) -> AuthHeader {
+        AuthHeader {
+            username: self.user.clone(),
+            revision: self.revision,
+        }
+    }
+
+    pub fn from_header(h: &AuthHeader) -> AuthInfo {
+        AuthInfo {
+            user: h.username.clone(),
+            revision: h.revision,
+        }
+    }
+}
+
+/// The auth record of this member, as applied so far, and the tokens it knows.
 pub struct AuthStore {
     state: RwLock<AuthState>,
+    /// Copies of `state.enabled` and `state.revision` that requests read without a lock.
+    enabled: AtomicBool,
+    revision: AtomicU64,
+    /// Merged permissions per user; emptied by every change.
+    perms: RwLock<HashMap<String, Arc<UserPerms>>>,
+    tokens: SimpleTokens,
 }
 
 fn decode(store: &Store) -> Result<AuthState, ServerError> {
     match store.meta(AUTH_KEY)? {
         Some(bytes) => AuthState::decode(bytes.as_slice())
             .map_err(|e| ServerError::Internal(format!("stored auth record: {e}"))),
-        None => Ok(AuthState::default()),
+        // etcd's auth revision starts at 1.
+        None => Ok(AuthState {
+            revision: 1,
+            ..Default::default()
+        }),
     }
 }
 
+fn has_root_role(user: &User) -> bool {
+    user.roles.iter().any(|r| r == ROOT_ROLE)
+}
+
 impl AuthStore {
-    pub fn load(store: &Store) -> Result<AuthStore, ServerError> {
+    pub fn load(store: &Store, token_ttl: Duration) -> Result<AuthStore, ServerError> {
+        let state = decode(store)?;
         Ok(AuthStore {
-            state: RwLock::new(decode(store)?),
+            enabled: AtomicBool::new(state.enabled),
+            revision: AtomicU64::new(state.revision),
+            state: RwLock::new(state),
+            perms: RwLock::new(HashMap::new()),
+            tokens: SimpleTokens::new(token_ttl),
         })
+    }
+
+    fn publish(&self, next: AuthState) {
+        let mut state = self.state.write();
+        self.enabled.store(next.enabled, Ordering::Release);
+        self.revision.store(next.revision, Ordering::Release);
+        *state = next;
+        self.perms.write().clear();
     }
 
     /// After a snapshot replaced the backend.
     pub fn reload(&self, store: &Store) -> Result<(), ServerError> {
-        *self.state.write() = decode(store)?;
+        self.publish(decode(store)?);
         Ok(())
+    }
+
+    pub fn is_enabled(&self) -> bool {
+        self.enabled.load(Ordering::Acquire)
+    }
+
+    pub fn revision(&self) -> u64 {
+        self.revision.load(Ordering::Acquire)
     }
 
     /// Whether auth is on, and the auth revision.
@@ -137,257 +238,218 @@ impl AuthStore {
         names
     }
 
+    pub fn has_role(&self, user: &str, role: &str) -> bool {
+        self.user(user)
+            .is_ok_and(|u| u.roles.iter().any(|r| r == role))
+    }
+
+    /// The caller a token stands for (checked at the current auth revision).
+    pub fn info_from_token(&self, token: &str) -> Result<AuthInfo, AuthError> {
+        let user = self.tokens.user(token).ok_or(AuthError::InvalidToken)?;
+        Ok(AuthInfo {
+            user,
+            revision: self.revision(),
+        })
+    }
+
+    /// A client certificate's common name as the caller (`--client-cert-auth`).
+    pub fn info_from_common_name(&self, name: &str) -> AuthInfo {
+        AuthInfo {
+            user: name.to_string(),
+            revision: self.revision(),
+        }
+    }
+
+    /// Checks a password; returns the auth revision it was checked at. Slow (bcrypt): call it
+    /// off the async workers.
+    pub fn check_password(&self, name: &str, password: &str) -> Result<u64, AuthError> {
+        let (hash, revision) = {
+            let s = self.state.read();
+            if !s.enabled {
+                return Err(AuthError::NotEnabled);
+            }
+            let user = s
+                .users
+                .iter()
+                .find(|u| u.name == name.as_bytes())
+                .ok_or(AuthError::AuthFailed)?;
+            if user.options.as_ref().is_some_and(|o| o.no_password) {
+                return Err(AuthError::AuthFailed);
+            }
+            (user.password.clone(), s.revision)
+        };
+        let hash = std::str::from_utf8(&hash).map_err(|_| AuthError::AuthFailed)?;
+        match bcrypt::verify(password, hash) {
+            Ok(true) => Ok(revision),
+            _ => Err(AuthError::AuthFailed),
+        }
+    }
+
+    /// etcd's IsAdminPermitted: the caller has the root role (anyone, while auth is off).
+    pub fn check_admin(&self, who: &AuthInfo) -> Result<(), AuthError> {
+        if !self.is_enabled() {
+            return Ok(());
+        }
+        if who.user.is_empty() {
+            return Err(AuthError::UserEmpty);
+        }
+        let s = self.state.read();
+        let user = s
+            .users
+            .iter()
+            .find(|u| u.name == who.user.as_bytes())
+            .ok_or(AuthError::UserNotFound)?;
+        if has_root_role(user) {
+            Ok(())
+        } else {
+            Err(AuthError::PermissionDenied)
+        }
+    }
+
+    /// etcd's isOpPermitted: reading or writing `[key, range_end)` (a single key when
+    /// `range_end` is empty).
+    pub fn check_key(
+        &self,
+        who: &AuthInfo,
+        key: &[u8],
+        range_end: &[u8],
+        write: bool,
+    ) -> Result<(), AuthError> {
+        if !self.is_enabled() {
+            return Ok(());
+        }
+        if who.revision == 0 {
+            return Err(AuthError::UserEmpty);
+        }
+        if who.revision < self.revision() {
+            return Err(AuthError::OldRevision);
+        }
+        let cached = self.perms.read().get(&who.user).cloned();
+        let perms = match cached {
+            Some(p) => p,
+            None => self.merge_perms(&who.user)?,
+        };
+        let allowed = if write {
+            perms.may_write(key, range_end)
+        } else {
+            perms.may_read(key, range_end)
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(AuthError::PermissionDenied)
+        }
+    }
+
+    fn merge_perms(&self, name: &str) -> Result<Arc<UserPerms>, AuthError> {
+        let s = self.state.read();
+        let user = s
+            .users
+            .iter()
+            .find(|u| u.name == name.as_bytes())
+            .ok_or(AuthError::PermissionDenied)?;
+        let merged = if has_root_role(user) {
+            UserPerms::everything()
+        } else {
+            let roles = user
+                .roles
+                .iter()
+                .filter_map(|r| s.roles.iter().find(|x| x.name == r.as_bytes()));
+            UserPerms::merge(roles)
+        };
+        let merged = Arc::new(merged);
+        // Under the state's read lock: a change (which takes the write lock, then clears this
+        // cache) cannot slip between the merge and the insert.
+        self.perms.write().insert(name.to_string(), merged.clone());
+        Ok(merged)
+    }
+
+    /// Every key and comparison of a txn, in every nested branch (etcd's checkTxnAuth).
+    pub fn check_txn(&self, who: &AuthInfo, txn: &TxnRequest) -> Result<(), AuthError> {
+        if !self.is_enabled() {
+            return Ok(());
+        }
+        for c in &txn.compare {
+            self.check_key(who, &c.key, &c.range_end, false)?;
+        }
+        for op in txn.success.iter().chain(&txn.failure) {
+            match &op.request {
+                Some(request_op::Request::RequestRange(r)) => {
+                    self.check_key(who, &r.key, &r.range_end, false)?
+                }
+                Some(request_op::Request::RequestPut(p)) => {
+                    self.check_key(who, &p.key, &[], true)?;
+                    if p.prev_kv {
+                        self.check_key(who, &p.key, &[], false)?;
+                    }
+                }
+                Some(request_op::Request::RequestDeleteRange(d)) => {
+                    if d.prev_kv {
+                        self.check_key(who, &d.key, &d.range_end, false)?;
+                    }
+                    self.check_key(who, &d.key, &d.range_end, true)?;
+                }
+                Some(request_op::Request::RequestTxn(t)) => self.check_txn(who, t)?,
+                None => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Writing to every key attached to a lease (to attach more to it, or revoke it): the
+    /// caller must be able to write all of them (etcd's checkLeasePuts).
+    pub fn check_lease_keys(&self, who: &AuthInfo, keys: &[Bytes]) -> Result<(), AuthError> {
+        if keys.is_empty() || self.check_admin(who).is_ok() {
+            return Ok(());
+        }
+        keys.iter()
+            .try_for_each(|k| self.check_key(who, k, &[], true))
+    }
+
     /// Applies one change from the log: checked against the record as it is at this point of
     /// the log, written with the batch, then made visible. A refused change changes nothing.
     pub fn apply(&self, a: &mut Applier<'_>, change: &AuthChange) -> Result<(), ServerError> {
         let mut next = self.state.read().clone();
-        change_state(&mut next, change)?;
-        next.revision += 1;
+        let moves = changes::change_state(&mut next, change)?;
+        let enabled_before = self.is_enabled();
+        if moves {
+            next.revision += 1;
+        }
         a.put_meta(AUTH_KEY, &next.encode_to_vec())?;
-        *self.state.write() = next;
+        let now_enabled = next.enabled;
+        self.publish(next);
+        match &change.change {
+            Some(Change::UserDelete(r)) => self.tokens.drop_user(&r.name),
+            Some(Change::UserChangePassword(r)) => self.tokens.drop_user(&r.name),
+            Some(Change::Disable(_)) if enabled_before && !now_enabled => self.tokens.clear(),
+            _ => {}
+        }
+        if enabled_before != now_enabled {
+            tracing::info!(
+                enabled = now_enabled,
+                "authentication {}",
+                if now_enabled { "enabled" } else { "disabled" }
+            );
+        }
         Ok(())
     }
-}
 
-fn find_user<'s>(s: &'s mut AuthState, name: &str) -> Result<&'s mut User, AuthError> {
-    s.users
-        .iter_mut()
-        .find(|u| u.name == name.as_bytes())
-        .ok_or(AuthError::UserNotFound)
-}
-
-fn find_role<'s>(s: &'s mut AuthState, name: &str) -> Result<&'s mut Role, AuthError> {
-    s.roles
-        .iter_mut()
-        .find(|r| r.name == name.as_bytes())
-        .ok_or(AuthError::RoleNotFound)
-}
-
-/// etcd's rules for each change (auth/store.go in etcd 3.4/3.5).
-fn change_state(s: &mut AuthState, change: &AuthChange) -> Result<(), AuthError> {
-    let Some(change) = &change.change else {
-        return Ok(());
-    };
-    match change {
-        Change::UserAdd(r) => {
-            if r.name.is_empty() {
-                return Err(AuthError::UserEmpty);
+    /// Applies an Authenticate entry: the token for the user, known to every member.
+    pub fn apply_authenticate(&self, req: &Authenticate, index: u64) -> Result<String, AuthError> {
+        {
+            let s = self.state.read();
+            if !s.enabled {
+                return Err(AuthError::NotEnabled);
             }
-            if s.users.iter().any(|u| u.name == r.name.as_bytes()) {
-                return Err(AuthError::UserAlreadyExists);
-            }
-            let no_password = r.options.as_ref().is_some_and(|o| o.no_password);
-            s.users.push(User {
-                name: r.name.clone().into_bytes().into(),
-                password: if no_password {
-                    Default::default()
-                } else {
-                    r.hashed_password.clone().into_bytes().into()
-                },
-                roles: Vec::new(),
-                options: Some(UserAddOptions { no_password }),
-            });
-        }
-        Change::UserDelete(r) => {
-            if s.enabled && r.name == ROOT_USER {
-                return Err(AuthError::InvalidAuthManagement);
-            }
-            let before = s.users.len();
-            s.users.retain(|u| u.name != r.name.as_bytes());
-            if s.users.len() == before {
-                return Err(AuthError::UserNotFound);
-            }
-        }
-        Change::UserChangePassword(r) => {
-            let user = find_user(s, &r.name)?;
-            user.password = r.hashed_password.clone().into_bytes().into();
-        }
-        Change::UserGrantRole(r) => {
-            if r.role != ROOT_ROLE && !s.roles.iter().any(|x| x.name == r.role.as_bytes()) {
-                return Err(AuthError::RoleNotFound);
-            }
-            let user = find_user(s, &r.user)?;
-            // Granting a role the user has is not an error in etcd: nothing changes.
-            if let Err(at) = user.roles.binary_search(&r.role) {
-                user.roles.insert(at, r.role.clone());
-            }
-        }
-        Change::UserRevokeRole(r) => {
-            if s.enabled && r.name == ROOT_USER && r.role == ROOT_ROLE {
-                return Err(AuthError::InvalidAuthManagement);
-            }
-            let user = find_user(s, &r.name)?;
-            let at = user
-                .roles
+            let user = s
+                .users
                 .iter()
-                .position(|x| *x == r.role)
-                .ok_or(AuthError::RoleNotGranted)?;
-            user.roles.remove(at);
-        }
-        Change::RoleAdd(r) => {
-            if r.name.is_empty() {
-                return Err(AuthError::RoleEmpty);
-            }
-            if s.roles.iter().any(|x| x.name == r.name.as_bytes()) {
-                return Err(AuthError::RoleAlreadyExists);
-            }
-            s.roles.push(Role {
-                name: r.name.clone().into_bytes().into(),
-                key_permission: Vec::new(),
-            });
-        }
-        Change::RoleDelete(r) => {
-            if s.enabled && r.role == ROOT_ROLE {
-                return Err(AuthError::InvalidAuthManagement);
-            }
-            let before = s.roles.len();
-            s.roles.retain(|x| x.name != r.role.as_bytes());
-            if s.roles.len() == before {
-                return Err(AuthError::RoleNotFound);
-            }
-            for u in &mut s.users {
-                u.roles.retain(|x| *x != r.role);
+                .find(|u| u.name == req.name.as_bytes())
+                .ok_or(AuthError::AuthFailed)?;
+            if user.options.as_ref().is_some_and(|o| o.no_password) {
+                return Err(AuthError::AuthFailed);
             }
         }
-        Change::RoleGrantPermission(r) => {
-            let role = find_role(s, &r.name)?;
-            let Some(perm) = &r.perm else {
-                return Ok(());
-            };
-            // One permission per key range; granting again changes its type. Kept in key order.
-            match role
-                .key_permission
-                .iter_mut()
-                .find(|p| p.key == perm.key && p.range_end == perm.range_end)
-            {
-                Some(existing) => existing.perm_type = perm.perm_type,
-                None => {
-                    let at = role
-                        .key_permission
-                        .partition_point(|p| (&p.key, &p.range_end) < (&perm.key, &perm.range_end));
-                    role.key_permission.insert(at, perm.clone());
-                }
-            }
-        }
-        Change::RoleRevokePermission(r) => {
-            let role = find_role(s, &r.role)?;
-            let before = role.key_permission.len();
-            role.key_permission
-                .retain(|p: &Permission| !(p.key == r.key && p.range_end == r.range_end));
-            if role.key_permission.len() == before {
-                return Err(AuthError::PermissionNotGranted);
-            }
-        }
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use cairn_proto::etcdserverpb::*;
-
-    fn ch(c: Change) -> AuthChange {
-        AuthChange { change: Some(c) }
-    }
-
-    #[test]
-    fn etcds_rules_for_users_roles_and_permissions() {
-        let mut s = AuthState::default();
-        let add = |name: &str| {
-            ch(Change::UserAdd(AuthUserAddRequest {
-                name: name.into(),
-                hashed_password: "h".into(),
-                ..Default::default()
-            }))
-        };
-        assert_eq!(change_state(&mut s, &add("")), Err(AuthError::UserEmpty));
-        change_state(&mut s, &add("alice")).unwrap();
-        assert_eq!(
-            change_state(&mut s, &add("alice")),
-            Err(AuthError::UserAlreadyExists)
-        );
-        let grant = |user: &str, role: &str| {
-            ch(Change::UserGrantRole(AuthUserGrantRoleRequest {
-                user: user.into(),
-                role: role.into(),
-            }))
-        };
-        assert_eq!(
-            change_state(&mut s, &grant("alice", "r")),
-            Err(AuthError::RoleNotFound)
-        );
-        change_state(&mut s, &grant("alice", "root")).unwrap();
-        let role_add = |n: &str| ch(Change::RoleAdd(AuthRoleAddRequest { name: n.into() }));
-        change_state(&mut s, &role_add("r")).unwrap();
-        assert_eq!(
-            change_state(&mut s, &role_add("r")),
-            Err(AuthError::RoleAlreadyExists)
-        );
-        change_state(&mut s, &grant("alice", "r")).unwrap();
-        change_state(&mut s, &grant("alice", "r")).unwrap();
-        assert_eq!(s.users[0].roles, vec!["r".to_string(), "root".to_string()]);
-        let perm = |key: &str, end: &str, t: i32| {
-            ch(Change::RoleGrantPermission(
-                AuthRoleGrantPermissionRequest {
-                    name: "r".into(),
-                    perm: Some(Permission {
-                        perm_type: t,
-                        key: key.as_bytes().to_vec().into(),
-                        range_end: end.as_bytes().to_vec().into(),
-                    }),
-                },
-            ))
-        };
-        change_state(&mut s, &perm("b", "", 0)).unwrap();
-        change_state(&mut s, &perm("a", "c", 1)).unwrap();
-        change_state(&mut s, &perm("b", "", 2)).unwrap();
-        let keys: Vec<_> = s.roles[0]
-            .key_permission
-            .iter()
-            .map(|p| (p.key.to_vec(), p.perm_type))
-            .collect();
-        assert_eq!(keys, vec![(b"a".to_vec(), 1), (b"b".to_vec(), 2)]);
-        let revoke = |key: &str| {
-            ch(Change::RoleRevokePermission(
-                AuthRoleRevokePermissionRequest {
-                    role: "r".into(),
-                    key: key.as_bytes().to_vec().into(),
-                    range_end: Default::default(),
-                },
-            ))
-        };
-        change_state(&mut s, &revoke("b")).unwrap();
-        assert_eq!(
-            change_state(&mut s, &revoke("b")),
-            Err(AuthError::PermissionNotGranted)
-        );
-        change_state(
-            &mut s,
-            &ch(Change::RoleDelete(AuthRoleDeleteRequest {
-                role: "r".into(),
-            })),
-        )
-        .unwrap();
-        assert_eq!(
-            s.users[0].roles,
-            vec!["root".to_string()],
-            "deleting a role revokes it"
-        );
-        let revoke_role = ch(Change::UserRevokeRole(AuthUserRevokeRoleRequest {
-            name: "alice".into(),
-            role: "r".into(),
-        }));
-        assert_eq!(
-            change_state(&mut s, &revoke_role),
-            Err(AuthError::RoleNotGranted)
-        );
-        let del = |n: &str| ch(Change::UserDelete(AuthUserDeleteRequest { name: n.into() }));
-        assert_eq!(
-            change_state(&mut s, &del("bob")),
-            Err(AuthError::UserNotFound)
-        );
-        change_state(&mut s, &del("alice")).unwrap();
-        assert!(s.users.is_empty());
+        Ok(self.tokens.assign(&req.token_prefix, index, &req.name))
     }
 }

@@ -121,7 +121,7 @@ impl EtcdServer {
             member: Some(member),
         };
         match self
-            .propose_entry(Request::MemberChange(change), raft)
+            .propose_entry(Request::MemberChange(change), raft, None)
             .await?
         {
             Applied::MemberChange => Ok(self.members.list()),
