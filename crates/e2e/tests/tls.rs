@@ -593,3 +593,57 @@ fn refused_joiner(dir: &Path, endpoint: &str, name: &str, flags: Vec<String>) ->
     );
     m
 }
+
+/// With `--client-cert-auth` and auth on, the client certificate's common name is the user, and
+/// a password given as well takes precedence (etcd's rule): side by side with etcd.
+#[test]
+fn the_client_certificate_names_the_user_once_auth_is_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Certs::make(&dir.path().join("certs"), "alice");
+    let cairn = tls_member(dir.path(), &c, server_flags(&c));
+    let flags = server_flags(&c);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let good = good_client(&c);
+    let good_ref: Vec<&str> = good.iter().map(String::as_str).collect();
+    let etcd = RealEtcd::start_with("https", &flags, &good_ref);
+    let e_url = format!("https://{}", etcd.endpoint());
+    let c_url = cairn.url();
+    let root = "--user=root:rootpw";
+    let steps: Vec<Vec<String>> = vec![
+        with(&good, &["user", "add", "root:rootpw"]),
+        with(&good, &["user", "add", "alice", "--no-password"]),
+        with(&good, &["user", "add", "bob:b"]),
+        with(&good, &["role", "add", "a"]),
+        with(
+            &good,
+            &[
+                "role",
+                "grant-permission",
+                "a",
+                "readwrite",
+                "/a/",
+                "--prefix",
+            ],
+        ),
+        with(&good, &["user", "grant-role", "alice", "a"]),
+        with(&good, &["put", "/a/1", "one"]),
+        with(&good, &["put", "/b/1", "two"]),
+        with(&good, &["auth", "enable"]),
+        // The certificate alone: user alice.
+        with(&good, &["get", "/a/1"]),
+        with(&good, &["put", "/a/2", "by-cn"]),
+        with(&good, &["get", "/b/1"]),
+        with(&good, &["user", "list"]),
+        // A password as well: that user instead.
+        with(&good, &[root, "get", "/b/1"]),
+        with(&good, &["--user=bob:b", "get", "/a/1"]),
+        with(&good, &["--user=bob:wrong", "get", "/a/1"]),
+        with(&good, &[root, "auth", "disable"]),
+        with(&good, &["get", "/b/1"]),
+    ];
+    for step in &steps {
+        let want = normalized(&run(&e_url, step));
+        let got = normalized(&run(&c_url, step));
+        assert_eq!(got, want, "etcdctl {step:?}");
+    }
+}

@@ -143,8 +143,9 @@ impl Maintenance for MaintenanceService {
 
     async fn downgrade(
         &self,
-        _: Request<DowngradeRequest>,
+        request: Request<DowngradeRequest>,
     ) -> Result<Response<DowngradeResponse>, Status> {
+        super::require_root_untranslated(&self.server, &request)?;
         Err(not_yet("Maintenance.Downgrade"))
     }
 }
