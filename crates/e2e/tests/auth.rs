@@ -341,3 +341,67 @@ fn permissions_are_enforced_as_etcd_enforces_them() {
         assert_eq!(got, want, "etcdctl {step:?}");
     }
 }
+
+/// `--auth-token jwt,…` side by side with etcd given the same keys: signed tokens, the same
+/// outputs and errors.
+#[test]
+fn jwt_tokens_behave_as_etcds() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let (public, private) = (dir.path().join("jwt.pub"), dir.path().join("jwt.key"));
+    std::fs::write(&public, key.public_key_pem()).unwrap();
+    std::fs::write(&private, key.serialize_pem()).unwrap();
+    let token_flag = format!(
+        "--auth-token=jwt,pub-key={},priv-key={},sign-method=ES256,ttl=5m",
+        public.display(),
+        private.display()
+    );
+    let etcd = RealEtcd::start_with("http", &[&token_flag], &[]);
+    let cairn = Member::start(&dir.path().join("m1"), &["--bcrypt-cost", "4", &token_flag]);
+    let steps: &[&[&str]] = &[
+        &["user", "add", "root:rootpw"],
+        &["user", "add", "alice:a"],
+        &["role", "add", "r"],
+        &[
+            "role",
+            "grant-permission",
+            "r",
+            "readwrite",
+            "/a/",
+            "--prefix",
+        ],
+        &["user", "grant-role", "alice", "r"],
+        &["auth", "enable"],
+        &["get", "/a/1"],
+        &[ALICE, "put", "/a/1", "one"],
+        &[ALICE, "get", "/a/1"],
+        &[ALICE, "get", "/b"],
+        &["--user=alice:wrong", "get", "/a/1"],
+        &[ROOT, "user", "revoke-role", "alice", "r"],
+        &[ALICE, "get", "/a/1"],
+        &[ROOT, "auth", "disable"],
+        &["get", "/a/1"],
+    ];
+    for step in steps {
+        let want = normalized(&etcdctl(&etcd.endpoint(), step, None));
+        let got = normalized(&etcdctl(&cairn.endpoint(), step, None));
+        assert_eq!(got, want, "etcdctl {step:?}");
+    }
+    // A bad key is refused at start with the file named.
+    let bad = dir.path().join("not-a-key.pem");
+    std::fs::write(&bad, "nonsense").unwrap();
+    let out = std::process::Command::new(cairn_e2e::cairn_bin())
+        .arg(format!("--data-dir={}", dir.path().join("m2").display()))
+        .arg(format!(
+            "--auth-token=jwt,pub-key={},sign-method=ES256",
+            bad.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("JWT key {}", bad.display())),
+        "{stderr}"
+    );
+}

@@ -175,7 +175,7 @@ pub struct Config {
     pub bcrypt_cost: u32,
 
     /// How callers prove who they are once auth is on: `simple` (opaque tokens kept by the
-    /// members).
+    /// members) or `jwt,pub-key=<file>,priv-key=<file>,sign-method=<RS256|ES256|…>,ttl=<5m>`.
     #[arg(long, env = "ETCD_AUTH_TOKEN", default_value = "simple")]
     pub auth_token: String,
 
@@ -579,10 +579,9 @@ impl Config {
         match self.auth_token.split(',').next() {
             Some("simple") => {}
             Some("jwt") => {
-                return Err(ConfigError::Invalid(
-                    "--auth-token jwt is not supported by this version of Cairn yet; use simple"
-                        .into(),
-                ));
+                let options = self.auth_token.split_once(',').map_or("", |(_, o)| o);
+                crate::auth::jwt::JwtOptions::parse(options)
+                    .map_err(|e| ConfigError::Invalid(format!("invalid --auth-token: {e}")))?;
             }
             _ => {
                 return Err(ConfigError::Invalid(format!(

@@ -203,7 +203,7 @@ impl EtcdServer {
         let members = Arc::new(Members::load(&store, member_id, &config)?);
         let auth = Arc::new(crate::auth::AuthStore::load(
             &store,
-            Duration::from_secs(config.auth_token_ttl),
+            crate::auth::Tokens::from_config(&config)?,
         )?);
         if config.force_new_cluster {
             // Raft commits the removal of every other member (see cairn_raft's NodeConfig);

@@ -16,6 +16,7 @@
 //! layer does it before proposing, so every member applies the same bytes).
 
 mod changes;
+pub mod jwt;
 pub mod perms;
 pub mod tokens;
 
@@ -33,6 +34,28 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokens::SimpleTokens;
+
+/// How callers prove who they are (`--auth-token`).
+pub enum Tokens {
+    Simple(SimpleTokens),
+    Jwt(jwt::JwtTokens),
+}
+
+impl Tokens {
+    pub fn from_config(config: &crate::Config) -> Result<Tokens, ServerError> {
+        match config.auth_token.split_once(',') {
+            Some(("jwt", options)) => {
+                let options = jwt::JwtOptions::parse(options).map_err(ServerError::Config)?;
+                Ok(Tokens::Jwt(
+                    jwt::JwtTokens::load(&options).map_err(ServerError::Config)?,
+                ))
+            }
+            _ => Ok(Tokens::Simple(SimpleTokens::new(Duration::from_secs(
+                config.auth_token_ttl,
+            )))),
+        }
+    }
+}
 
 const AUTH_KEY: &str = "auth";
 const ROOT_USER: &str = "root";
@@ -134,7 +157,7 @@ pub struct AuthStore {
     revision: AtomicU64,
     /// Merged permissions per user; emptied by every change.
     perms: RwLock<HashMap<String, Arc<UserPerms>>>,
-    tokens: SimpleTokens,
+    tokens: Tokens,
 }
 
 fn decode(store: &Store) -> Result<AuthState, ServerError> {
@@ -154,14 +177,14 @@ fn has_root_role(user: &User) -> bool {
 }
 
 impl AuthStore {
-    pub fn load(store: &Store, token_ttl: Duration) -> Result<AuthStore, ServerError> {
+    pub fn load(store: &Store, tokens: Tokens) -> Result<AuthStore, ServerError> {
         let state = decode(store)?;
         Ok(AuthStore {
             enabled: AtomicBool::new(state.enabled),
             revision: AtomicU64::new(state.revision),
             state: RwLock::new(state),
             perms: RwLock::new(HashMap::new()),
-            tokens: SimpleTokens::new(token_ttl),
+            tokens,
         })
     }
 
@@ -243,13 +266,24 @@ impl AuthStore {
             .is_ok_and(|u| u.roles.iter().any(|r| r == role))
     }
 
-    /// The caller a token stands for (checked at the current auth revision).
+    /// The caller a token stands for: a simple token at the current auth revision, a JWT at
+    /// the revision it was signed at.
     pub fn info_from_token(&self, token: &str) -> Result<AuthInfo, AuthError> {
-        let user = self.tokens.user(token).ok_or(AuthError::InvalidToken)?;
-        Ok(AuthInfo {
-            user,
-            revision: self.revision(),
-        })
+        let (user, revision) = match &self.tokens {
+            Tokens::Simple(t) => (t.user(token), self.revision()),
+            Tokens::Jwt(t) => match t.check(token) {
+                Some((user, revision)) => (Some(user), revision),
+                None => (None, 0),
+            },
+        };
+        let user = user.ok_or(AuthError::InvalidToken)?;
+        Ok(AuthInfo { user, revision })
+    }
+
+    fn forget_user(&self, user: &str) {
+        if let Tokens::Simple(t) = &self.tokens {
+            t.drop_user(user);
+        }
     }
 
     /// A client certificate's common name as the caller (`--client-cert-auth`).
@@ -419,9 +453,13 @@ impl AuthStore {
         let now_enabled = next.enabled;
         self.publish(next);
         match &change.change {
-            Some(Change::UserDelete(r)) => self.tokens.drop_user(&r.name),
-            Some(Change::UserChangePassword(r)) => self.tokens.drop_user(&r.name),
-            Some(Change::Disable(_)) if enabled_before && !now_enabled => self.tokens.clear(),
+            Some(Change::UserDelete(r)) => self.forget_user(&r.name),
+            Some(Change::UserChangePassword(r)) => self.forget_user(&r.name),
+            Some(Change::Disable(_)) if enabled_before && !now_enabled => {
+                if let Tokens::Simple(t) = &self.tokens {
+                    t.clear();
+                }
+            }
             _ => {}
         }
         if enabled_before != now_enabled {
@@ -450,6 +488,12 @@ impl AuthStore {
                 return Err(AuthError::AuthFailed);
             }
         }
-        Ok(self.tokens.assign(&req.token_prefix, index, &req.name))
+        match &self.tokens {
+            Tokens::Simple(t) => Ok(t.assign(&req.token_prefix, index, &req.name)),
+            Tokens::Jwt(t) => t.sign(&req.name, self.revision()).map_err(|e| {
+                tracing::warn!(error = %e, user = %req.name, "cannot hand out a JWT");
+                AuthError::AuthFailed
+            }),
+        }
     }
 }
