@@ -4,6 +4,7 @@
 //! and errors for the same commands.
 
 use cairn_e2e::{Member, RealEtcd, etcdctl, normalized};
+use cairn_proto::etcdserverpb as pb;
 
 const STEPS: &[&[&str]] = &[
     &["user", "add", "alice:pw"],
@@ -377,6 +378,60 @@ fn jwt_tokens_behave_as_etcds() {
         &[ALICE, "get", "/a/1"],
         &[ALICE, "get", "/b"],
         &["--user=alice:wrong", "get", "/a/1"],
+    ];
+    for step in steps {
+        let want = normalized(&etcdctl(&etcd.endpoint(), step, None));
+        let got = normalized(&etcdctl(&cairn.endpoint(), step, None));
+        assert_eq!(got, want, "etcdctl {step:?}");
+    }
+    // A token signed before a permission change carries the old auth revision: both refuse it
+    // with "revision of auth store is old" (clients then sign in again).
+    let stale = |endpoint: String| {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let channel = tonic::transport::Channel::from_shared(format!("http://{endpoint}"))
+                .unwrap()
+                .connect()
+                .await
+                .unwrap();
+            let token = pb::auth_client::AuthClient::new(channel.clone())
+                .authenticate(pb::AuthenticateRequest {
+                    name: "alice".into(),
+                    password: "a".into(),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .token;
+            let put = |token: String| {
+                let channel = channel.clone();
+                async move {
+                    let mut req = tonic::Request::new(pb::PutRequest {
+                        key: b"/a/2".to_vec().into(),
+                        value: b"v".to_vec().into(),
+                        ..Default::default()
+                    });
+                    req.metadata_mut().insert("token", token.parse().unwrap());
+                    pb::kv_client::KvClient::new(channel).put(req).await
+                }
+            };
+            put(token.clone()).await.unwrap();
+            let change = etcdctl(&endpoint, &[ROOT, "role", "add", "another"], None);
+            assert_eq!(change.code, 0, "{change:?}");
+            let refused = put(token).await.unwrap_err();
+            (refused.code(), refused.message().to_string())
+        })
+    };
+    let want = stale(etcd.endpoint());
+    assert_eq!(
+        want,
+        (
+            tonic::Code::InvalidArgument,
+            "etcdserver: revision of auth store is old".to_string()
+        )
+    );
+    assert_eq!(stale(cairn.endpoint()), want);
+    let steps: &[&[&str]] = &[
         &[ROOT, "user", "revoke-role", "alice", "r"],
         &[ALICE, "get", "/a/1"],
         &[ROOT, "auth", "disable"],
