@@ -3,7 +3,7 @@
 //! no credentials, a wrong password, too few permissions, enough, and root — the same outputs
 //! and errors for the same commands.
 
-use cairn_e2e::{Member, RealEtcd, etcdctl, normalized};
+use cairn_e2e::{Cluster, Member, RealEtcd, etcdctl, normalized};
 use cairn_proto::etcdserverpb as pb;
 
 const STEPS: &[&[&str]] = &[
@@ -459,4 +459,89 @@ fn jwt_tokens_behave_as_etcds() {
         stderr.contains(&format!("JWT key {}", bad.display())),
         "{stderr}"
     );
+}
+
+/// A token handed out by one member works on every member (simple tokens are made through the
+/// log; a member that has not applied the entry yet waits for it instead of refusing the
+/// token), and an unknown token is refused everywhere with etcd's error.
+#[test]
+fn a_token_from_one_member_is_good_on_all_members() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start_partitionable(dir.path(), 3, &["--bcrypt-cost", "4"]);
+    let first = cluster.members[0].endpoint();
+    for step in [
+        &["user", "add", "root:rootpw"][..],
+        &["user", "add", "alice:a"],
+        &["role", "add", "r"],
+        &[
+            "role",
+            "grant-permission",
+            "r",
+            "readwrite",
+            "/a/",
+            "--prefix",
+        ],
+        &["user", "grant-role", "alice", "r"],
+        &["auth", "enable"],
+    ] {
+        let out = etcdctl(&first, step, None);
+        assert_eq!(out.code, 0, "{step:?}: {out:?}");
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let connect = |endpoint: String| async move {
+        tonic::transport::Channel::from_shared(format!("http://{endpoint}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+    };
+    let put = |channel: tonic::transport::Channel, key: String, token: String| async move {
+        let mut req = tonic::Request::new(pb::PutRequest {
+            key: key.into_bytes().into(),
+            value: b"v".to_vec().into(),
+            ..Default::default()
+        });
+        req.metadata_mut().insert("token", token.parse().unwrap());
+        pb::kv_client::KvClient::new(channel).put(req).await
+    };
+    // The third member is cut off while alice signs in with the first, so it has not seen her
+    // token when she first uses it there.
+    cluster.partition(&[&[0, 1]]);
+    let token = rt.block_on(async {
+        let mut auth = pb::auth_client::AuthClient::new(connect(first.clone()).await);
+        loop {
+            match auth
+                .authenticate(pb::AuthenticateRequest {
+                    name: "alice".into(),
+                    password: "a".into(),
+                })
+                .await
+            {
+                Ok(r) => return r.into_inner().token,
+                // The majority may be electing a leader.
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+            }
+        }
+    });
+    let third = rt.block_on(connect(cluster.members[2].endpoint()));
+    let early = rt.spawn(put(third, "/a/early".into(), token.clone()));
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    cluster.heal();
+    rt.block_on(async {
+        early
+            .await
+            .unwrap()
+            .expect("the lagging member waits for the token's entry");
+        for (i, m) in cluster.members.iter().enumerate() {
+            let channel = connect(m.endpoint()).await;
+            put(channel.clone(), format!("/a/{i}"), token.clone())
+                .await
+                .unwrap_or_else(|e| panic!("member {i}: {e:?}"));
+            let refused = put(channel, format!("/a/{i}"), "notatoken.1".into())
+                .await
+                .unwrap_err();
+            assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+            assert_eq!(refused.message(), "etcdserver: invalid auth token");
+        }
+    });
 }

@@ -394,6 +394,15 @@ impl EtcdServer {
         *self.applied.borrow()
     }
 
+    /// Waits (at most the request timeout) until this member has applied `index`.
+    pub async fn wait_applied(&self, index: u64) -> bool {
+        let mut applied = self.applied.clone();
+        matches!(
+            tokio::time::timeout(self.request_timeout, applied.wait_for(|a| *a >= index)).await,
+            Ok(Ok(_))
+        )
+    }
+
     /// Replicates the server's own `request` (no caller to check) and waits for this member to
     /// apply it.
     pub async fn propose(&self, request: Request) -> Result<Applied, ServerError> {

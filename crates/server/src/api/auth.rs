@@ -57,8 +57,8 @@ impl AuthService {
 
     /// The caller, who must have the root role (checked again when a change is applied; this
     /// early check only spares bcrypt work for callers that would be refused anyway).
-    fn root<T>(&self, request: &Request<T>) -> Result<AuthInfo, Status> {
-        let who = super::caller(&self.server, request)?;
+    async fn root<T>(&self, request: &Request<T>) -> Result<AuthInfo, Status> {
+        let who = super::caller(&self.server, request).await?;
         self.server.auth.check_admin(&who).map_err(|e| e.status())?;
         Ok(who)
     }
@@ -109,7 +109,7 @@ impl Auth for AuthService {
         &self,
         request: Request<AuthEnableRequest>,
     ) -> Result<Response<AuthEnableResponse>, Status> {
-        let who = super::caller(&self.server, &request)?;
+        let who = super::caller(&self.server, &request).await?;
         let header = self
             .change(Change::Enable(request.into_inner()), &who)
             .await?;
@@ -120,7 +120,7 @@ impl Auth for AuthService {
         &self,
         request: Request<AuthDisableRequest>,
     ) -> Result<Response<AuthDisableResponse>, Status> {
-        let who = super::caller(&self.server, &request)?;
+        let who = super::caller(&self.server, &request).await?;
         let header = self
             .change(Change::Disable(request.into_inner()), &who)
             .await?;
@@ -132,7 +132,7 @@ impl Auth for AuthService {
         request: Request<AuthStatusRequest>,
     ) -> Result<Response<AuthStatusResponse>, Status> {
         // Root only once auth is on, as in etcd 3.4-3.6 (3.7 opens it to everyone).
-        self.root(&request)?;
+        self.root(&request).await?;
         self.read_barrier().await?;
         let (enabled, auth_revision) = self.server.auth.status();
         Ok(Response::new(AuthStatusResponse {
@@ -165,7 +165,7 @@ impl Auth for AuthService {
         &self,
         request: Request<AuthUserAddRequest>,
     ) -> Result<Response<AuthUserAddResponse>, Status> {
-        let who = self.root(&request)?;
+        let who = self.root(&request).await?;
         let mut r = request.into_inner();
         if r.name.is_empty() {
             return Err(AuthError::UserEmpty.status());
@@ -183,7 +183,7 @@ impl Auth for AuthService {
         &self,
         request: Request<AuthUserGetRequest>,
     ) -> Result<Response<AuthUserGetResponse>, Status> {
-        let who = super::caller(&self.server, &request)?;
+        let who = super::caller(&self.server, &request).await?;
         self.read_barrier().await?;
         // A user may look at itself.
         if let Err(e) = self.server.auth.check_admin(&who)
@@ -206,7 +206,7 @@ impl Auth for AuthService {
         &self,
         request: Request<AuthUserListRequest>,
     ) -> Result<Response<AuthUserListResponse>, Status> {
-        self.root(&request)?;
+        self.root(&request).await?;
         self.read_barrier().await?;
         Ok(Response::new(AuthUserListResponse {
             header: self.header(),
@@ -218,7 +218,7 @@ impl Auth for AuthService {
         &self,
         request: Request<AuthUserDeleteRequest>,
     ) -> Result<Response<AuthUserDeleteResponse>, Status> {
-        let who = super::caller(&self.server, &request)?;
+        let who = super::caller(&self.server, &request).await?;
         let header = self
             .change(Change::UserDelete(request.into_inner()), &who)
             .await?;
@@ -229,7 +229,7 @@ impl Auth for AuthService {
         &self,
         request: Request<AuthUserChangePasswordRequest>,
     ) -> Result<Response<AuthUserChangePasswordResponse>, Status> {
-        let who = self.root(&request)?;
+        let who = self.root(&request).await?;
         let mut r = request.into_inner();
         // Checked before the (slow) hash, as etcd does.
         self.server.auth.user(&r.name).map_err(|e| e.status())?;
@@ -245,7 +245,7 @@ impl Auth for AuthService {
         &self,
         request: Request<AuthUserGrantRoleRequest>,
     ) -> Result<Response<AuthUserGrantRoleResponse>, Status> {
-        let who = super::caller(&self.server, &request)?;
+        let who = super::caller(&self.server, &request).await?;
         let header = self
             .change(Change::UserGrantRole(request.into_inner()), &who)
             .await?;
@@ -256,7 +256,7 @@ impl Auth for AuthService {
         &self,
         request: Request<AuthUserRevokeRoleRequest>,
     ) -> Result<Response<AuthUserRevokeRoleResponse>, Status> {
-        let who = super::caller(&self.server, &request)?;
+        let who = super::caller(&self.server, &request).await?;
         let header = self
             .change(Change::UserRevokeRole(request.into_inner()), &who)
             .await?;
@@ -267,7 +267,7 @@ impl Auth for AuthService {
         &self,
         request: Request<AuthRoleAddRequest>,
     ) -> Result<Response<AuthRoleAddResponse>, Status> {
-        let who = self.root(&request)?;
+        let who = self.root(&request).await?;
         if request.get_ref().name.is_empty() {
             return Err(AuthError::RoleEmpty.status());
         }
@@ -281,7 +281,7 @@ impl Auth for AuthService {
         &self,
         request: Request<AuthRoleGetRequest>,
     ) -> Result<Response<AuthRoleGetResponse>, Status> {
-        let who = super::caller(&self.server, &request)?;
+        let who = super::caller(&self.server, &request).await?;
         self.read_barrier().await?;
         // A user may look at its own roles.
         if let Err(e) = self.server.auth.check_admin(&who)
@@ -307,7 +307,7 @@ impl Auth for AuthService {
         &self,
         request: Request<AuthRoleListRequest>,
     ) -> Result<Response<AuthRoleListResponse>, Status> {
-        self.root(&request)?;
+        self.root(&request).await?;
         self.read_barrier().await?;
         Ok(Response::new(AuthRoleListResponse {
             header: self.header(),
@@ -319,7 +319,7 @@ impl Auth for AuthService {
         &self,
         request: Request<AuthRoleDeleteRequest>,
     ) -> Result<Response<AuthRoleDeleteResponse>, Status> {
-        let who = super::caller(&self.server, &request)?;
+        let who = super::caller(&self.server, &request).await?;
         let header = self
             .change(Change::RoleDelete(request.into_inner()), &who)
             .await?;
@@ -330,7 +330,7 @@ impl Auth for AuthService {
         &self,
         request: Request<AuthRoleGrantPermissionRequest>,
     ) -> Result<Response<AuthRoleGrantPermissionResponse>, Status> {
-        let who = super::caller(&self.server, &request)?;
+        let who = super::caller(&self.server, &request).await?;
         let header = self
             .change(Change::RoleGrantPermission(request.into_inner()), &who)
             .await?;
@@ -341,7 +341,7 @@ impl Auth for AuthService {
         &self,
         request: Request<AuthRoleRevokePermissionRequest>,
     ) -> Result<Response<AuthRoleRevokePermissionResponse>, Status> {
-        let who = super::caller(&self.server, &request)?;
+        let who = super::caller(&self.server, &request).await?;
         let header = self
             .change(Change::RoleRevokePermission(request.into_inner()), &who)
             .await?;

@@ -27,7 +27,7 @@ impl Cluster for ClusterService {
         request: Request<MemberAddRequest>,
     ) -> Result<Response<MemberAddResponse>, Status> {
         self.server.refuse_learner()?;
-        super::require_root(&self.server, &request)?;
+        super::require_root(&self.server, &request).await?;
         let req = request.into_inner();
         let (member, members) = self
             .server
@@ -45,7 +45,7 @@ impl Cluster for ClusterService {
         request: Request<MemberRemoveRequest>,
     ) -> Result<Response<MemberRemoveResponse>, Status> {
         self.server.refuse_learner()?;
-        super::require_root(&self.server, &request)?;
+        super::require_root(&self.server, &request).await?;
         let members = self.server.member_remove(request.into_inner().id).await?;
         Ok(Response::new(MemberRemoveResponse {
             header: self.header(),
@@ -58,7 +58,7 @@ impl Cluster for ClusterService {
         request: Request<MemberUpdateRequest>,
     ) -> Result<Response<MemberUpdateResponse>, Status> {
         self.server.refuse_learner()?;
-        super::require_root(&self.server, &request)?;
+        super::require_root(&self.server, &request).await?;
         let req = request.into_inner();
         let members = self.server.member_update(req.id, req.peer_ur_ls).await?;
         Ok(Response::new(MemberUpdateResponse {
@@ -86,7 +86,7 @@ impl Cluster for ClusterService {
         request: Request<MemberPromoteRequest>,
     ) -> Result<Response<MemberPromoteResponse>, Status> {
         self.server.refuse_learner()?;
-        super::require_root(&self.server, &request)?;
+        super::require_root(&self.server, &request).await?;
         let members = self.server.member_promote(request.into_inner().id).await?;
         Ok(Response::new(MemberPromoteResponse {
             header: self.header(),

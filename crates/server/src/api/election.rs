@@ -254,13 +254,13 @@ fn prefix_of(name: &[u8]) -> Bytes {
 
 /// What etcd's client-side recipes need of the caller, checked once up front: read on the
 /// election's (or lock's) prefix to see the other candidates, write on the caller's own key.
-fn check_access<T>(
+async fn check_access<T>(
     server: &EtcdServer,
     request: &GrpcRequest<T>,
     name: &[u8],
     own_key: Option<&[u8]>,
 ) -> Result<(), Status> {
-    let who = super::caller(server, request)?;
+    let who = super::caller(server, request).await?;
     let auth = &server.auth;
     let prefix = prefix_of(name);
     auth.check_key(&who, &prefix, &prefix_end(&prefix), false)
@@ -297,7 +297,8 @@ impl Election for ElectionService {
             &request,
             &r.name,
             Some(&owner_key(&r.name, r.lease)),
-        )?;
+        )
+        .await?;
         let req = request.into_inner();
         let s = &self.server;
         let key = owner_key(&req.name, req.lease);
@@ -323,7 +324,7 @@ impl Election for ElectionService {
         request: GrpcRequest<ProclaimRequest>,
     ) -> Result<Response<ProclaimResponse>, Status> {
         if let Some(l) = &request.get_ref().leader {
-            check_access(&self.server, &request, name_of(&l.key), Some(&l.key))?;
+            check_access(&self.server, &request, name_of(&l.key), Some(&l.key)).await?;
         }
         let req = request.into_inner();
         let leader = req
@@ -346,7 +347,7 @@ impl Election for ElectionService {
         &self,
         request: GrpcRequest<LeaderRequest>,
     ) -> Result<Response<LeaderResponse>, Status> {
-        check_access(&self.server, &request, &request.get_ref().name, None)?;
+        check_access(&self.server, &request, &request.get_ref().name, None).await?;
         let req = request.into_inner();
         let (kv, rev) = oldest(&self.server, &prefix_of(&req.name), 0, false).await?;
         let kv = kv.ok_or_else(|| Status::unknown(NO_LEADER))?;
@@ -362,7 +363,7 @@ impl Election for ElectionService {
         &self,
         request: GrpcRequest<LeaderRequest>,
     ) -> Result<Response<Self::ObserveStream>, Status> {
-        check_access(&self.server, &request, &request.get_ref().name, None)?;
+        check_access(&self.server, &request, &request.get_ref().name, None).await?;
         let prefix = prefix_of(&request.into_inner().name);
         let server = self.server.clone();
         let (tx, rx) = tokio::sync::mpsc::channel(16);
@@ -411,7 +412,7 @@ impl Election for ElectionService {
         request: GrpcRequest<ResignRequest>,
     ) -> Result<Response<ResignResponse>, Status> {
         if let Some(l) = &request.get_ref().leader {
-            check_access(&self.server, &request, name_of(&l.key), Some(&l.key))?;
+            check_access(&self.server, &request, name_of(&l.key), Some(&l.key)).await?;
         }
         let leader = request
             .into_inner()
@@ -481,7 +482,8 @@ impl Lock for LockService {
             &request,
             &r.name,
             Some(&owner_key(&r.name, r.lease)),
-        )?;
+        )
+        .await?;
         let req = request.into_inner();
         let s = &self.server;
         let key = owner_key(&req.name, req.lease);
@@ -497,7 +499,7 @@ impl Lock for LockService {
         &self,
         request: GrpcRequest<UnlockRequest>,
     ) -> Result<Response<UnlockResponse>, Status> {
-        let who = super::caller(&self.server, &request)?;
+        let who = super::caller(&self.server, &request).await?;
         let key = request.into_inner().key;
         let resp = match self
             .server

@@ -144,7 +144,7 @@ impl Kv for KvService {
         &self,
         request: GrpcRequest<RangeRequest>,
     ) -> Result<Response<RawRangeResponse>, Status> {
-        let who = super::caller(&self.server, &request)?;
+        let who = super::caller(&self.server, &request).await?;
         let req = request.into_inner();
         if !req.serializable {
             self.server.refuse_learner()?;
@@ -160,7 +160,7 @@ impl Kv for KvService {
 
     async fn put(&self, request: GrpcRequest<PutRequest>) -> Result<Response<PutResponse>, Status> {
         self.server.refuse_learner()?;
-        let who = super::caller(&self.server, &request)?;
+        let who = super::caller(&self.server, &request).await?;
         let req = request.into_inner();
         check_put(&req)?;
         self.check_size(&req)?;
@@ -172,7 +172,7 @@ impl Kv for KvService {
         request: GrpcRequest<DeleteRangeRequest>,
     ) -> Result<Response<DeleteRangeResponse>, Status> {
         self.server.refuse_learner()?;
-        let who = super::caller(&self.server, &request)?;
+        let who = super::caller(&self.server, &request).await?;
         let req = request.into_inner();
         check_delete(&req)?;
         self.check_size(&req)?;
@@ -181,7 +181,7 @@ impl Kv for KvService {
 
     async fn txn(&self, request: GrpcRequest<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
         self.server.refuse_learner()?;
-        let who = super::caller(&self.server, &request)?;
+        let who = super::caller(&self.server, &request).await?;
         let req = request.into_inner();
         check_txn(&req, self.server.config.max_txn_ops as usize)?;
         self.check_size(&req)?;
@@ -205,7 +205,7 @@ impl Kv for KvService {
         request: GrpcRequest<CompactionRequest>,
     ) -> Result<Response<CompactionResponse>, Status> {
         self.server.refuse_learner()?;
-        let who = super::caller(&self.server, &request)?;
+        let who = super::caller(&self.server, &request).await?;
         // Compaction is applied synchronously, so `physical` holds whether or not it was asked.
         self.write(Request::Compaction(request.into_inner()), &who)
             .await

@@ -27,7 +27,7 @@ impl Lease for LeaseService {
         request: GrpcRequest<LeaseGrantRequest>,
     ) -> Result<Response<LeaseGrantResponse>, Status> {
         self.server.refuse_learner()?;
-        let who = super::caller(&self.server, &request)?;
+        let who = super::caller(&self.server, &request).await?;
         let req = request.into_inner();
         if req.ttl > MAX_LEASE_TTL {
             return Err(Status::out_of_range(msg::TOO_LARGE_LEASE_TTL));
@@ -56,7 +56,7 @@ impl Lease for LeaseService {
         request: GrpcRequest<LeaseRevokeRequest>,
     ) -> Result<Response<LeaseRevokeResponse>, Status> {
         self.server.refuse_learner()?;
-        let who = super::caller(&self.server, &request)?;
+        let who = super::caller(&self.server, &request).await?;
         let req = request.into_inner();
         match self
             .server
@@ -117,7 +117,7 @@ impl Lease for LeaseService {
         request: GrpcRequest<LeaseTimeToLiveRequest>,
     ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
         self.server.refuse_learner()?;
-        let who = super::caller(&self.server, &request)?;
+        let who = super::caller(&self.server, &request).await?;
         let req = request.into_inner();
         let resp = self.server.lease_time_to_live(req).await?;
         // The attached keys' names are shown only to who may read every one of them (etcd

@@ -78,12 +78,12 @@ impl Maintenance for MaintenanceService {
         &self,
         request: Request<DefragmentRequest>,
     ) -> Result<Response<DefragmentResponse>, Status> {
-        super::require_root_untranslated(&self.server, &request)?;
+        super::require_root_untranslated(&self.server, &request).await?;
         Err(not_yet("Maintenance.Defragment"))
     }
 
     async fn hash(&self, request: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
-        super::require_root_untranslated(&self.server, &request)?;
+        super::require_root_untranslated(&self.server, &request).await?;
         let store = self.server.store.clone();
         let hash = self
             .server
@@ -101,7 +101,7 @@ impl Maintenance for MaintenanceService {
         &self,
         request: Request<HashKvRequest>,
     ) -> Result<Response<HashKvResponse>, Status> {
-        super::require_root_untranslated(&self.server, &request)?;
+        super::require_root_untranslated(&self.server, &request).await?;
         let rev = request.get_ref().revision;
         let store = self.server.store.clone();
         let (hash, compact_revision, hash_revision) = self
@@ -124,7 +124,7 @@ impl Maintenance for MaintenanceService {
         &self,
         request: Request<SnapshotRequest>,
     ) -> Result<Response<Self::SnapshotStream>, Status> {
-        super::require_root_untranslated(&self.server, &request)?;
+        super::require_root_untranslated(&self.server, &request).await?;
         Err(not_yet("Maintenance.Snapshot"))
     }
 
@@ -132,7 +132,7 @@ impl Maintenance for MaintenanceService {
         &self,
         request: Request<MoveLeaderRequest>,
     ) -> Result<Response<MoveLeaderResponse>, Status> {
-        super::require_root_untranslated(&self.server, &request)?;
+        super::require_root_untranslated(&self.server, &request).await?;
         self.server
             .move_leader(request.into_inner().target_id)
             .await?;
@@ -145,7 +145,7 @@ impl Maintenance for MaintenanceService {
         &self,
         request: Request<DowngradeRequest>,
     ) -> Result<Response<DowngradeResponse>, Status> {
-        super::require_root_untranslated(&self.server, &request)?;
+        super::require_root_untranslated(&self.server, &request).await?;
         Err(not_yet("Maintenance.Downgrade"))
     }
 }

@@ -22,41 +22,47 @@ use tonic::Status;
 /// metadata (`authorization` from the JSON gateway), else, with `--client-cert-auth`, the common
 /// name of the client's verified certificate; no credentials otherwise. While auth is off
 /// nothing is looked up and every caller is anonymous.
-pub(crate) fn caller<T>(
+pub(crate) async fn caller<T>(
     server: &EtcdServer,
     request: &tonic::Request<T>,
 ) -> Result<AuthInfo, Status> {
     if !server.auth.is_enabled() {
         return Ok(AuthInfo::default());
     }
-    caller_of(server, &Credentials::of(request)).map_err(|e| e.status())
+    let credentials = Credentials::of(request);
+    caller_of(server, &credentials)
+        .await
+        .map_err(|e| e.status())
 }
 
 /// Calls only the root role may make (membership changes): etcd's refusal, as a gRPC error.
-pub(crate) fn require_root<T>(
+pub(crate) async fn require_root<T>(
     server: &EtcdServer,
     request: &tonic::Request<T>,
 ) -> Result<(), Status> {
-    root_check(server, request).map_err(|e| e.status())
+    root_check(server, request).await.map_err(|e| e.status())
 }
 
 /// The Maintenance service's admin-only calls: etcd answers them with the auth store's own
 /// error text under code Unknown (`auth: permission denied`), which clients show as such.
-pub(crate) fn require_root_untranslated<T>(
+pub(crate) async fn require_root_untranslated<T>(
     server: &EtcdServer,
     request: &tonic::Request<T>,
 ) -> Result<(), Status> {
-    root_check(server, request).map_err(|e| e.untranslated_status())
+    root_check(server, request)
+        .await
+        .map_err(|e| e.untranslated_status())
 }
 
-fn root_check<T>(
+async fn root_check<T>(
     server: &EtcdServer,
     request: &tonic::Request<T>,
 ) -> Result<(), crate::auth::AuthError> {
     if !server.auth.is_enabled() {
         return Ok(());
     }
-    let who = caller_of(server, &Credentials::of(request))?;
+    let credentials = Credentials::of(request);
+    let who = caller_of(server, &credentials).await?;
     server.auth.check_admin(&who)
 }
 
@@ -88,7 +94,7 @@ impl Credentials {
     }
 }
 
-pub(crate) fn caller_of(
+pub(crate) async fn caller_of(
     server: &EtcdServer,
     creds: &Credentials,
 ) -> Result<AuthInfo, crate::auth::AuthError> {
@@ -100,7 +106,18 @@ pub(crate) fn caller_of(
         let token = token
             .to_str()
             .map_err(|_| crate::auth::AuthError::InvalidToken)?;
-        return auth.info_from_token(token);
+        let found = auth.info_from_token(token);
+        // A simple token is named after the log index that made it: a member that has not
+        // applied that far yet waits for it (as etcd's do) rather than call it invalid.
+        if found.is_err()
+            && let Some(index) = crate::auth::tokens::SimpleTokens::index_of(token)
+            && index > server.applied_index()
+        {
+            if server.wait_applied(index).await {
+                return auth.info_from_token(token);
+            }
+        }
+        return found;
     }
     if server.config.client_cert_auth
         && let Some(name) = &creds.cert_name

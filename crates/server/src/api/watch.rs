@@ -217,12 +217,15 @@ impl Watch for WatchService {
                     Some(RequestUnion::CreateRequest(c)) => {
                         // Checked for each watch with the credentials as they stand now, as
                         // etcd does; a refused one is created and canceled at once.
-                        let permitted = super::caller_of(&server, &credentials).is_ok_and(|who| {
-                            server
-                                .auth
-                                .check_key(&who, &c.key, &c.range_end, false)
-                                .is_ok()
-                        });
+                        let permitted =
+                            super::caller_of(&server, &credentials)
+                                .await
+                                .is_ok_and(|who| {
+                                    server
+                                        .auth
+                                        .check_key(&who, &c.key, &c.range_end, false)
+                                        .is_ok()
+                                });
                         if !permitted {
                             control.refuse(
                                 -1,

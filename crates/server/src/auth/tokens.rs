@@ -53,6 +53,11 @@ impl SimpleTokens {
             .collect())
     }
 
+    /// The log index a simple token was made at (the part after its last `.`).
+    pub fn index_of(token: &str) -> Option<u64> {
+        token.rsplit_once('.').and_then(|(_, i)| i.parse().ok())
+    }
+
     /// Records the token of an applied Authenticate entry.
     pub fn assign(&self, prefix: &str, index: u64, user: &str) -> String {
         let token = format!("{prefix}.{index}");
