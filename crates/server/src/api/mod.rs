@@ -112,10 +112,9 @@ pub(crate) async fn caller_of(
         if found.is_err()
             && let Some(index) = crate::auth::tokens::SimpleTokens::index_of(token)
             && index > server.applied_index()
+            && server.wait_applied(index).await
         {
-            if server.wait_applied(index).await {
-                return auth.info_from_token(token);
-            }
+            return auth.info_from_token(token);
         }
         return found;
     }
