@@ -9,12 +9,17 @@
 
 use bytes::Bytes;
 use cairn_proto::etcdserverpb::{
-    DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse,
-    StatusRequest, StatusResponse, cluster_client::ClusterClient, kv_client::KvClient,
-    lease_client::LeaseClient, maintenance_client::MaintenanceClient, watch_client::WatchClient,
+    AuthenticateRequest, DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse,
+    RangeRequest, RangeResponse, StatusRequest, StatusResponse, auth_client::AuthClient,
+    cluster_client::ClusterClient, kv_client::KvClient, lease_client::LeaseClient,
+    maintenance_client::MaintenanceClient, watch_client::WatchClient,
 };
+use cairn_proto::v3electionpb::election_client::ElectionClient;
+use cairn_proto::v3lockpb::lock_client::LockClient;
 use std::sync::Arc;
 use std::time::Duration;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
 pub mod tls;
@@ -40,6 +45,9 @@ pub enum ClientError {
 
 pub type Result<T> = std::result::Result<T, ClientError>;
 
+/// What a server with auth off answers to Authenticate.
+const AUTH_NOT_ENABLED: &str = "etcdserver: authentication is not enabled";
+
 /// Turns `host:port` or `http://host:port` into a URI tonic can dial.
 pub fn endpoint_uri(ep: &str) -> Result<String> {
     let ep = ep.trim();
@@ -56,11 +64,28 @@ pub fn endpoint_uri(ep: &str) -> Result<String> {
     Ok(uri)
 }
 
+/// Puts the auth token (if any) on every request, as etcd's clients do (`token` metadata).
+#[derive(Clone, Default)]
+pub struct TokenInterceptor(Option<MetadataValue<Ascii>>);
+
+impl tonic::service::Interceptor for TokenInterceptor {
+    fn call(&mut self, mut request: tonic::Request<()>) -> std::result::Result<tonic::Request<()>, tonic::Status> {
+        if let Some(token) = &self.0 {
+            request.metadata_mut().insert("token", token.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// The channel every stub of a [`Client`] sends through: the connection plus its credentials.
+pub type AuthChannel = InterceptedService<Channel, TokenInterceptor>;
+
 /// A connection to one member.
 #[derive(Clone)]
 pub struct Client {
     channel: Channel,
     endpoint: String,
+    token: TokenInterceptor,
 }
 
 impl Client {
@@ -110,38 +135,77 @@ impl Client {
         Ok(Client {
             channel,
             endpoint: endpoint.to_string(),
+            token: TokenInterceptor::default(),
         })
     }
 
-    /// The underlying channel, for stubs this crate does not wrap.
+    /// Logs in as `user`: every later request carries the token the server hands out. A
+    /// server with auth off answers "authentication is not enabled", which is not an error
+    /// here (etcd's clients go on without a token then).
+    pub async fn authenticate(&mut self, user: &str, password: &str) -> Result<()> {
+        let resp = AuthClient::new(self.channel.clone())
+            .authenticate(AuthenticateRequest {
+                name: user.to_string(),
+                password: password.to_string(),
+            })
+            .await;
+        match resp {
+            Ok(r) => {
+                let token = MetadataValue::try_from(r.into_inner().token.as_str())
+                    .map_err(|_| tonic::Status::internal("the server sent an unusable token"))?;
+                self.token = TokenInterceptor(Some(token));
+                Ok(())
+            }
+            Err(s) if s.message() == AUTH_NOT_ENABLED => Ok(()),
+            Err(s) => Err(s.into()),
+        }
+    }
+
+    /// The underlying channel without credentials, for stubs this crate does not wrap.
     pub fn channel(&self) -> Channel {
         self.channel.clone()
+    }
+
+    fn authed(&self) -> AuthChannel {
+        InterceptedService::new(self.channel.clone(), self.token.clone())
     }
 
     pub fn endpoint(&self) -> &str {
         &self.endpoint
     }
 
-    pub fn kv(&self) -> KvClient<Channel> {
-        KvClient::new(self.channel.clone())
+    pub fn kv(&self) -> KvClient<AuthChannel> {
+        KvClient::new(self.authed())
             .max_encoding_message_size(MAX_SEND_BYTES)
             .max_decoding_message_size(usize::MAX)
     }
 
-    pub fn maintenance(&self) -> MaintenanceClient<Channel> {
-        MaintenanceClient::new(self.channel.clone()).max_decoding_message_size(usize::MAX)
+    pub fn maintenance(&self) -> MaintenanceClient<AuthChannel> {
+        MaintenanceClient::new(self.authed()).max_decoding_message_size(usize::MAX)
     }
 
-    pub fn cluster(&self) -> ClusterClient<Channel> {
-        ClusterClient::new(self.channel.clone())
+    pub fn cluster(&self) -> ClusterClient<AuthChannel> {
+        ClusterClient::new(self.authed())
     }
 
-    pub fn lease(&self) -> LeaseClient<Channel> {
-        LeaseClient::new(self.channel.clone())
+    pub fn lease(&self) -> LeaseClient<AuthChannel> {
+        LeaseClient::new(self.authed())
     }
 
-    pub fn watch(&self) -> WatchClient<Channel> {
-        WatchClient::new(self.channel.clone()).max_decoding_message_size(usize::MAX)
+    pub fn watch(&self) -> WatchClient<AuthChannel> {
+        WatchClient::new(self.authed()).max_decoding_message_size(usize::MAX)
+    }
+
+    pub fn auth(&self) -> AuthClient<AuthChannel> {
+        AuthClient::new(self.authed())
+    }
+
+    pub fn election(&self) -> ElectionClient<AuthChannel> {
+        ElectionClient::new(self.authed())
+    }
+
+    pub fn lock(&self) -> LockClient<AuthChannel> {
+        LockClient::new(self.authed())
     }
 
     pub async fn put(&self, key: impl Into<Bytes>, value: impl Into<Bytes>) -> Result<PutResponse> {
