@@ -273,7 +273,7 @@ async fn run_client(
 
 /// kube-apiserver's optimistic update: read the key's mod revision, then write if unchanged.
 async fn txn_put(
-    kv: &mut cairn_proto::etcdserverpb::kv_client::KvClient<tonic::transport::Channel>,
+    kv: &mut cairn_proto::etcdserverpb::kv_client::KvClient<cairn_client::AuthChannel>,
     key: Bytes,
     val_size: usize,
 ) -> Result<(), tonic::Status> {

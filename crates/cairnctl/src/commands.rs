@@ -15,6 +15,7 @@ use crate::membership;
 use crate::output::{EpHealth, EpStatus, Format, Printer};
 use crate::txn;
 use crate::watch;
+use cairn_client::AuthChannel;
 use cairn_client::Client;
 use cairn_proto::etcdserverpb::{
     CompactionRequest, MemberListRequest, RangeRequest, StatusRequest, kv_client::KvClient,
@@ -25,7 +26,6 @@ use std::future::Future;
 use std::io::{Read as _, Write as _};
 use std::time::{Duration, Instant};
 use tokio::runtime::Runtime;
-use tonic::transport::Channel;
 
 /// The API version `version` reports.
 const API_VERSION: &str = "3.6";
@@ -263,7 +263,7 @@ fn rpc_error(s: tonic::Status) -> Exit {
     Exit::error(status_message(&s))
 }
 
-fn kv_client(c: &Client, g: &Globals) -> KvClient<Channel> {
+fn kv_client(c: &Client, g: &Globals) -> KvClient<AuthChannel> {
     let mut kv = c.kv();
     if g.max_request_bytes > 0 {
         kv = kv
@@ -294,7 +294,7 @@ fn check_send_size(g: &Globals, request: &impl prost::Message) -> Result<(), Exi
 /// Runs one KV call against the configured endpoints within the command timeout.
 fn kv_call<T, F, Fut>(rt: &Runtime, g: &Globals, call: F) -> Result<T, Exit>
 where
-    F: FnOnce(KvClient<Channel>) -> Fut,
+    F: FnOnce(KvClient<AuthChannel>) -> Fut,
     Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
 {
     rt.block_on(timed(g.command_timeout, async {

@@ -7,6 +7,7 @@ use crate::exit::{EXIT_BAD_CONNECTION, Exit, status_message};
 use crate::flags::{self, EnvScope, Globals};
 use crate::gofmt;
 use crate::output::Format;
+use cairn_client::AuthChannel;
 use cairn_client::Client;
 use cairn_proto::etcdserverpb::lease_client::LeaseClient;
 use cairn_proto::etcdserverpb::{
@@ -19,7 +20,6 @@ use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_stream::wrappers::UnboundedReceiverStream;
-use tonic::transport::Channel;
 
 /// clientv3's lessor checks its keep-alives this often.
 const TICK: Duration = Duration::from_millis(500);
@@ -27,7 +27,7 @@ const TICK: Duration = Duration::from_millis(500);
 /// One Lease RPC under `--command-timeout`, failing as etcdctl's "failed to <what> lease (…)".
 async fn timed_lease_call<T, F, Fut>(g: &Globals, what: &str, call: F) -> Result<T, Exit>
 where
-    F: FnOnce(LeaseClient<Channel>) -> Fut,
+    F: FnOnce(LeaseClient<AuthChannel>) -> Fut,
     Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
 {
     timed(g.command_timeout, async {
@@ -49,7 +49,7 @@ where
 /// One Lease RPC without a deadline, as etcdctl runs `timetolive` and `list`.
 async fn lease_call<T, F, Fut>(g: &Globals, call: F) -> Result<T, Exit>
 where
-    F: FnOnce(LeaseClient<Channel>) -> Fut,
+    F: FnOnce(LeaseClient<AuthChannel>) -> Fut,
     Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
 {
     let client = dial(&g.endpoints, g.dial_timeout).await;

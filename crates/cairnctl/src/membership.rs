@@ -6,13 +6,13 @@ use crate::commands::{client_config, dial, each_endpoint, emit, target_endpoints
 use crate::exit::{Exit, status_message};
 use crate::flags::{self, EnvScope, Globals};
 use crate::gofmt;
+use cairn_client::AuthChannel;
 use cairn_proto::etcdserverpb::cluster_client::ClusterClient;
 use cairn_proto::etcdserverpb::{
     HashKvRequest, MemberAddRequest, MemberPromoteRequest, MemberRemoveRequest,
     MemberUpdateRequest, MoveLeaderRequest, StatusRequest,
 };
 use tokio::runtime::Runtime;
-use tonic::transport::Channel;
 
 fn rpc_error(s: tonic::Status) -> Exit {
     Exit::error(status_message(&s))
@@ -21,7 +21,7 @@ fn rpc_error(s: tonic::Status) -> Exit {
 /// Dials the endpoints and makes one Cluster call within the command timeout.
 fn cluster_call<T, F, Fut>(rt: &Runtime, g: &Globals, call: F) -> Result<T, Exit>
 where
-    F: FnOnce(ClusterClient<Channel>) -> Fut,
+    F: FnOnce(ClusterClient<AuthChannel>) -> Fut,
     Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
 {
     rt.block_on(timed(g.command_timeout, async {

@@ -69,7 +69,10 @@ pub fn endpoint_uri(ep: &str) -> Result<String> {
 pub struct TokenInterceptor(Option<MetadataValue<Ascii>>);
 
 impl tonic::service::Interceptor for TokenInterceptor {
-    fn call(&mut self, mut request: tonic::Request<()>) -> std::result::Result<tonic::Request<()>, tonic::Status> {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> std::result::Result<tonic::Request<()>, tonic::Status> {
         if let Some(token) = &self.0 {
             request.metadata_mut().insert("token", token.clone());
         }
