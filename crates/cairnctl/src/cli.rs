@@ -76,10 +76,10 @@ pub struct GlobalArgs {
     /// verify certificates of TLS-enabled secure servers using this CA bundle
     #[arg(long, global = true, allow_hyphen_values = true)]
     pub cacert: Option<String>,
-    /// username[:password] for authentication (not supported yet)
+    /// username[:password] for authentication (prompt if password is not supplied)
     #[arg(long, global = true, allow_hyphen_values = true)]
     pub user: Option<String>,
-    /// password for authentication (not supported yet)
+    /// password for authentication (if this option is used, --user option shouldn't include password)
     #[arg(long, global = true, allow_hyphen_values = true)]
     pub password: Option<String>,
     /// client-side request send limit in bytes (0: the client default)
@@ -131,6 +131,15 @@ pub enum Command {
     /// Prints the version of cairnctl
     #[command(args_override_self = true)]
     Version(RestArgs),
+    /// Enable or disable authentication
+    #[command(args_override_self = true)]
+    Auth(AuthArgs),
+    /// User related commands
+    #[command(args_override_self = true)]
+    User(UserArgs),
+    /// Role related commands
+    #[command(args_override_self = true)]
+    Role(RoleArgs),
     #[command(external_subcommand)]
     External(Vec<OsString>),
 }
@@ -447,6 +456,146 @@ pub struct LockArgs {
     #[arg(long, allow_hyphen_values = true)]
     pub ttl: Option<String>,
     /// <lockname> [exec-command arg1 arg2 ...]
+    #[arg(value_parser = clap::value_parser!(OsString))]
+    pub args: Vec<OsString>,
+}
+
+#[derive(Args, Debug)]
+#[command(subcommand_required = false)]
+pub struct AuthArgs {
+    #[command(subcommand)]
+    pub command: Option<AuthCommand>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuthCommand {
+    /// Enables authentication
+    #[command(args_override_self = true)]
+    Enable(RestArgs),
+    /// Disables authentication
+    #[command(args_override_self = true)]
+    Disable(RestArgs),
+    /// Returns authentication status
+    #[command(args_override_self = true)]
+    Status(RestArgs),
+    /// An unknown subcommand: cobra shows the parent's help and ignores its arguments.
+    #[command(external_subcommand)]
+    External(#[allow(dead_code)] Vec<OsString>),
+}
+
+#[derive(Args, Debug)]
+#[command(subcommand_required = false)]
+pub struct UserArgs {
+    #[command(subcommand)]
+    pub command: Option<UserCommand>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Adds a new user
+    #[command(args_override_self = true)]
+    Add(UserAddArgs),
+    /// Deletes a user
+    #[command(args_override_self = true)]
+    Delete(RestArgs),
+    /// Gets detailed information of a user
+    #[command(args_override_self = true)]
+    Get(UserGetArgs),
+    /// Lists all users
+    #[command(args_override_self = true)]
+    List(RestArgs),
+    /// Changes password of user
+    #[command(args_override_self = true)]
+    Passwd(PasswdArgs),
+    /// Grants a role to a user
+    #[command(name = "grant-role", args_override_self = true)]
+    GrantRole(RestArgs),
+    /// Revokes a role from a user
+    #[command(name = "revoke-role", args_override_self = true)]
+    RevokeRole(RestArgs),
+    /// An unknown subcommand: cobra shows the parent's help and ignores its arguments.
+    #[command(external_subcommand)]
+    External(#[allow(dead_code)] Vec<OsString>),
+}
+
+/// `user add <user name or user:password> [options]`.
+#[derive(Args, Debug, Default)]
+pub struct UserAddArgs {
+    /// Read password from stdin instead of interactive terminal [default: true]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub interactive: Option<String>,
+    /// Supply password from the command line flag
+    #[arg(long, allow_hyphen_values = true)]
+    pub new_user_password: Option<String>,
+    /// Create a user without password (CN based auth only)
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub no_password: Option<String>,
+    #[arg(value_parser = clap::value_parser!(OsString))]
+    pub args: Vec<OsString>,
+}
+
+/// `user get <user name> [options]`.
+#[derive(Args, Debug, Default)]
+pub struct UserGetArgs {
+    /// Show permissions of roles granted to the user
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub detail: Option<String>,
+    #[arg(value_parser = clap::value_parser!(OsString))]
+    pub args: Vec<OsString>,
+}
+
+/// `user passwd <user name> [options]`.
+#[derive(Args, Debug, Default)]
+pub struct PasswdArgs {
+    /// If true, read password from stdin instead of interactive terminal [default: true]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub interactive: Option<String>,
+    #[arg(value_parser = clap::value_parser!(OsString))]
+    pub args: Vec<OsString>,
+}
+
+#[derive(Args, Debug)]
+#[command(subcommand_required = false)]
+pub struct RoleArgs {
+    #[command(subcommand)]
+    pub command: Option<RoleCommand>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RoleCommand {
+    /// Adds a new role
+    #[command(args_override_self = true)]
+    Add(RestArgs),
+    /// Deletes a role
+    #[command(args_override_self = true)]
+    Delete(RestArgs),
+    /// Gets detailed information of a role
+    #[command(args_override_self = true)]
+    Get(RestArgs),
+    /// Lists all roles
+    #[command(args_override_self = true)]
+    List(RestArgs),
+    /// Grants a key to a role
+    #[command(name = "grant-permission", args_override_self = true)]
+    GrantPermission(PermissionArgs),
+    /// Revokes a key from a role
+    #[command(name = "revoke-permission", args_override_self = true)]
+    RevokePermission(PermissionArgs),
+    /// An unknown subcommand: cobra shows the parent's help and ignores its arguments.
+    #[command(external_subcommand)]
+    External(#[allow(dead_code)] Vec<OsString>),
+}
+
+/// `role grant-permission [options] <role name> <permission type> <key> [endkey]` and
+/// `role revoke-permission <role name> <key> [endkey]`.
+#[derive(Args, Debug, Default)]
+pub struct PermissionArgs {
+    /// grant a prefix permission
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub prefix: Option<String>,
+    /// grant a permission of keys that are greater than or equal to the given key using byte compare
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub from_key: Option<String>,
     #[arg(value_parser = clap::value_parser!(OsString))]
     pub args: Vec<OsString>,
 }

@@ -1,12 +1,13 @@
 //! Running each command: argument checks, client configuration, the RPCs and printing, in the
 //! order etcdctl does them (so the same mistakes fail the same way, with the same exit code).
 
+use crate::auth::{self, Credentials};
 use crate::cli::{
-    Cli, Command, CompactionArgs, DelArgs, EndpointCommand, GetArgs, LeaseCommand, MemberCommand,
-    PutArgs, TxnArgs,
+    AuthCommand, Cli, Command, CompactionArgs, DelArgs, EndpointCommand, GetArgs, LeaseCommand,
+    MemberCommand, PutArgs, RoleCommand, TxnArgs, UserCommand,
 };
 use crate::elect_lock;
-use crate::exit::{Exit, status_message};
+use crate::exit::{EXIT_BAD_CONNECTION, Exit, status_message};
 use crate::flags::{self, DelOpts, EnvScope, GetOpts, Globals, PutOpts};
 use crate::gofmt::{self, to_std};
 use crate::kvops;
@@ -85,6 +86,40 @@ pub fn run(cli: Cli) -> Result<(), Exit> {
                 Ok(())
             }
         },
+        Command::Auth(x) => match x.command {
+            Some(AuthCommand::Enable(a)) => auth::enable(&rt, &mut g, &a),
+            Some(AuthCommand::Disable(a)) => auth::disable(&rt, &mut g, &a),
+            Some(AuthCommand::Status(a)) => auth::status(&rt, &mut g, &a),
+            Some(AuthCommand::External(_)) | None => {
+                print_help(&["auth"]);
+                Ok(())
+            }
+        },
+        Command::User(u) => match u.command {
+            Some(UserCommand::Add(a)) => auth::user_add(&rt, &mut g, &a),
+            Some(UserCommand::Delete(a)) => auth::user_delete(&rt, &mut g, &a),
+            Some(UserCommand::Get(a)) => auth::user_get(&rt, &mut g, &a),
+            Some(UserCommand::List(a)) => auth::user_list(&rt, &mut g, &a),
+            Some(UserCommand::Passwd(a)) => auth::user_passwd(&rt, &mut g, &a),
+            Some(UserCommand::GrantRole(a)) => auth::user_grant_role(&rt, &mut g, &a),
+            Some(UserCommand::RevokeRole(a)) => auth::user_revoke_role(&rt, &mut g, &a),
+            Some(UserCommand::External(_)) | None => {
+                print_help(&["user"]);
+                Ok(())
+            }
+        },
+        Command::Role(r) => match r.command {
+            Some(RoleCommand::Add(a)) => auth::role_add(&rt, &mut g, &a),
+            Some(RoleCommand::Delete(a)) => auth::role_delete(&rt, &mut g, &a),
+            Some(RoleCommand::Get(a)) => auth::role_get(&rt, &mut g, &a),
+            Some(RoleCommand::List(a)) => auth::role_list(&rt, &mut g, &a),
+            Some(RoleCommand::GrantPermission(a)) => auth::role_grant_permission(&rt, &mut g, &a),
+            Some(RoleCommand::RevokePermission(a)) => auth::role_revoke_permission(&rt, &mut g, &a),
+            Some(RoleCommand::External(_)) | None => {
+                print_help(&["role"]);
+                Ok(())
+            }
+        },
         Command::Elect(a) => elect_lock::elect(&rt, &mut g, &a),
         Command::Lock(a) => elect_lock::lock(&rt, &mut g, &a),
         Command::Version(_) => {
@@ -151,8 +186,8 @@ fn read_stdin() -> Vec<u8> {
 }
 
 /// What etcdctl does before dialing (`clientConfigFromCmd`): environment variables, `--debug`,
-/// TLS/auth sanity and the output format. TLS, authentication and DNS discovery are refused
-/// here rather than silently ignored.
+/// TLS sanity, the credentials (asking for the password when `--user` has none) and the output
+/// format. DNS discovery is refused here rather than silently ignored.
 pub(crate) fn client_config(g: &mut Globals, scope: EnvScope) -> Result<Printer, Exit> {
     let env: Vec<(String, String)> = std::env::vars_os()
         .map(|(k, v)| {
@@ -180,14 +215,12 @@ pub(crate) fn client_config(g: &mut Globals, scope: EnvScope) -> Result<Printer,
             )));
         }
     }
+    if CREDENTIALS.get().is_none() {
+        let _ = CREDENTIALS.set(auth::credentials(&g.user, &g.password)?);
+    }
     let format = Format::parse(&g.write_out)
         .ok_or_else(|| Exit::bad_feature("unsupported output format"))?;
     let _ = CLIENT_TLS.set(client_tls(g)?);
-    if !g.user.is_empty() || !g.password.is_empty() {
-        return Err(Exit::error(
-            "authentication is not supported by cairnctl yet (--user and --password cannot be used)",
-        ));
-    }
     if !g.discovery_srv.is_empty() {
         return Err(Exit::error(
             "DNS discovery is not supported by cairnctl yet (--discovery-srv cannot be used)",
@@ -200,6 +233,9 @@ pub(crate) fn client_config(g: &mut Globals, scope: EnvScope) -> Result<Printer,
 /// per process, and its flags are read once, before anything dials.
 static CLIENT_TLS: std::sync::OnceLock<Option<std::sync::Arc<rustls::ClientConfig>>> =
     std::sync::OnceLock::new();
+
+/// Who every connection of this run logs in as (none: no login), set with [`CLIENT_TLS`].
+static CREDENTIALS: std::sync::OnceLock<Option<Credentials>> = std::sync::OnceLock::new();
 
 /// etcdctl's rules: TLS when a certificate, key or CA is given, when `--insecure-transport=false`,
 /// or for `https://` endpoints; `--insecure-skip-tls-verify` counts only in the first two cases
@@ -227,26 +263,58 @@ fn client_tls(g: &Globals) -> Result<Option<std::sync::Arc<rustls::ClientConfig>
 }
 
 /// Connects to the first endpoint that answers, trying them in turn until the caller's deadline
-/// (etcdctl's dial is lazy: an unreachable cluster surfaces as the command's deadline expiring).
-pub(crate) async fn dial(endpoints: &[String], dial_timeout: gofmt::GoDuration) -> Client {
+/// (etcdctl's dial is lazy: an unreachable cluster surfaces as the command's deadline expiring),
+/// then logs in when credentials were given. clientv3 logs in while it creates the client,
+/// within the dial timeout; a refusal or that timeout ends etcdctl at once with exit code 2
+/// (`mustClient`), which [`is_login_failure`] tells callers that report errors their own way.
+pub(crate) async fn dial(
+    endpoints: &[String],
+    dial_timeout: gofmt::GoDuration,
+) -> Result<Client, Exit> {
     let per_attempt = if dial_timeout > 0 {
         to_std(dial_timeout)
     } else {
         Duration::from_secs(3600)
     };
-    loop {
-        for ep in endpoints {
-            if let Ok(Ok(client)) = tokio::time::timeout(
-                per_attempt,
-                Client::connect_one_with(ep, per_attempt, CLIENT_TLS.get().cloned().flatten()),
-            )
-            .await
-            {
-                return client;
+    let connect = async {
+        loop {
+            for ep in endpoints {
+                if let Ok(Ok(client)) = tokio::time::timeout(
+                    per_attempt,
+                    Client::connect_one_with(ep, per_attempt, CLIENT_TLS.get().cloned().flatten()),
+                )
+                .await
+                {
+                    return client;
+                }
             }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let Some(Some(creds)) = CREDENTIALS.get() else {
+        return Ok(connect.await);
+    };
+    let login = async {
+        let mut client = connect.await;
+        client
+            .authenticate(&creds.user, &creds.password)
+            .await
+            .map(|()| client)
+    };
+    match tokio::time::timeout(per_attempt, login).await {
+        Ok(Ok(client)) => Ok(client),
+        Ok(Err(cairn_client::ClientError::Status(s))) => {
+            Err(Exit::new(EXIT_BAD_CONNECTION, status_message(&s)))
+        }
+        Ok(Err(e)) => Err(Exit::new(EXIT_BAD_CONNECTION, e)),
+        Err(_) => Err(Exit::new(EXIT_BAD_CONNECTION, "context deadline exceeded")),
     }
+}
+
+/// Whether a command failed because its client could not log in (see [`dial`]): such a failure
+/// ends the command as it is, however the command reports its other errors.
+pub(crate) fn is_login_failure(e: &Exit) -> bool {
+    e.code == EXIT_BAD_CONNECTION && CREDENTIALS.get().is_some_and(Option::is_some)
 }
 
 /// Bounds a command's network work by `--command-timeout`, failing as Go's context does.
@@ -298,7 +366,7 @@ where
     Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
 {
     rt.block_on(timed(g.command_timeout, async {
-        let client = dial(&g.endpoints, g.dial_timeout).await;
+        let client = dial(&g.endpoints, g.dial_timeout).await?;
         call(kv_client(&client, g))
             .await
             .map(tonic::Response::into_inner)
@@ -357,6 +425,13 @@ fn run_txn(rt: &Runtime, g: &mut Globals, a: &TxnArgs) -> Result<(), Exit> {
     // etcdctl builds its client (and so checks the environment and output format) before it
     // reads the transaction.
     let printer = client_config(g, EnvScope::Global)?;
+    // With credentials that includes logging in, so a refused login comes before any prompt.
+    let client = match CREDENTIALS.get() {
+        Some(Some(_)) => Some(rt.block_on(timed(g.command_timeout, async {
+            dial(&g.endpoints, g.dial_timeout).await
+        }))?),
+        _ => None,
+    };
     let req = {
         let stdin = std::io::stdin();
         let mut input = stdin.lock();
@@ -364,7 +439,17 @@ fn run_txn(rt: &Runtime, g: &mut Globals, a: &TxnArgs) -> Result<(), Exit> {
         txn::read_txn(&mut input, interactive, &mut prompt)?
     };
     check_send_size(g, &req)?;
-    let resp = kv_call(rt, g, |mut kv| async move { kv.txn(req).await })?;
+    let resp = rt.block_on(timed(g.command_timeout, async {
+        let client = match client {
+            Some(c) => c,
+            None => dial(&g.endpoints, g.dial_timeout).await?,
+        };
+        kv_client(&client, g)
+            .txn(req)
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(rpc_error)
+    }))?;
     emit(&printer.txn(&resp)?);
     Ok(())
 }
@@ -388,7 +473,7 @@ fn compaction(rt: &Runtime, g: &mut Globals, a: &CompactionArgs) -> Result<(), E
 fn member_list(rt: &Runtime, g: &mut Globals) -> Result<(), Exit> {
     let printer = client_config(g, EnvScope::Global)?;
     let resp = rt.block_on(timed(g.command_timeout, async {
-        let client = dial(&g.endpoints, g.dial_timeout).await;
+        let client = dial(&g.endpoints, g.dial_timeout).await?;
         client
             .cluster()
             .member_list(MemberListRequest::default())
@@ -407,7 +492,7 @@ pub(crate) fn target_endpoints(rt: &Runtime, g: &Globals) -> Result<Vec<String>,
     }
     let resp = rt
         .block_on(timed(g.command_timeout, async {
-            let client = dial(&g.endpoints, g.dial_timeout).await;
+            let client = dial(&g.endpoints, g.dial_timeout).await?;
             client
                 .cluster()
                 .member_list(MemberListRequest::default())
@@ -416,6 +501,9 @@ pub(crate) fn target_endpoints(rt: &Runtime, g: &Globals) -> Result<Vec<String>,
                 .map_err(rpc_error)
         }))
         .map_err(|e| {
+            if is_login_failure(&e) {
+                return e;
+            }
             Exit::error(format!(
                 "failed to fetch endpoints from etcd cluster member list: {}",
                 e.message.unwrap_or_default()
@@ -464,24 +552,31 @@ async fn check_health(
     command_timeout: gofmt::GoDuration,
 ) -> EpHealth {
     let start = Instant::now();
+    // A client that cannot log in makes the endpoint unhealthy, with the login's error.
     let read = tokio::time::timeout(to_std(command_timeout), async {
-        let client = dial(std::slice::from_ref(&ep), dial_timeout).await;
-        client
+        let client = dial(std::slice::from_ref(&ep), dial_timeout)
+            .await
+            .map_err(|e| e.message.unwrap_or_default())?;
+        match client
             .kv()
             .range(RangeRequest {
                 key: "health".into(),
                 ..Default::default()
             })
             .await
+        {
+            Ok(_) => Ok(()),
+            Err(s) if s.message() == "etcdserver: permission denied" => Ok(()),
+            Err(s) => Err(status_message(&s)),
+        }
     })
     .await;
     let took =
         gofmt::format_duration(i64::try_from(start.elapsed().as_nanos()).unwrap_or(i64::MAX));
     let error = match read {
         Err(_) => "context deadline exceeded".to_string(),
-        Ok(Ok(_)) => String::new(),
-        Ok(Err(s)) if s.message() == "etcdserver: permission denied" => String::new(),
-        Ok(Err(s)) => status_message(&s),
+        Ok(Ok(())) => String::new(),
+        Ok(Err(e)) => e,
     };
     EpHealth {
         ep,
@@ -493,14 +588,15 @@ async fn check_health(
 
 /// Asks each endpoint in turn with `call`; an endpoint that fails is reported on stderr as
 /// etcdctl reports it ("Failed to get the <what> of endpoint …") and the others still answer.
-/// Returns the answers and whether any endpoint failed.
+/// Returns the answers and whether any endpoint failed; a client that cannot log in ends the
+/// command (etcdctl creates one client for all the endpoints, before asking any).
 pub(crate) fn each_endpoint<T, F, Fut>(
     rt: &Runtime,
     g: &Globals,
     endpoints: Vec<String>,
     what: &str,
     call: F,
-) -> (Vec<(String, T)>, bool)
+) -> Result<(Vec<(String, T)>, bool), Exit>
 where
     F: Fn(Client) -> Fut,
     Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
@@ -509,7 +605,7 @@ where
     let mut failed = false;
     for ep in endpoints {
         let res = rt.block_on(timed(g.command_timeout, async {
-            let client = dial(std::slice::from_ref(&ep), g.dial_timeout).await;
+            let client = dial(std::slice::from_ref(&ep), g.dial_timeout).await?;
             call(client)
                 .await
                 .map(tonic::Response::into_inner)
@@ -517,6 +613,7 @@ where
         }));
         match res {
             Ok(resp) => list.push((ep, resp)),
+            Err(e) if is_login_failure(&e) => return Err(e),
             Err(e) => {
                 failed = true;
                 emit_err(
@@ -529,7 +626,7 @@ where
             }
         }
     }
-    (list, failed)
+    Ok((list, failed))
 }
 
 fn endpoint_status(rt: &Runtime, g: &mut Globals) -> Result<(), Exit> {
@@ -537,7 +634,7 @@ fn endpoint_status(rt: &Runtime, g: &mut Globals) -> Result<(), Exit> {
     let endpoints = target_endpoints(rt, g)?;
     let (answers, failed) = each_endpoint(rt, g, endpoints, "status", |c| async move {
         c.maintenance().status(StatusRequest {}).await
-    });
+    })?;
     let list: Vec<EpStatus> = answers
         .into_iter()
         .map(|(ep, resp)| EpStatus { ep, resp })

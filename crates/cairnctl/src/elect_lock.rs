@@ -74,7 +74,7 @@ pub fn elect(rt: &Runtime, g: &mut Globals, a: &ElectArgs) -> Result<(), Exit> {
                 return Err(Exit::bad_args("no proposal argument but -l not set"));
             }
             rt.block_on(async {
-                let client = dial(&g.endpoints, g.dial_timeout).await;
+                let client = dial(&g.endpoints, g.dial_timeout).await?;
                 observe(&client, printer, name, first_timeout).await
             })
         }
@@ -83,7 +83,7 @@ pub fn elect(rt: &Runtime, g: &mut Globals, a: &ElectArgs) -> Result<(), Exit> {
                 return Err(Exit::bad_args("proposal given but -l is set"));
             }
             rt.block_on(async {
-                let client = dial(&g.endpoints, g.dial_timeout).await;
+                let client = dial(&g.endpoints, g.dial_timeout).await?;
                 campaign(&client, printer, name, proposal, first_timeout).await
             })
         }
@@ -169,7 +169,7 @@ pub fn lock(rt: &Runtime, g: &mut Globals, a: &LockArgs) -> Result<(), Exit> {
     let printer = client_config(g, EnvScope::Global)?;
     let first_timeout = first_keep_alive_timeout(g.dial_timeout);
     rt.block_on(async {
-        let client = dial(&g.endpoints, g.dial_timeout).await;
+        let client = dial(&g.endpoints, g.dial_timeout).await?;
         lock_until_signal(&client, printer, name, command, ttl, first_timeout).await
     })
 }

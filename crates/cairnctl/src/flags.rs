@@ -482,6 +482,11 @@ pub fn flag_bool(raw: &Option<String>, flag: &str) -> Result<bool, String> {
     to_bool(raw, flag, false)
 }
 
+/// A boolean flag that defaults to true (`--interactive`).
+pub fn flag_bool_true(raw: &Option<String>, flag: &str) -> Result<bool, String> {
+    to_bool(raw, flag, true)
+}
+
 /// An integer flag (pflag's Int/Int64: base prefixes allowed), 0 when absent.
 pub fn flag_int(raw: &Option<String>, flag: &str) -> Result<i64, String> {
     to_int(raw, flag)

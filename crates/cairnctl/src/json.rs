@@ -8,10 +8,12 @@
 use crate::gofmt::json_string;
 use crate::watch::WatchResp;
 use base64::Engine as _;
+use cairn_proto::authpb::Permission;
 use cairn_proto::etcdserverpb::{
-    DeleteRangeResponse, HashKvResponse, LeaseGrantResponse, LeaseKeepAliveResponse,
-    LeaseLeasesResponse, LeaseRevokeResponse, LeaseTimeToLiveResponse, Member, MemberListResponse,
-    PutResponse, RangeResponse, ResponseHeader, StatusResponse, TxnResponse, response_op,
+    AuthRoleGetResponse, AuthStatusResponse, DeleteRangeResponse, HashKvResponse,
+    LeaseGrantResponse, LeaseKeepAliveResponse, LeaseLeasesResponse, LeaseRevokeResponse,
+    LeaseTimeToLiveResponse, Member, MemberListResponse, PutResponse, RangeResponse,
+    ResponseHeader, StatusResponse, TxnResponse, response_op,
 };
 use cairn_proto::mvccpb::{Event, KeyValue};
 use std::fmt::Write as _;
@@ -361,6 +363,38 @@ pub fn lease_leases(r: &LeaseLeasesResponse) -> String {
         .map(|l| format!("{{\"id\":{}}}", l.id))
         .collect();
     o.raw("leases", &format!("[{}]", ids.join(",")));
+    o.finish()
+}
+
+/// An Auth answer that lists names (`roles` of a user or of the cluster, `users`).
+pub fn auth_names(h: &Option<ResponseHeader>, key: &str, names: &[String]) -> String {
+    let mut o = Obj::new();
+    omit_header(&mut o, h);
+    o.omit_strs(key, names);
+    o.finish()
+}
+
+/// authpb's `Permission`: the type is a number, left out for READ (0).
+pub fn permission(p: &Permission) -> String {
+    let mut o = Obj::new();
+    o.omit_i64("permType", i64::from(p.perm_type));
+    o.omit_bytes("key", &p.key);
+    o.omit_bytes("range_end", &p.range_end);
+    o.finish()
+}
+
+pub fn role_get(r: &AuthRoleGetResponse) -> String {
+    let mut o = Obj::new();
+    omit_header(&mut o, &r.header);
+    o.omit_list("perm", &r.perm, permission);
+    o.finish()
+}
+
+pub fn auth_status(r: &AuthStatusResponse) -> String {
+    let mut o = Obj::new();
+    omit_header(&mut o, &r.header);
+    o.omit_bool("enabled", r.enabled);
+    o.omit_u64("authRevision", r.auth_revision);
     o.finish()
 }
 

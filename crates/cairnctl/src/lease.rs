@@ -2,7 +2,7 @@
 //! lessor that `lease keep-alive` and the `elect`/`lock` sessions share.
 
 use crate::cli::{KeepAliveArgs, LeaseIdArgs, TimeToLiveArgs};
-use crate::commands::{client_config, dial, emit, os_bytes, timed};
+use crate::commands::{client_config, dial, emit, is_login_failure, os_bytes, timed};
 use crate::exit::{EXIT_BAD_CONNECTION, Exit, status_message};
 use crate::flags::{self, EnvScope, Globals};
 use crate::gofmt;
@@ -31,7 +31,7 @@ where
     Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
 {
     timed(g.command_timeout, async {
-        let client = dial(&g.endpoints, g.dial_timeout).await;
+        let client = dial(&g.endpoints, g.dial_timeout).await?;
         call(client.lease())
             .await
             .map(tonic::Response::into_inner)
@@ -39,6 +39,9 @@ where
     })
     .await
     .map_err(|e| {
+        if is_login_failure(&e) {
+            return e;
+        }
         Exit::error(format!(
             "failed to {what} lease ({})",
             e.message.unwrap_or_default()
@@ -52,7 +55,7 @@ where
     F: FnOnce(LeaseClient<AuthChannel>) -> Fut,
     Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
 {
-    let client = dial(&g.endpoints, g.dial_timeout).await;
+    let client = dial(&g.endpoints, g.dial_timeout).await?;
     call(client.lease())
         .await
         .map(tonic::Response::into_inner)
@@ -149,7 +152,7 @@ pub fn keep_alive_command(rt: &Runtime, g: &mut Globals, a: &KeepAliveArgs) -> R
     let printer = client_config(g, EnvScope::Global)?;
     let first_timeout = first_keep_alive_timeout(g.dial_timeout);
     rt.block_on(async {
-        let client = dial(&g.endpoints, g.dial_timeout).await;
+        let client = dial(&g.endpoints, g.dial_timeout).await?;
         if once {
             let resp = keep_alive_once(&client, id).await?;
             emit(&printer.lease_keep_alive(&resp)?);

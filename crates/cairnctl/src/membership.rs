@@ -25,7 +25,7 @@ where
     Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
 {
     rt.block_on(timed(g.command_timeout, async {
-        let client = dial(&g.endpoints, g.dial_timeout).await;
+        let client = dial(&g.endpoints, g.dial_timeout).await?;
         call(client.cluster())
             .await
             .map(tonic::Response::into_inner)
@@ -130,7 +130,7 @@ pub fn move_leader(rt: &Runtime, g: &mut Globals, a: &RestArgs) -> Result<(), Ex
     let mut leader = None;
     for ep in g.endpoints.clone() {
         let status = rt.block_on(timed(g.command_timeout, async {
-            let client = dial(std::slice::from_ref(&ep), g.dial_timeout).await;
+            let client = dial(std::slice::from_ref(&ep), g.dial_timeout).await?;
             client
                 .maintenance()
                 .status(StatusRequest {})
@@ -151,7 +151,7 @@ pub fn move_leader(rt: &Runtime, g: &mut Globals, a: &RestArgs) -> Result<(), Ex
         )));
     };
     let resp = rt.block_on(timed(g.command_timeout, async {
-        let client = dial(std::slice::from_ref(&ep), g.dial_timeout).await;
+        let client = dial(std::slice::from_ref(&ep), g.dial_timeout).await?;
         client
             .maintenance()
             .move_leader(MoveLeaderRequest { target_id: target })
@@ -173,7 +173,7 @@ pub fn hashkv(rt: &Runtime, g: &mut Globals, a: &HashKvArgs) -> Result<(), Exit>
     let endpoints = target_endpoints(rt, g)?;
     let (list, failed) = each_endpoint(rt, g, endpoints, "hash", |c| async move {
         c.maintenance().hash_kv(HashKvRequest { revision }).await
-    });
+    })?;
     emit(&printer.endpoint_hashkv(&list)?);
     if failed {
         return Err(Exit::silent(1));

@@ -7,12 +7,14 @@ use crate::gofmt::{self, quote, quote_str};
 use crate::json;
 use crate::table;
 use crate::watch::WatchResp;
+use cairn_proto::authpb::{Permission, permission::Type as PermType};
 use cairn_proto::etcdserverpb::{
-    DeleteRangeResponse, HashKvResponse, LeaseGrantResponse, LeaseKeepAliveResponse,
-    LeaseLeasesResponse, LeaseRevokeResponse, LeaseTimeToLiveResponse, Member, MemberAddResponse,
-    MemberListResponse, MemberPromoteResponse, MemberRemoveResponse, MemberUpdateResponse,
-    MoveLeaderResponse, PutResponse, RangeResponse, ResponseHeader, StatusResponse, TxnResponse,
-    WatchResponse, response_op,
+    AuthRoleGetResponse, AuthRoleListResponse, AuthStatusResponse, AuthUserGetResponse,
+    AuthUserListResponse, DeleteRangeResponse, HashKvResponse, LeaseGrantResponse,
+    LeaseKeepAliveResponse, LeaseLeasesResponse, LeaseRevokeResponse, LeaseTimeToLiveResponse,
+    Member, MemberAddResponse, MemberListResponse, MemberPromoteResponse, MemberRemoveResponse,
+    MemberUpdateResponse, MoveLeaderResponse, PutResponse, RangeResponse, ResponseHeader,
+    StatusResponse, TxnResponse, WatchResponse, response_op,
 };
 use cairn_proto::mvccpb::KeyValue;
 use prost::Message as _;
@@ -657,6 +659,130 @@ impl Printer {
         }
     }
 
+    /// An Auth answer that carries only its header (user and role changes); `simple` is what
+    /// the simple format prints.
+    pub fn auth_changed<M: prost::Message>(
+        &self,
+        header: &Option<ResponseHeader>,
+        r: &M,
+        simple: &[u8],
+    ) -> Result<Vec<u8>, Exit> {
+        match self.format {
+            Format::Simple => Ok(simple.to_vec()),
+            Format::Json => Ok(line(json::header_only(header))),
+            Format::Fields => {
+                let mut s = String::new();
+                fields_header(&mut s, header);
+                Ok(s.into_bytes())
+            }
+            Format::Protobuf => Ok(r.encode_to_vec()),
+            Format::Table => Err(self.format.unsupported()),
+        }
+    }
+
+    pub fn user_get(&self, name: &str, r: &AuthUserGetResponse) -> Result<Vec<u8>, Exit> {
+        match self.format {
+            Format::Simple => {
+                let mut s = format!("User: {name}\nRoles:");
+                for role in &r.roles {
+                    s.push(' ');
+                    s.push_str(role);
+                }
+                s.push('\n');
+                Ok(s.into_bytes())
+            }
+            Format::Json => Ok(line(json::auth_names(&r.header, "roles", &r.roles))),
+            Format::Protobuf => Ok(r.encode_to_vec()),
+            Format::Fields | Format::Table => Err(self.format.unsupported()),
+        }
+    }
+
+    pub fn user_list(&self, r: &AuthUserListResponse) -> Result<Vec<u8>, Exit> {
+        match self.format {
+            Format::Simple => Ok(names(&r.users)),
+            Format::Json => Ok(line(json::auth_names(&r.header, "users", &r.users))),
+            Format::Protobuf => Ok(r.encode_to_vec()),
+            Format::Fields | Format::Table => Err(self.format.unsupported()),
+        }
+    }
+
+    pub fn role_list(&self, r: &AuthRoleListResponse) -> Result<Vec<u8>, Exit> {
+        match self.format {
+            Format::Simple => Ok(names(&r.roles)),
+            Format::Json => Ok(line(json::auth_names(&r.header, "roles", &r.roles))),
+            Format::Fields => {
+                let mut s = String::new();
+                fields_header(&mut s, &r.header);
+                s.push_str("\"Roles\" :");
+                for role in &r.roles {
+                    s.push(' ');
+                    s.push_str(&quote_str(role));
+                }
+                s.push('\n');
+                Ok(s.into_bytes())
+            }
+            Format::Protobuf => Ok(r.encode_to_vec()),
+            Format::Table => Err(self.format.unsupported()),
+        }
+    }
+
+    /// `role get`: the simple format lists the keys and ranges readable, then those writable.
+    pub fn role_get(&self, name: &str, r: &AuthRoleGetResponse) -> Result<Vec<u8>, Exit> {
+        match self.format {
+            Format::Simple => {
+                let mut out = format!("Role {name}\nKV Read:\n").into_bytes();
+                let (read, write) = (PermType::Read as i32, PermType::Write as i32);
+                let both = PermType::Readwrite as i32;
+                for p in r
+                    .perm
+                    .iter()
+                    .filter(|p| p.perm_type == read || p.perm_type == both)
+                {
+                    simple_permission(&mut out, p);
+                }
+                out.extend_from_slice(b"KV Write:\n");
+                for p in r
+                    .perm
+                    .iter()
+                    .filter(|p| p.perm_type == write || p.perm_type == both)
+                {
+                    simple_permission(&mut out, p);
+                }
+                Ok(out)
+            }
+            Format::Json => Ok(line(json::role_get(r))),
+            Format::Fields => {
+                let mut s = String::new();
+                fields_header(&mut s, &r.header);
+                for p in &r.perm {
+                    let kind = PermType::try_from(p.perm_type)
+                        .map_or_else(|_| p.perm_type.to_string(), |t| t.as_str_name().to_string());
+                    // Go's Println puts a space between `"PermType" : ` and the name.
+                    let _ = writeln!(s, "\"PermType\" :  {kind}");
+                    let _ = writeln!(s, "\"Key\" : {}", quote(&p.key));
+                    let _ = writeln!(s, "\"RangeEnd\" : {}", quote(&p.range_end));
+                }
+                Ok(s.into_bytes())
+            }
+            Format::Protobuf => Ok(r.encode_to_vec()),
+            Format::Table => Err(self.format.unsupported()),
+        }
+    }
+
+    /// `auth status` (etcdctl 3.5's; 3.4 has no such command).
+    pub fn auth_status(&self, r: &AuthStatusResponse) -> Result<Vec<u8>, Exit> {
+        match self.format {
+            Format::Simple => Ok(format!(
+                "Authentication Status: {}\nAuthRevision: {}\n",
+                r.enabled, r.auth_revision
+            )
+            .into_bytes()),
+            Format::Json => Ok(line(json::auth_status(r))),
+            Format::Protobuf => Ok(r.encode_to_vec()),
+            Format::Fields | Format::Table => Err(self.format.unsupported()),
+        }
+    }
+
     /// etcdctl's `printKV`: key line (unless value-only) and value line, raw bytes or `\xNN`.
     fn simple_kv(&self, out: &mut Vec<u8>, kv: &KeyValue) {
         if !self.value_only {
@@ -673,6 +799,42 @@ impl Printer {
         }
         out.push(b'\n');
     }
+}
+
+/// One name a line, as etcdctl lists users and roles.
+fn names(list: &[String]) -> Vec<u8> {
+    let mut s = String::new();
+    for n in list {
+        s.push_str(n);
+        s.push('\n');
+    }
+    s.into_bytes()
+}
+
+/// One line of `role get`: a key, or a range marked open ended (a range end of `\0`) and, when
+/// it is exactly a prefix's range, with that prefix.
+fn simple_permission(out: &mut Vec<u8>, p: &Permission) {
+    out.push(b'\t');
+    if p.range_end.is_empty() {
+        out.extend_from_slice(&p.key);
+        out.push(b'\n');
+        return;
+    }
+    out.push(b'[');
+    out.extend_from_slice(&p.key);
+    out.extend_from_slice(b", ");
+    if p.range_end.as_ref() != b"\0" {
+        out.extend_from_slice(&p.range_end);
+        out.push(b')');
+    } else {
+        out.extend_from_slice(b"<open ended>");
+    }
+    if cairn_client::prefix_end(&p.key) == p.range_end.as_ref() {
+        out.extend_from_slice(b" (prefix ");
+        out.extend_from_slice(&p.key);
+        out.push(b')');
+    }
+    out.push(b'\n');
 }
 
 /// mvccpb's `Event_EventType.String()`.
@@ -1414,6 +1576,116 @@ mod tests {
             String::from_utf8(p.out).unwrap(),
             "\"Endpoint\" : \"127.0.0.1:22379\"\n\"Health\" : true\n\"Took\" : 1.11183ms\n\"Error\" : \n\n\
              \"Endpoint\" : \"127.0.0.1:1\"\n\"Health\" : false\n\"Took\" : 1.001338823s\n\"Error\" : context deadline exceeded\n\n"
+        );
+    }
+
+    fn perm(kind: PermType, key: &[u8], end: &[u8]) -> Permission {
+        Permission {
+            perm_type: kind as i32,
+            key: Bytes::copy_from_slice(key),
+            range_end: Bytes::copy_from_slice(end),
+        }
+    }
+
+    fn role() -> AuthRoleGetResponse {
+        AuthRoleGetResponse {
+            header: hdr(1),
+            perm: vec![
+                perm(PermType::Read, b"/a", b""),
+                perm(PermType::Read, b"/f", b"\0"),
+                perm(PermType::Write, b"/k", b"/z"),
+                perm(PermType::Readwrite, b"/p/", b"/p0"),
+            ],
+        }
+    }
+
+    /// Outputs of etcdctl 3.4.23 for the same role.
+    #[test]
+    fn role_get_formats() {
+        assert_eq!(
+            text(printer(Format::Simple).role_get("r", &role())),
+            "Role r\nKV Read:\n\t/a\n\t[/f, <open ended>\n\t[/p/, /p0) (prefix /p/)\n\
+             KV Write:\n\t[/k, /z)\n\t[/p/, /p0) (prefix /p/)\n"
+        );
+        assert_eq!(
+            text(printer(Format::Json).role_get("r", &role())),
+            r#"{"header":{"cluster_id":14841639068965178418,"member_id":10276657743932975437,"revision":1,"raft_term":2},"perm":[{"key":"L2E="},{"key":"L2Y=","range_end":"AA=="},{"permType":1,"key":"L2s=","range_end":"L3o="},{"permType":2,"key":"L3Av","range_end":"L3Aw"}]}
+"#
+        );
+        let fields = text(printer(Format::Fields).role_get("r", &role()));
+        assert!(
+            fields.ends_with(
+                "\"RaftTerm\" : 2\n\"PermType\" :  READ\n\"Key\" : \"/a\"\n\"RangeEnd\" : \"\"\n\
+                 \"PermType\" :  READ\n\"Key\" : \"/f\"\n\"RangeEnd\" : \"\\x00\"\n\
+                 \"PermType\" :  WRITE\n\"Key\" : \"/k\"\n\"RangeEnd\" : \"/z\"\n\
+                 \"PermType\" :  READWRITE\n\"Key\" : \"/p/\"\n\"RangeEnd\" : \"/p0\"\n"
+            ),
+            "{fields}"
+        );
+        let e = printer(Format::Table).role_get("r", &role()).unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_deref()),
+            (4, Some("table not supported as output format"))
+        );
+    }
+
+    #[test]
+    fn user_and_role_lists() {
+        let user = AuthUserGetResponse {
+            header: hdr(1),
+            roles: vec!["r1".into(), "root".into()],
+        };
+        assert_eq!(
+            text(printer(Format::Simple).user_get("alice", &user)),
+            "User: alice\nRoles: r1 root\n"
+        );
+        assert!(printer(Format::Fields).user_get("alice", &user).is_err());
+        let roles = AuthRoleListResponse {
+            header: hdr(1),
+            roles: vec!["r1".into(), "root".into()],
+        };
+        assert_eq!(
+            text(printer(Format::Simple).role_list(&roles)),
+            "r1\nroot\n"
+        );
+        assert!(
+            text(printer(Format::Fields).role_list(&roles))
+                .ends_with("\"RaftTerm\" : 2\n\"Roles\" : \"r1\" \"root\"\n")
+        );
+        let users = AuthUserListResponse {
+            header: hdr(1),
+            users: vec![],
+        };
+        assert_eq!(
+            text(printer(Format::Json).user_list(&users)),
+            "{\"header\":{\"cluster_id\":14841639068965178418,\"member_id\":10276657743932975437,\"revision\":1,\"raft_term\":2}}\n"
+        );
+        assert!(printer(Format::Fields).user_list(&users).is_err());
+    }
+
+    #[test]
+    fn auth_changes_and_status() {
+        let r = cairn_proto::etcdserverpb::AuthRoleAddResponse { header: hdr(1) };
+        let p = |f| text(printer(f).auth_changed(&r.header, &r, b"Role r created\n"));
+        assert_eq!(p(Format::Simple), "Role r created\n");
+        assert!(p(Format::Fields).starts_with("\"ClusterID\" : 14841639068965178418\n"));
+        assert!(
+            printer(Format::Table)
+                .auth_changed(&r.header, &r, b"")
+                .is_err()
+        );
+        let st = AuthStatusResponse {
+            header: hdr(1),
+            enabled: true,
+            auth_revision: 7,
+        };
+        assert_eq!(
+            text(printer(Format::Simple).auth_status(&st)),
+            "Authentication Status: true\nAuthRevision: 7\n"
+        );
+        assert!(
+            text(printer(Format::Json).auth_status(&st))
+                .ends_with(",\"enabled\":true,\"authRevision\":7}\n")
         );
     }
 }

@@ -554,7 +554,7 @@ pub fn watch(rt: &Runtime, g: &mut Globals, a: &WatchArgs) -> Result<(), Exit> {
     let printer = client_config(g, EnvScope::Watch)?;
     let req = create_request(&parsed.args, &opts).map_err(Exit::bad_args)?;
     rt.block_on(async {
-        let client = dial(&g.endpoints, g.dial_timeout).await;
+        let client = dial(&g.endpoints, g.dial_timeout).await?;
         let mut w = WatchHandle::start(&client, req, true);
         print_watch(&mut w, printer, &parsed.exec).await
     })?;
@@ -598,7 +598,7 @@ async fn interactive(
     env_key: &[u8],
     env_range: &[u8],
 ) -> Result<(), Exit> {
-    let client = dial(&g.endpoints, g.dial_timeout).await;
+    let client = dial(&g.endpoints, g.dial_timeout).await?;
     let mut lines = stdin_lines();
     // A watch whose command fails ends the whole process, as etcdctl's os.Exit does.
     let (fatal_tx, mut fatal_rx) = unbounded_channel::<Exit>();
