@@ -70,6 +70,14 @@ const STEPS: &[&[&str]] = &[
     &["user", "list"],
     &["role", "list"],
     &["auth", "status"],
+    // Two permissions on one key: etcd keeps them in grant order, and looks only at the first
+    // when the same key is granted again.
+    &["role", "grant-permission", "r1", "read", "/dup", "/z"],
+    &["role", "grant-permission", "r1", "read", "/dup", "/b"],
+    &["role", "get", "r1"],
+    &["role", "grant-permission", "r1", "write", "/dup", "/b"],
+    &["role", "grant-permission", "r1", "write", "/dup", "/z"],
+    &["role", "get", "r1"],
     &["auth", "disable"],
 ];
 

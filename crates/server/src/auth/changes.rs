@@ -133,18 +133,19 @@ pub(super) fn change_state(s: &mut AuthState, change: &AuthChange) -> Result<boo
             let Some(perm) = &r.perm else {
                 return Ok(false);
             };
-            // One permission per key range; granting again changes its type. Kept in key order.
-            match role
-                .key_permission
-                .iter_mut()
-                .find(|p| p.key == perm.key && p.range_end == perm.range_end)
-            {
-                Some(existing) => existing.perm_type = perm.perm_type,
-                None => {
-                    let at = role
-                        .key_permission
-                        .partition_point(|p| (&p.key, &p.range_end) < (&perm.key, &perm.range_end));
-                    role.key_permission.insert(at, perm.clone());
+            // etcd's rule, quirks included: only the first permission on the same key is looked
+            // at; if it has the same range end, granting again changes its type, otherwise the
+            // new one goes after every permission on keys up to its own (kept in key order,
+            // grants on one key in the order they came).
+            let perms = &mut role.key_permission;
+            let first = perms.partition_point(|p| p.key < perm.key);
+            match perms.get_mut(first) {
+                Some(p) if p.key == perm.key && p.range_end == perm.range_end => {
+                    p.perm_type = perm.perm_type
+                }
+                _ => {
+                    let at = perms.partition_point(|p| p.key <= perm.key);
+                    perms.insert(at, perm.clone());
                 }
             }
         }
