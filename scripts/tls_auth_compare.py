@@ -10,6 +10,7 @@ server on CPU 0 and the generator on CPU 1. Reports requests/s, p99, and server 
 request (user + system from /proc), and Cairn/etcd ratios.
 
 Usage: scripts/tls_auth_compare.py [--rounds N] [--total N] [--modes unpinned,pinned]
+                                   [--no-tls] [--no-auth]   (to see what each part costs)
 """
 
 import argparse
@@ -51,12 +52,12 @@ def make_certs(d):
 
 
 class TlsServer:
-    def __init__(self, kind, root, certs, cpu):
+    def __init__(self, kind, root, certs, cpu, tls=True):
         ca, cert, key = certs
-        self.kind, self.ca = kind, ca
+        self.kind, self.ca, self.tls = kind, ca, tls
         self.port = free_port()
         peer = f"http://127.0.0.1:{free_port()}"
-        client = f"https://127.0.0.1:{self.port}"
+        client = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.dir = os.path.join(root, f"{kind}-{self.port}")
         os.makedirs(self.dir)
         exe = shutil.which("etcd") if kind == "etcd" else os.path.join(BIN, "cairn")
@@ -65,11 +66,11 @@ class TlsServer:
             "--listen-client-urls", client, "--advertise-client-urls", client,
             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
             "--initial-cluster", f"m1={peer}", "--snapshot-count", "10000",
-            "--cert-file", cert, "--key-file", key,
+            *(["--cert-file", cert, "--key-file", key] if tls else []),
         ]
         self.log = open(os.path.join(self.dir, "server.log"), "wb")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log)
-        ctx = ssl.create_default_context(cafile=ca)
+        ctx = ssl.create_default_context(cafile=ca) if tls else None
         deadline = time.time() + 30
         while True:
             try:
@@ -88,8 +89,9 @@ class TlsServer:
 
     def etcdctl(self, *args):
         env = dict(os.environ, ETCDCTL_API="3")
-        subprocess.run(["etcdctl", f"--endpoints=https://{self.endpoint}", f"--cacert={self.ca}",
-                        *args], check=True, capture_output=True, env=env)
+        tls = [f"--endpoints=https://{self.endpoint}", f"--cacert={self.ca}"] if self.tls else \
+            [f"--endpoints=http://{self.endpoint}"]
+        subprocess.run(["etcdctl", *tls, *args], check=True, capture_output=True, env=env)
 
     def enable_auth(self):
         for step in (["user", "add", "root:rootpw"], ["user", "add", "bench:benchpw"],
@@ -115,14 +117,17 @@ class TlsServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def one(kind, root, certs, mode, total):
+def one(kind, root, certs, mode, total, tls=True, auth=True):
     server_cpu, gen_cpu = ("0", "1") if mode == "pinned" else (None, None)
-    s = TlsServer(kind, root, certs, server_cpu)
+    s = TlsServer(kind, root, certs, server_cpu, tls)
     try:
-        s.enable_auth()
+        env = dict(os.environ)
+        if auth:
+            s.enable_auth()
+            env.update(BENCH_USER="bench", BENCH_PASSWORD="benchpw")
+        if tls:
+            env.update(BENCH_CACERT=certs[0])
         time.sleep(1)
-        env = dict(os.environ, BENCH_CACERT=certs[0], BENCH_USER="bench",
-                   BENCH_PASSWORD="benchpw")
         gen = subprocess.Popen(taskset(gen_cpu) + [GENERATOR, s.endpoint, "1000", "100",
                                                    str(total)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -150,6 +155,8 @@ def main():
     p.add_argument("--total", type=int, default=100_000)
     p.add_argument("--modes", default="unpinned,pinned")
     p.add_argument("--data-dir", default=os.path.join(ROOT, "target", "bench-data"))
+    p.add_argument("--no-tls", action="store_true")
+    p.add_argument("--no-auth", action="store_true")
     args = p.parse_args()
     if not os.path.exists(GENERATOR):
         sys.exit(f"build {GENERATOR} first (see its Cargo.toml)")
@@ -161,7 +168,8 @@ def main():
         res = {"etcd": [], "cairn": []}
         for r in range(args.rounds):
             for kind in ("etcd", "cairn"):
-                got = one(kind, args.data_dir, certs, mode, args.total)
+                got = one(kind, args.data_dir, certs, mode, args.total, not args.no_tls,
+                          not args.no_auth)
                 log(mode, kind, r, got)
                 res[kind].append(got)
         med = {k: {f: statistics.median(x[f] for x in v)
@@ -169,7 +177,9 @@ def main():
                              "generator_cpu_us_per_request")}
                for k, v in res.items()}
         rows.append((mode, med))
-    print("| TLS + simple-token auth, 1000 clients / 100 conns, puts | etcd req/s | Cairn req/s "
+    what = " + ".join(w for w, on in (("TLS", not args.no_tls),
+                                      ("simple-token auth", not args.no_auth)) if on) or "plain"
+    print(f"| {what}, 1000 clients / 100 conns, puts | etcd req/s | Cairn req/s "
           "| Cairn/etcd | p99 ms etcd / Cairn | server CPU µs/req etcd / Cairn | generator CPU µs/req |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for mode, m in rows:
