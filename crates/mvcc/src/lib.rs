@@ -201,12 +201,13 @@ fn load_state(db: &Database) -> Result<State> {
             let (k, v) = item.map_err(MvccError::backend)?;
             let rev = Revision::from_key(k.value());
             let (kind, kv) = decode_record(rev, v.value())?;
-            let hist = state.index.entry(&kv.key);
-            if kind == KIND_PUT {
-                hist.record_put(rev, kv.create_revision, kv.version, kv.lease);
-            } else {
-                hist.record_delete(rev);
-            }
+            state.index.update(&kv.key, |hist| {
+                if kind == KIND_PUT {
+                    hist.record_put(rev, kv.create_revision, kv.version, kv.lease);
+                } else {
+                    hist.record_delete(rev);
+                }
+            });
             state.current = state.current.max(rev.main);
         }
     }
@@ -471,7 +472,7 @@ impl Store {
             .range(b"\0", b"\0")
             .filter_map(|(key, hist)| match hist.live_lease() {
                 0 => None,
-                lease => Some((key.clone(), lease)),
+                lease => Some((bytes::Bytes::copy_from_slice(key), lease)),
             })
             .collect()
     }

@@ -115,11 +115,11 @@ pub(crate) fn plan_chunk(
         records: Vec::new(),
         resume_after: None,
     };
-    let mut last: Option<&Bytes> = None;
+    let mut last: Option<&[u8]> = None;
     for (walked, (key, history)) in keys.enumerate() {
         if walked == max_keys {
             // Resume after the last key walked, which is where this one starts.
-            chunk.resume_after = last.cloned();
+            chunk.resume_after = last.map(Bytes::copy_from_slice);
             break;
         }
         last = Some(key);
@@ -594,8 +594,7 @@ impl<'a> Applier<'a> {
             .put_kv(rev.to_key(), Bytes::from(encode_record(KIND_PUT, &kv)));
         self.state
             .index
-            .entry(&req.key)
-            .record_put(rev, create, version, kv.lease);
+            .update(&req.key, |h| h.record_put(rev, create, version, kv.lease));
         self.events.push(make_event(true, kv, rev, prev_rev));
         Ok(PutResponse {
             header: None,
@@ -608,7 +607,7 @@ impl<'a> Applier<'a> {
             .state
             .index
             .range(&req.key, &req.range_end)
-            .filter_map(|(k, h)| h.live().map(|r| (k.clone(), r)))
+            .filter_map(|(k, h)| h.live().map(|r| (Bytes::copy_from_slice(k), r)))
             .collect();
         let mut prev_kvs = Vec::new();
         for (key, old) in &live {
@@ -625,7 +624,7 @@ impl<'a> Applier<'a> {
                 rev.to_key(),
                 Bytes::from(encode_record(KIND_TOMBSTONE, &tomb)),
             );
-            self.state.index.entry(key).record_delete(rev);
+            self.state.index.update(key, |h| h.record_delete(rev));
             self.events.push(make_event(false, tomb, rev, Some(*old)));
         }
         Ok(DeleteRangeResponse {
