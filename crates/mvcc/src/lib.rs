@@ -152,7 +152,22 @@ fn encode_record(kind: u8, kv: &KeyValue) -> Vec<u8> {
     buf
 }
 
-fn decode_record(rev: Revision, raw: &[u8]) -> Result<(u8, KeyValue)> {
+/// What rebuilding the key index needs of a stored record (`mvccpb.KeyValue`'s field numbers):
+/// the value (field 5) is skipped by the decoder instead of copied, which is most of the bytes.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RecordMeta {
+    #[prost(bytes = "vec", tag = "1")]
+    key: Vec<u8>,
+    #[prost(int64, tag = "2")]
+    create_revision: i64,
+    #[prost(int64, tag = "4")]
+    version: i64,
+    #[prost(int64, tag = "6")]
+    lease: i64,
+}
+
+/// A stored record as its kind and a decoded message (`KeyValue`, or just its metadata).
+fn decode_as<M: Message + Default>(rev: Revision, raw: &[u8]) -> Result<(u8, M)> {
     let corrupt = |reason: String| MvccError::Corrupt { rev, reason };
     let (&kind, body) = raw
         .split_first()
@@ -160,11 +175,14 @@ fn decode_record(rev: Revision, raw: &[u8]) -> Result<(u8, KeyValue)> {
     if kind != KIND_PUT && kind != KIND_TOMBSTONE {
         return Err(corrupt(format!("unknown kind {kind}")));
     }
-    let kv = KeyValue::decode(body).map_err(|e| corrupt(e.to_string()))?;
-    Ok((kind, kv))
+    let message = M::decode(body).map_err(|e| corrupt(e.to_string()))?;
+    Ok((kind, message))
 }
 
-/// A numeric meta value; 0 when absent (a new store), an error when malformed.
+fn decode_record(rev: Revision, raw: &[u8]) -> Result<(u8, KeyValue)> {
+    decode_as(rev, raw)
+}
+
 /// redb's own page cache. Its default (1 GiB) grows with everything written and read, which
 /// made a member's RSS track its database size; the OS page cache serves the rest just as well
 /// (a miss costs a `pread`), and unlike the process's memory it is given back under pressure.
@@ -200,7 +218,7 @@ fn load_state(db: &Database) -> Result<State> {
         for item in kv.iter().map_err(MvccError::backend)? {
             let (k, v) = item.map_err(MvccError::backend)?;
             let rev = Revision::from_key(k.value());
-            let (kind, kv) = decode_record(rev, v.value())?;
+            let (kind, kv) = decode_as::<RecordMeta>(rev, v.value())?;
             state.index.update(&kv.key, |hist| {
                 if kind == KIND_PUT {
                     hist.record_put(rev, kv.create_revision, kv.version, kv.lease);
@@ -216,6 +234,7 @@ fn load_state(db: &Database) -> Result<State> {
     Ok(state)
 }
 
+/// A numeric meta value; 0 when absent (a new store), an error when malformed.
 fn meta_u64<T: ReadableTable<&'static str, &'static [u8]>>(t: &T, name: &str) -> Result<u64> {
     match t.get(name).map_err(MvccError::backend)? {
         None => Ok(0),
