@@ -323,6 +323,23 @@ fn members_behind_the_compacted_log_catch_up_by_snapshot() {
     let mut c = Cluster::start(dir.path(), 3, &extra);
     let ep = c.members[0].endpoint();
     c.members[2].kill9();
+    // Users and roles made while m3 is down travel in the snapshot too.
+    for step in [
+        &["user", "add", "alice", "--no-password"][..],
+        &["role", "add", "r1"],
+        &["user", "grant-role", "alice", "r1"],
+    ] {
+        // A retry after a timeout that did commit finds the user or role there already.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let run = etcdctl(&ep, step, None);
+            if run.code == 0 || run.stderr.contains("already exists") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "etcdctl {step:?}: {run:?}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
     let value = "x".repeat(1000);
     // The killed member may have led: a write in flight to it is lost and retried.
     for i in 0..600 {
@@ -347,6 +364,8 @@ fn members_behind_the_compacted_log_catch_up_by_snapshot() {
         "m3 did not catch up by snapshot:\n{}",
         c.members[2].log_text()
     );
+    let alice = until_ok(&e3, &["user", "get", "alice"], Duration::from_secs(10));
+    assert_eq!(alice, "User: alice\nRoles: r1\n");
 
     // A new member joins after the compaction: it gets a snapshot too.
     let m4 = add_and_start(dir.path(), &ep, "m4", true, &extra);
