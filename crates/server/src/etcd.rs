@@ -199,6 +199,7 @@ impl EtcdServer {
             std::path::Path::to_path_buf,
         );
         crate::cluster::snapshot::finish_interrupted_install(&store, &snap_dir, &config.wal_dir())?;
+        crate::api::backup::remove_leftovers(&snap_dir);
         let (cluster_id, member_id) = identity(&store, &config, join)?;
         let members = Arc::new(Members::load(&store, member_id, &config)?);
         let auth = Arc::new(crate::auth::AuthStore::load(

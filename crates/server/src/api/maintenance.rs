@@ -1,5 +1,5 @@
-//! The Maintenance service: what a single member can answer today, and UNIMPLEMENTED naming the
-//! method for the operations that arrive with later work.
+//! The Maintenance service: status, hashes, leader transfer and snapshots (`backup.rs`), and
+//! UNIMPLEMENTED naming the method for the operations that arrive with later work.
 
 use crate::etcd::EtcdServer;
 use cairn_proto::etcdserverpb::{
@@ -125,7 +125,14 @@ impl Maintenance for MaintenanceService {
         request: Request<SnapshotRequest>,
     ) -> Result<Response<Self::SnapshotStream>, Status> {
         super::require_root_untranslated(&self.server, &request).await?;
-        Err(not_yet("Maintenance.Snapshot"))
+        let dir = self.server.config.backend_path().parent().map_or_else(
+            || std::path::PathBuf::from("."),
+            std::path::Path::to_path_buf,
+        );
+        let rx = super::backup::stream(&self.server, dir);
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
     }
 
     async fn move_leader(

@@ -3,6 +3,7 @@
 //! through [`crate::etcd::EtcdServer`] (proposals, reads, the lessor, the store's watch hub).
 
 pub mod auth;
+pub(crate) mod backup;
 pub mod cluster;
 pub mod election;
 pub mod kv;
