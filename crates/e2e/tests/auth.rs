@@ -86,11 +86,7 @@ fn user_and_role_management_matches_etcd() {
     let dir = tempfile::tempdir().unwrap();
     let etcd = RealEtcd::start();
     let mut cairn = Member::start(&dir.path().join("m1"), &["--bcrypt-cost", "4"]);
-    for step in STEPS {
-        let want = normalized(&etcdctl(&etcd.endpoint(), step, None));
-        let got = normalized(&etcdctl(&cairn.endpoint(), step, None));
-        assert_eq!(got, want, "etcdctl {step:?}");
-    }
+    same_as_etcd(&etcd, &cairn, STEPS.iter().copied());
     // The record is durable: after a SIGKILL and restart the member still has it.
     cairn.restart();
     let after = etcdctl(&cairn.endpoint(), &["user", "get", "alice"], None);
@@ -98,6 +94,16 @@ fn user_and_role_management_matches_etcd() {
     let roles = etcdctl(&cairn.endpoint(), &["role", "get", "r1"], None);
     let want = etcdctl(&etcd.endpoint(), &["role", "get", "r1"], None);
     assert_eq!(roles.stdout, want.stdout);
+}
+
+/// Runs each step with real etcdctl against etcd and against Cairn: the same exit code, output
+/// and errors.
+fn same_as_etcd<'s>(etcd: &RealEtcd, cairn: &Member, steps: impl Iterator<Item = &'s [&'s str]>) {
+    for step in steps {
+        let want = normalized(&etcdctl(&etcd.endpoint(), step, None));
+        let got = normalized(&etcdctl(&cairn.endpoint(), step, None));
+        assert_eq!(got, want, "etcdctl {step:?}");
+    }
 }
 
 /// Users and roles both servers get before auth is turned on.
@@ -276,11 +282,7 @@ fn permissions_are_enforced_as_etcd_enforces_them() {
     let dir = tempfile::tempdir().unwrap();
     let etcd = RealEtcd::start();
     let mut cairn = Member::start(&dir.path().join("m1"), &["--bcrypt-cost", "4"]);
-    for step in SETUP {
-        let want = normalized(&etcdctl(&etcd.endpoint(), step, None));
-        let got = normalized(&etcdctl(&cairn.endpoint(), step, None));
-        assert_eq!(got, want, "etcdctl {step:?}");
-    }
+    same_as_etcd(&etcd, &cairn, SETUP.iter().copied());
     for (step, stdin) in ENFORCED {
         let want = normalized(&etcdctl(&etcd.endpoint(), step, *stdin));
         let got = normalized(&etcdctl(&cairn.endpoint(), step, *stdin));
@@ -344,11 +346,11 @@ fn permissions_are_enforced_as_etcd_enforces_them() {
     let alice = etcdctl(&cairn.endpoint(), &["--user=alice:a2", "get", "/w/t"], None);
     assert_eq!(alice.stdout, "/w/t\nyes\n", "{alice:?}");
 
-    for step in [&[ROOT, "auth", "disable"][..], &["get", "/secret"][..]] {
-        let want = normalized(&etcdctl(&etcd.endpoint(), step, None));
-        let got = normalized(&etcdctl(&cairn.endpoint(), step, None));
-        assert_eq!(got, want, "etcdctl {step:?}");
-    }
+    same_as_etcd(
+        &etcd,
+        &cairn,
+        [&[ROOT, "auth", "disable"][..], &["get", "/secret"][..]].into_iter(),
+    );
 }
 
 /// `--auth-token jwt,…` side by side with etcd given the same keys: signed tokens, the same
@@ -387,11 +389,7 @@ fn jwt_tokens_behave_as_etcds() {
         &[ALICE, "get", "/b"],
         &["--user=alice:wrong", "get", "/a/1"],
     ];
-    for step in steps {
-        let want = normalized(&etcdctl(&etcd.endpoint(), step, None));
-        let got = normalized(&etcdctl(&cairn.endpoint(), step, None));
-        assert_eq!(got, want, "etcdctl {step:?}");
-    }
+    same_as_etcd(&etcd, &cairn, steps.iter().copied());
     // A token signed before a permission change carries the old auth revision: both refuse it
     // with "revision of auth store is old" (clients then sign in again).
     let stale = |endpoint: String| {
@@ -445,11 +443,7 @@ fn jwt_tokens_behave_as_etcds() {
         &[ROOT, "auth", "disable"],
         &["get", "/a/1"],
     ];
-    for step in steps {
-        let want = normalized(&etcdctl(&etcd.endpoint(), step, None));
-        let got = normalized(&etcdctl(&cairn.endpoint(), step, None));
-        assert_eq!(got, want, "etcdctl {step:?}");
-    }
+    same_as_etcd(&etcd, &cairn, steps.iter().copied());
     // A bad key is refused at start with the file named.
     let bad = dir.path().join("not-a-key.pem");
     std::fs::write(&bad, "nonsense").unwrap();

@@ -172,6 +172,14 @@ fn decode(store: &Store) -> Result<AuthState, ServerError> {
     }
 }
 
+fn sorted_names<'n>(names: impl Iterator<Item = &'n [u8]>) -> Vec<String> {
+    let mut names: Vec<String> = names
+        .map(|n| String::from_utf8_lossy(n).into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
 fn has_root_role(user: &User) -> bool {
     user.roles.iter().any(|r| r == ROOT_ROLE)
 }
@@ -228,15 +236,7 @@ impl AuthStore {
 
     /// User names, sorted (etcd lists them in key order).
     pub fn user_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .state
-            .read()
-            .users
-            .iter()
-            .map(|u| String::from_utf8_lossy(&u.name).into_owned())
-            .collect();
-        names.sort();
-        names
+        sorted_names(self.state.read().users.iter().map(|u| &u.name[..]))
     }
 
     pub fn role(&self, name: &str) -> Result<Role, AuthError> {
@@ -250,15 +250,7 @@ impl AuthStore {
     }
 
     pub fn role_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .state
-            .read()
-            .roles
-            .iter()
-            .map(|r| String::from_utf8_lossy(&r.name).into_owned())
-            .collect();
-        names.sort();
-        names
+        sorted_names(self.state.read().roles.iter().map(|r| &r.name[..]))
     }
 
     pub fn has_role(&self, user: &str, role: &str) -> bool {
