@@ -172,6 +172,10 @@ fn decode(store: &Store) -> Result<AuthState, ServerError> {
     }
 }
 
+fn find_user<'s>(s: &'s AuthState, name: &str) -> Option<&'s User> {
+    s.users.iter().find(|u| u.name == name.as_bytes())
+}
+
 fn sorted_names<'n>(names: impl Iterator<Item = &'n [u8]>) -> Vec<String> {
     let mut names: Vec<String> = names
         .map(|n| String::from_utf8_lossy(n).into_owned())
@@ -225,11 +229,7 @@ impl AuthStore {
     }
 
     pub fn user(&self, name: &str) -> Result<User, AuthError> {
-        self.state
-            .read()
-            .users
-            .iter()
-            .find(|u| u.name == name.as_bytes())
+        find_user(&self.state.read(), name)
             .cloned()
             .ok_or(AuthError::UserNotFound)
     }
@@ -294,11 +294,7 @@ impl AuthStore {
             if !s.enabled {
                 return Err(AuthError::NotEnabled);
             }
-            let user = s
-                .users
-                .iter()
-                .find(|u| u.name == name.as_bytes())
-                .ok_or(AuthError::AuthFailed)?;
+            let user = find_user(&s, name).ok_or(AuthError::AuthFailed)?;
             if user.options.as_ref().is_some_and(|o| o.no_password) {
                 return Err(AuthError::AuthFailed);
             }
@@ -320,11 +316,7 @@ impl AuthStore {
             return Err(AuthError::UserEmpty);
         }
         let s = self.state.read();
-        let user = s
-            .users
-            .iter()
-            .find(|u| u.name == who.user.as_bytes())
-            .ok_or(AuthError::UserNotFound)?;
+        let user = find_user(&s, &who.user).ok_or(AuthError::UserNotFound)?;
         if has_root_role(user) {
             Ok(())
         } else {
@@ -369,11 +361,7 @@ impl AuthStore {
 
     fn merge_perms(&self, name: &str) -> Result<Arc<UserPerms>, AuthError> {
         let s = self.state.read();
-        let user = s
-            .users
-            .iter()
-            .find(|u| u.name == name.as_bytes())
-            .ok_or(AuthError::PermissionDenied)?;
+        let user = find_user(&s, name).ok_or(AuthError::PermissionDenied)?;
         let merged = if has_root_role(user) {
             UserPerms::everything()
         } else {
@@ -471,11 +459,7 @@ impl AuthStore {
             if !s.enabled {
                 return Err(AuthError::NotEnabled);
             }
-            let user = s
-                .users
-                .iter()
-                .find(|u| u.name == req.name.as_bytes())
-                .ok_or(AuthError::AuthFailed)?;
+            let user = find_user(&s, &req.name).ok_or(AuthError::AuthFailed)?;
             if user.options.as_ref().is_some_and(|o| o.no_password) {
                 return Err(AuthError::AuthFailed);
             }
