@@ -211,7 +211,7 @@ def bench(endpoint, args, cpu=None):
     return r
 
 
-def workloads(quick):
+def workloads(quick, members=1):
     scale = 0.3 if quick else 1.0
 
     def n(x):
@@ -222,7 +222,20 @@ def workloads(quick):
         # The cost of a request that does no work: what a client round trip adds to any write.
         ("range s, 1 client (round trip)", ["--clients", "1", "--conns", "1", "--total", n(3000),
                                             "range", "missing-key", "--consistency", "s"]),
-        ("put, 1 client", ["--clients", "1", "--conns", "1", "--total", n(3000)] + put),
+    ]
+    if members == 1:
+        w.append(("put, 1 client", ["--clients", "1", "--conns", "1", "--total", n(3000)] + put))
+    else:
+        # One client talks to one member: whether that is the leader or a follower decides
+        # how many hops a write takes, so each is measured on its own, never left to which
+        # member happened to win the election.
+        w += [
+            ("put, 1 client -> leader", ["--clients", "1", "--conns", "1", "--total", n(3000),
+                                         "--target-leader"] + put),
+            ("put, 1 client -> follower", ["--clients", "1", "--conns", "1", "--total", n(3000),
+                                           "--target-follower"] + put),
+        ]
+    w += [
         ("put, 100 clients", ["--clients", "100", "--conns", "10", "--total", n(30000)] + put),
         ("put, 1000 clients", ["--clients", "1000", "--conns", "100", "--total", n(100000)] + put),
         ("txn-put, 100 clients", ["--clients", "100", "--conns", "10", "--total", n(20000),
@@ -268,7 +281,10 @@ def run(args):
     build()
     floor = fsync_floor(data_root)
     log(f"fsync floor: append {floor[0] * 1e6:.0f} us, preallocated {floor[1] * 1e6:.0f} us")
-    named, sweep = workloads(args.quick)
+    named, sweep = workloads(args.quick, args.members)
+    if args.only:
+        named = [(name, a) for name, a in named if any(o in name for o in args.only.split(","))]
+        sweep = []
     modes = [m for m in args.modes.split(",") if m in PIN]
     results = {m: {"etcd": {}, "cairn": {}} for m in modes}
     cpu = {m: {"etcd": {}, "cairn": {}} for m in modes}
@@ -460,6 +476,8 @@ def main():
     p.add_argument("--data-dir", default=os.path.join(ROOT, "target", "bench-data"),
                    help="where the servers keep their data (must be on the real disk)")
     p.add_argument("--no-docs", action="store_true", help="do not update docs/")
+    p.add_argument("--only", default="",
+                   help="comma-separated parts of workload names to run (skips the client sweep)")
     p.add_argument("--modes", default="unpinned,pinned",
                    help="comma-separated: unpinned, pinned (server CPU 0, generator CPU 1)")
     args = p.parse_args()

@@ -55,8 +55,12 @@ struct Cli {
     #[arg(long, default_value_t = 0, global = true)]
     rate: u64,
     /// Send every request to the leader's endpoint (found with Maintenance.Status).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, conflicts_with = "target_follower")]
     target_leader: bool,
+    /// Send every request to one follower's endpoint: what a client that happens to be
+    /// connected to a follower sees (its writes go through the leader and back).
+    #[arg(long, global = true)]
+    target_follower: bool,
     /// Print the result as JSON.
     #[arg(long, global = true)]
     json: bool,
@@ -185,17 +189,23 @@ impl Plan {
     }
 }
 
-async fn leader_endpoint(endpoints: &[String]) -> anyhow::Result<String> {
+/// The first endpoint whose member is (`leader`) or is not (`!leader`) the leader, by its own
+/// Maintenance.Status.
+async fn endpoint_by_role(endpoints: &[String], leader: bool) -> anyhow::Result<String> {
     for ep in endpoints {
         let Ok(c) = Client::connect_one(ep, Duration::from_secs(2)).await else {
             continue;
         };
         let Ok(s) = c.status().await else { continue };
-        if s.header.is_some_and(|h| h.member_id == s.leader) {
+        let Some(header) = s.header else { continue };
+        if s.leader != 0 && (header.member_id == s.leader) == leader {
             return Ok(ep.clone());
         }
     }
-    bail!("no endpoint reports itself as leader")
+    if leader {
+        bail!("no endpoint reports itself as leader")
+    }
+    bail!("no endpoint reports itself as a follower of a leader")
 }
 
 async fn run_client(
@@ -316,8 +326,8 @@ async fn main() -> anyhow::Result<()> {
     if cli.clients == 0 || cli.conns == 0 {
         bail!("--clients and --conns must be at least 1");
     }
-    let endpoints = if cli.target_leader {
-        vec![leader_endpoint(&cli.endpoints).await?]
+    let endpoints = if cli.target_leader || cli.target_follower {
+        vec![endpoint_by_role(&cli.endpoints, cli.target_leader).await?]
     } else {
         cli.endpoints.clone()
     };
