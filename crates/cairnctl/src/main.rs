@@ -24,15 +24,15 @@ mod concurrency;
 mod elect_lock;
 mod exit;
 mod flags;
-mod gofmt;
 mod json;
 mod kvops;
 mod lease;
 mod membership;
 mod output;
-mod table;
 mod txn;
 mod watch;
+
+use cairnctl::{gofmt, table};
 
 use clap::Parser as _;
 use clap::error::ErrorKind;

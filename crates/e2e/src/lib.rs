@@ -32,17 +32,22 @@ fn bin_dir() -> PathBuf {
         .unwrap_or_default()
 }
 
-/// Builds `cairn` and `cairnctl` once per test process, so tests never run a stale binary.
+/// Builds `cairn`, `cairnctl` and `cairnutl` once per test process, so tests never run a stale binary.
 pub fn ensure_built() {
     BUILD.call_once(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
-        cmd.args(["build", "-q", "-p", "cairn", "-p", "cairnctl"]);
+        cmd.args([
+            "build", "-q", "-p", "cairn", "-p", "cairnctl", "-p", "cairnutl",
+        ]);
         if bin_dir().ends_with("release") {
             cmd.arg("--release");
         }
         let status = cmd.status().expect("run cargo build");
-        assert!(status.success(), "building cairn and cairnctl failed");
+        assert!(
+            status.success(),
+            "building cairn, cairnctl and cairnutl failed"
+        );
     });
 }
 
@@ -54,6 +59,11 @@ pub fn cairn_bin() -> PathBuf {
 pub fn cairnctl_bin() -> PathBuf {
     ensure_built();
     bin_dir().join("cairnctl")
+}
+
+pub fn cairnutl_bin() -> PathBuf {
+    ensure_built();
+    bin_dir().join("cairnutl")
 }
 
 /// The first port of the kernel's ephemeral range: ports below it are never handed out to
@@ -619,6 +629,13 @@ pub fn cairnctl(endpoint: &str, args: &[&str], stdin: Option<&str>) -> Run {
     let mut cmd = Command::new(cairnctl_bin());
     cmd.arg("--endpoints").arg(endpoint).args(args);
     run_with_stdin(cmd, stdin)
+}
+
+/// Runs cairnutl (offline: no endpoint).
+pub fn cairnutl(args: &[&str]) -> Run {
+    let mut cmd = Command::new(cairnutl_bin());
+    cmd.args(args);
+    run_with_stdin(cmd, None)
 }
 
 /// Real etcd (Debian's `etcd-server`), for side-by-side comparisons.

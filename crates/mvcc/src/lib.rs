@@ -28,6 +28,7 @@
 
 pub mod buffer;
 pub mod index;
+pub mod offline;
 mod ops;
 mod snapshot;
 pub mod watch;

@@ -11,6 +11,28 @@ use std::sync::Arc;
 /// Records copied per write transaction of the copy: bounds the copy's memory.
 const COPY_BATCH: usize = 20_000;
 
+/// Writes everything `from` sees into a new backend file at `dest` (replaced if it exists),
+/// durably: only live pages, so the copy is also a defragmented backend.
+pub(crate) fn copy_backend(from: &redb::ReadTransaction, dest: &Path) -> Result<()> {
+    if dest.exists() {
+        std::fs::remove_file(dest)
+            .map_err(|e| MvccError::Backend(format!("remove {}: {e}", dest.display())))?;
+    }
+    let out = open_backend(dest)?;
+    let _paced = crate::writeback::Background::start(dest);
+    copy_table(from, &out, KV)?;
+    copy_table(from, &out, META)?;
+    copy_table(from, &out, LEASES)?;
+    // One durable commit makes everything before it durable too.
+    let mut w = out.begin_write().map_err(MvccError::backend)?;
+    w.set_durability(Durability::Immediate)
+        .map_err(MvccError::backend)?;
+    w.open_table(META).map_err(MvccError::backend)?;
+    w.commit().map_err(MvccError::backend)?;
+    drop(out);
+    sync_parent(dest)
+}
+
 fn copy_table<K: redb::Key + 'static, V: redb::Value + 'static>(
     from: &redb::ReadTransaction,
     to: &Database,
@@ -46,7 +68,7 @@ where
     }
 }
 
-fn sync_parent(path: &Path) -> Result<()> {
+pub(crate) fn sync_parent(path: &Path) -> Result<()> {
     if let Some(dir) = path.parent() {
         File::open(dir)
             .and_then(|d| d.sync_all())
@@ -66,23 +88,7 @@ impl Store {
             let meta = r.open_table(META).map_err(MvccError::backend)?;
             meta_u64(&meta, "consistent_index")?
         };
-        if dest.exists() {
-            std::fs::remove_file(dest)
-                .map_err(|e| MvccError::Backend(format!("remove {}: {e}", dest.display())))?;
-        }
-        let out = open_backend(dest)?;
-        let _paced = crate::writeback::Background::start(dest);
-        copy_table(&r, &out, KV)?;
-        copy_table(&r, &out, META)?;
-        copy_table(&r, &out, LEASES)?;
-        // One durable commit makes everything before it durable too.
-        let mut w = out.begin_write().map_err(MvccError::backend)?;
-        w.set_durability(Durability::Immediate)
-            .map_err(MvccError::backend)?;
-        w.open_table(META).map_err(MvccError::backend)?;
-        w.commit().map_err(MvccError::backend)?;
-        drop(out);
-        sync_parent(dest)?;
+        copy_backend(&r, dest)?;
         Ok(consistent)
     }
 

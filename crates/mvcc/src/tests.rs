@@ -1007,3 +1007,82 @@ fn a_snapshot_copy_replaces_another_stores_backend() {
     assert_eq!(get(&reopened, "k", "l", 0).unwrap().len(), 45);
     assert_eq!(get(&reopened, "after", "", 0).unwrap().len(), 1);
 }
+
+#[test]
+fn a_rebased_copy_starts_a_new_log_with_its_revisions_moved_on() {
+    let (dir, store) = open();
+    for i in 0..20 {
+        apply_put(
+            &store,
+            PutRequest {
+                key: Bytes::from(format!("k{i}")),
+                value: Bytes::from("v"),
+                ..Default::default()
+            },
+            100 + i,
+            7,
+        );
+    }
+    store.flush().unwrap();
+    let revision = store.revision();
+    drop(store);
+    let path = dir.path().join("db");
+    let before = offline::status(&path).unwrap();
+    assert_eq!(before.revision, revision);
+
+    let rebased = offline::rebase(
+        &path,
+        &offline::Rebase {
+            consistent_index: 3,
+            term: 1,
+            bump_revision: 500,
+            mark_compacted: true,
+            meta: vec![("member_id".into(), 9u64.to_le_bytes().to_vec())],
+        },
+    )
+    .unwrap();
+    assert_eq!(rebased.revision, revision + 500);
+    assert_eq!(rebased.compact_revision, revision + 500);
+    let after = offline::status(&path).unwrap();
+    assert_eq!(after.revision, revision + 500);
+    assert_ne!(after.hash, before.hash);
+
+    let store = Store::open(&path).unwrap();
+    // Lowered, which an apply can never do.
+    assert_eq!(store.consistent_index(), 3);
+    assert_eq!(store.term(), 1);
+    assert_eq!(store.revision(), revision + 500);
+    assert_eq!(
+        store.meta("member_id").unwrap(),
+        Some(9u64.to_le_bytes().to_vec())
+    );
+    assert!(matches!(
+        get(&store, "k1", "", revision),
+        Err(MvccError::Compacted)
+    ));
+    assert_eq!(get(&store, "k1", "", 0).unwrap().len(), 1);
+    assert_eq!(put(&store, "new", "x"), revision + 501);
+}
+
+#[test]
+fn offline_defragment_gives_back_the_space_of_deleted_history() {
+    let (dir, store) = open();
+    let big = "x".repeat(4096);
+    for i in 0..500 {
+        put(&store, &format!("k{i:03}"), &big);
+    }
+    store.flush().unwrap();
+    del(&store, "k", "l");
+    let at = store.revision();
+    let mut a = store.begin_apply().unwrap();
+    a.compact(at).unwrap();
+    a.commit(0, 0, true).unwrap();
+    let hash = store.hash_kv(0).unwrap();
+    drop(store);
+    let path = dir.path().join("db");
+    let (before, after) = offline::defragment(&path).unwrap();
+    assert!(after * 4 < before, "{before} -> {after}");
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.hash_kv(0).unwrap(), hash);
+    assert!(get(&store, "k", "l", 0).unwrap().is_empty());
+}

@@ -20,7 +20,8 @@ use cairn_wal::{EntryRecord, SnapshotRecord, Wal};
 use logstore::LogStore;
 use prost011::Message as _;
 use raft::eraftpb::{
-    ConfChangeSingle, ConfChangeType, ConfChangeV2, ConfState, Entry, EntryType, SnapshotMetadata,
+    ConfChangeSingle, ConfChangeType, ConfChangeV2, ConfState, Entry, EntryType, HardState,
+    SnapshotMetadata,
 };
 use raft::{RawNode, StateRole};
 use std::collections::HashMap;
@@ -409,6 +410,41 @@ fn conf_change_v2(change: ConfChange) -> ConfChangeV2 {
 pub fn wal_snapshot_index(wal_dir: &std::path::Path) -> Result<u64, RaftError> {
     let (_, rec) = Wal::open(wal_dir)?;
     Ok(rec.snapshot.map_or(0, |s| s.index))
+}
+
+/// Writes the WAL of a member of a new cluster whose state machine already holds everything up
+/// to `index` (a restored snapshot): a snapshot marker at `index`/`term` naming `voters`, and a
+/// hard state that has committed it. Refuses a WAL that already holds anything.
+pub fn bootstrap_wal(
+    wal_dir: &std::path::Path,
+    index: u64,
+    term: u64,
+    voters: &[u64],
+) -> Result<(), RaftError> {
+    let (mut wal, rec) = Wal::open(wal_dir)?;
+    if rec.snapshot.is_some() || rec.hard_state.is_some() || !rec.entries.is_empty() {
+        return Err(RaftError::Invalid(format!(
+            "the WAL in {} is not empty",
+            wal_dir.display()
+        )));
+    }
+    let meta = SnapshotMetadata {
+        index,
+        term,
+        conf_state: Some(ConfState::from((voters.to_vec(), Vec::<u64>::new()))),
+    };
+    let marker = SnapshotRecord {
+        index,
+        term,
+        data: Bytes::from(encode(&meta)?),
+    };
+    let hard_state = HardState {
+        term,
+        vote: 0,
+        commit: index,
+    };
+    wal.snapshot(&marker, &encode(&hard_state)?, &[])?;
+    Ok(())
 }
 
 /// Rebuilds the in-memory log from the WAL.

@@ -595,9 +595,16 @@ impl Config {
                 "invalid --auth-token-ttl 0: must be at least 1 second".into(),
             ));
         }
+        self.local_initial_member()?;
+        Ok(())
+    }
+
+    /// This member's entry in `--initial-cluster`, checked against
+    /// `--initial-advertise-peer-urls` as etcd checks it.
+    pub fn local_initial_member(&self) -> Result<InitialMember, ConfigError> {
         let members = self.initial_members()?;
         let me = members
-            .iter()
+            .into_iter()
             .find(|m| m.name == self.name)
             .ok_or_else(|| {
                 ConfigError::InitialCluster(format!(
@@ -617,7 +624,7 @@ impl Config {
                 self.initial_advertise_peer_urls
             )));
         }
-        Ok(())
+        Ok(me)
     }
 
     pub fn initial_members(&self) -> Result<Vec<InitialMember>, ConfigError> {

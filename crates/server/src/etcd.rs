@@ -135,6 +135,20 @@ fn identity(
                 .into(),
         ));
     }
+    let (membership, cluster_id, member_id) = initial_membership(config)?;
+    let (index, term) = (store.consistent_index(), store.term());
+    let mut a = store.begin_apply()?;
+    a.put_meta("cluster_id", &cluster_id.to_le_bytes())?;
+    a.put_meta("member_id", &member_id.to_le_bytes())?;
+    a.put_meta("member_name", config.name.as_bytes())?;
+    Members::bootstrap(&mut a, &membership)?;
+    a.commit(index, term, true)?;
+    Ok((cluster_id, member_id))
+}
+
+/// The membership `--initial-cluster` describes, with the cluster's and this member's IDs as
+/// etcd computes them.
+pub(crate) fn initial_membership(config: &Config) -> Result<(Membership, u64, u64), ServerError> {
     let members = config.initial_members()?;
     let records: Vec<MemberRecord> = members
         .iter()
@@ -153,20 +167,14 @@ fn identity(
         .ok_or_else(|| ServerError::Config("local member not in --initial-cluster".into()))?;
     let all: Vec<u64> = records.iter().map(|m| m.id).collect();
     let cluster_id = cluster_id(&all);
-    let (index, term) = (store.consistent_index(), store.term());
-    let mut a = store.begin_apply()?;
-    a.put_meta("cluster_id", &cluster_id.to_le_bytes())?;
-    a.put_meta("member_id", &member_id.to_le_bytes())?;
-    a.put_meta("member_name", config.name.as_bytes())?;
-    Members::bootstrap(
-        &mut a,
-        &Membership {
+    Ok((
+        Membership {
             members: records,
             removed: Vec::new(),
         },
-    )?;
-    a.commit(index, term, true)?;
-    Ok((cluster_id, member_id))
+        cluster_id,
+        member_id,
+    ))
 }
 
 impl EtcdServer {

@@ -19,6 +19,7 @@ mod failpoint;
 mod http;
 mod idgen;
 mod lease;
+pub mod offline;
 mod readpool;
 pub mod tls;
 

@@ -13,7 +13,7 @@ use parking_lot::RwLock;
 use prost::Message;
 
 /// Backend meta key of the encoded [`Membership`].
-const MEMBERS_KEY: &str = "members";
+pub(crate) const MEMBERS_KEY: &str = "members";
 
 pub struct Members {
     members: RwLock<Vec<MemberRecord>>,

@@ -1,0 +1,216 @@
+//! `cairnutl`: etcdutl's offline commands for Cairn — `snapshot status`, `snapshot restore`,
+//! `defrag` and `hashkv` — on snapshot files and the data dirs of stopped members, with
+//! etcdutl's flags, outputs and exit codes.
+//!
+//! Owns: the command line and the printing. Must not: know how a data dir or a snapshot file
+//! is laid out; that is `cairn_server::offline`'s.
+
+mod output;
+
+use cairn_server::offline::{self, RestoreOptions};
+use clap::{Parser, Subcommand};
+use output::{Format, log_info};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// etcdutl's (cobrautl's) exit codes.
+const EXIT_ERROR: u8 = 1;
+const EXIT_BAD_FEATURE: u8 = 4;
+const EXIT_BAD_ARGS: u8 = 128;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "cairnutl",
+    about = "An administrative command line tool for Cairn (etcdutl-compatible)"
+)]
+struct Cli {
+    /// Output format: simple, table, json or fields.
+    #[arg(
+        short = 'w',
+        long = "write-out",
+        default_value = "simple",
+        global = true
+    )]
+    write_out: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Manages snapshot files.
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
+    /// Defragments the backend of a data dir no member is running on.
+    Defrag {
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+    /// Prints the KV history hash of a backend file (a stopped member's member/snap/db).
+    Hashkv {
+        file: PathBuf,
+        /// Revision to hash up to (0: the latest).
+        #[arg(long, default_value_t = 0)]
+        rev: i64,
+    },
+    /// Prints the version of cairnutl.
+    Version,
+}
+
+#[derive(Subcommand, Debug)]
+enum SnapshotCommand {
+    /// Prints a snapshot file's hash, revision, total keys and total size.
+    Status { file: PathBuf },
+    /// Restores a snapshot file into a new member's data dir.
+    Restore {
+        file: PathBuf,
+        /// Path to the output data directory (default: <name>.etcd).
+        #[arg(long, default_value = "")]
+        data_dir: PathBuf,
+        /// Path to the WAL directory (default: inside the data directory).
+        #[arg(long)]
+        wal_dir: Option<PathBuf>,
+        /// Initial cluster configuration for the restored cluster.
+        #[arg(long, default_value = "default=http://localhost:2380")]
+        initial_cluster: String,
+        /// Initial cluster token for the restored cluster.
+        #[arg(long, default_value = "etcd-cluster")]
+        initial_cluster_token: String,
+        /// This member's peer URLs, as they appear in --initial-cluster.
+        #[arg(long, default_value = "http://localhost:2380")]
+        initial_advertise_peer_urls: String,
+        /// Name of this member.
+        #[arg(long, default_value = "default")]
+        name: String,
+        /// Ignore the snapshot's integrity hash (required for a db file copied from a data dir).
+        #[arg(long)]
+        skip_hash_check: bool,
+        /// How much to increase the latest revision after the restore.
+        #[arg(long, default_value_t = 0)]
+        bump_revision: u64,
+        /// Mark the latest revision after the restore as compacted (required with
+        /// --bump-revision > 0, refused otherwise).
+        #[arg(long)]
+        mark_compacted: bool,
+    },
+}
+
+fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("Error: {message}");
+    ExitCode::from(code)
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(EXIT_BAD_ARGS)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let format = match Format::parse(&cli.write_out) {
+        Ok(f) => f,
+        Err(e) => return fail(EXIT_BAD_FEATURE, e),
+    };
+    match cli.command {
+        Command::Snapshot(SnapshotCommand::Status { file }) => {
+            match offline::snapshot_status(&file) {
+                Ok(status) => {
+                    print!("{}", output::snapshot_status(format, &status));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(EXIT_ERROR, e),
+            }
+        }
+        Command::Snapshot(SnapshotCommand::Restore {
+            file,
+            data_dir,
+            wal_dir,
+            initial_cluster,
+            initial_cluster_token,
+            initial_advertise_peer_urls,
+            name,
+            skip_hash_check,
+            bump_revision,
+            mark_compacted,
+        }) => {
+            let opts = RestoreOptions {
+                snapshot: file,
+                name,
+                data_dir,
+                wal_dir,
+                initial_cluster,
+                initial_cluster_token,
+                initial_advertise_peer_urls,
+                skip_hash_check,
+                bump_revision,
+                mark_compacted,
+            };
+            if opts.mark_compacted != (opts.bump_revision > 0) {
+                return fail(EXIT_BAD_ARGS, offline::OfflineError::BumpWithoutMark);
+            }
+            log_info(
+                "restoring snapshot",
+                &[("path", opts.snapshot.display().to_string())],
+            );
+            match offline::restore(&opts) {
+                Ok(r) => {
+                    log_info(
+                        "restored snapshot",
+                        &[
+                            ("path", opts.snapshot.display().to_string()),
+                            ("data-dir", r.data_dir.display().to_string()),
+                            ("wal-dir", r.wal_dir.display().to_string()),
+                            ("cluster-id", format!("{:x}", r.cluster_id)),
+                            ("member-id", format!("{:x}", r.member_id)),
+                            ("revision", r.revision.to_string()),
+                            ("compact-revision", r.compact_revision.to_string()),
+                        ],
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(EXIT_ERROR, e),
+            }
+        }
+        Command::Defrag { data_dir } => match offline::defragment(&data_dir) {
+            Ok((before, after)) => {
+                log_info(
+                    "defragmented",
+                    &[
+                        ("size-before", before.to_string()),
+                        ("size-after", after.to_string()),
+                    ],
+                );
+                println!("Finished defragmenting etcd data[{}]", data_dir.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!(
+                    "Failed to defragment etcd data[{}] ({e})",
+                    data_dir.display()
+                );
+                ExitCode::from(EXIT_ERROR)
+            }
+        },
+        Command::Hashkv { file, rev } => match offline::hash_kv(&file, rev) {
+            Ok((hash, hash_revision, compact_revision)) => {
+                print!(
+                    "{}",
+                    output::hashkv(format, hash, hash_revision, compact_revision)
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(EXIT_ERROR, e),
+        },
+        Command::Version => {
+            println!("cairnutl version: {}", cairn_server::ETCD_VERSION);
+            let api: Vec<&str> = cairn_server::ETCD_VERSION.split('.').take(2).collect();
+            println!("API version: {}", api.join("."));
+            ExitCode::SUCCESS
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! Work on a backend file that no member has open: what `cairnutl` does to snapshot copies and
+//! stopped members' data dirs. redb locks an open database file, so a running member's backend
+//! is refused here rather than changed under it.
+
+use crate::{KV, LEASES, META, MvccError, Result, meta_u64, open_backend};
+use redb::{Durability, ReadableDatabase, ReadableTable};
+use std::path::Path;
+
+/// What `snapshot status` reports about a backend file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackendStatus {
+    /// CRC-32C over every table's name and rows, tables in name order, rows in key order.
+    pub hash: u32,
+    /// The store revision the file holds.
+    pub revision: i64,
+    /// Rows in all tables (records of every revision, meta values, leases), as etcd counts
+    /// the keys of all its buckets.
+    pub total_keys: u64,
+}
+
+/// Reads a backend file's status. The hash changes with any row of any table, so two files
+/// with the same hash hold the same data.
+pub fn status(path: &Path) -> Result<BackendStatus> {
+    let db = open_backend(path)?;
+    let r = db.begin_read().map_err(MvccError::backend)?;
+    let mut hash = 0u32;
+    let mut total_keys = 0u64;
+    let mut revision = 0i64;
+    // Tables in name order: "kv", "lease", "meta".
+    {
+        let kv = r.open_table(KV).map_err(MvccError::backend)?;
+        hash = crc32c::crc32c_append(hash, b"kv");
+        for item in kv.iter().map_err(MvccError::backend)? {
+            let (k, v) = item.map_err(MvccError::backend)?;
+            hash = crc32c::crc32c_append(hash, &k.value().to_be_bytes());
+            hash = crc32c::crc32c_append(hash, v.value());
+            revision = revision.max(crate::Revision::from_key(k.value()).main);
+            total_keys += 1;
+        }
+    }
+    {
+        let leases = r.open_table(LEASES).map_err(MvccError::backend)?;
+        hash = crc32c::crc32c_append(hash, b"lease");
+        for item in leases.iter().map_err(MvccError::backend)? {
+            let (k, v) = item.map_err(MvccError::backend)?;
+            hash = crc32c::crc32c_append(hash, &k.value().to_be_bytes());
+            hash = crc32c::crc32c_append(hash, v.value());
+            total_keys += 1;
+        }
+    }
+    let meta = r.open_table(META).map_err(MvccError::backend)?;
+    hash = crc32c::crc32c_append(hash, b"meta");
+    for item in meta.iter().map_err(MvccError::backend)? {
+        let (k, v) = item.map_err(MvccError::backend)?;
+        hash = crc32c::crc32c_append(hash, k.value().as_bytes());
+        hash = crc32c::crc32c_append(hash, v.value());
+        total_keys += 1;
+    }
+    // A revision moved on without a record (a restore's bump) is in the meta table.
+    revision = revision.max(meta_u64(&meta, "current_rev")? as i64);
+    Ok(BackendStatus {
+        hash,
+        revision,
+        total_keys,
+    })
+}
+
+/// How [`rebase`] prepares a copy of a store to start a new cluster's log.
+#[derive(Debug, Clone, Default)]
+pub struct Rebase {
+    /// The Raft index and term the new log starts after.
+    pub consistent_index: u64,
+    pub term: u64,
+    /// Added to the store revision: the next write gets a revision above every revision the
+    /// old cluster may have handed out after the copy was made.
+    pub bump_revision: u64,
+    /// Everything up to the (bumped) revision reads as compacted, so a watcher resuming from
+    /// an old revision is told to start over instead of missing events silently.
+    pub mark_compacted: bool,
+    /// Meta values to set (the new member's identity and membership).
+    pub meta: Vec<(String, Vec<u8>)>,
+}
+
+/// The store position after [`rebase`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rebased {
+    pub revision: i64,
+    pub compact_revision: i64,
+}
+
+/// Rewrites a copy of a store so that a member can start a new log on it: the consistent index
+/// and term are set (lowered, unlike an apply), the revision moved on if asked, and `meta`
+/// written, all in one durable transaction.
+pub fn rebase(path: &Path, how: &Rebase) -> Result<Rebased> {
+    let db = open_backend(path)?;
+    let (revision, compacted) = {
+        let r = db.begin_read().map_err(MvccError::backend)?;
+        let meta = r.open_table(META).map_err(MvccError::backend)?;
+        let kv = r.open_table(KV).map_err(MvccError::backend)?;
+        let last = match kv.last().map_err(MvccError::backend)? {
+            Some((k, _)) => crate::Revision::from_key(k.value()).main,
+            None => 0,
+        };
+        let current = (meta_u64(&meta, "current_rev")? as i64).max(last).max(1);
+        (current, meta_u64(&meta, "compact_rev")? as i64)
+    };
+    let bump = i64::try_from(how.bump_revision)
+        .ok()
+        .and_then(|b| revision.checked_add(b))
+        .ok_or_else(|| {
+            MvccError::Backend(format!(
+                "a revision bump of {} overflows the revision {revision}",
+                how.bump_revision
+            ))
+        })?;
+    let compacted = if how.mark_compacted { bump } else { compacted };
+    let mut w = db.begin_write().map_err(MvccError::backend)?;
+    w.set_durability(Durability::Immediate)
+        .map_err(MvccError::backend)?;
+    {
+        let mut meta = w.open_table(META).map_err(MvccError::backend)?;
+        let marks = [
+            ("consistent_index", how.consistent_index),
+            ("term", how.term),
+            ("current_rev", bump as u64),
+            ("compact_rev", compacted as u64),
+        ];
+        for (name, value) in marks {
+            meta.insert(name, &value.to_le_bytes()[..])
+                .map_err(MvccError::backend)?;
+        }
+        for (name, value) in &how.meta {
+            meta.insert(name.as_str(), value.as_slice())
+                .map_err(MvccError::backend)?;
+        }
+    }
+    w.commit().map_err(MvccError::backend)?;
+    Ok(Rebased {
+        revision: bump,
+        compact_revision: compacted,
+    })
+}
+
+/// Rewrites the backend at `path` into a new file holding only live pages and moves it into
+/// place (a crash leaves the old file or the new one). Returns the sizes before and after.
+pub fn defragment(path: &Path) -> Result<(u64, u64)> {
+    let size = |p: &Path| {
+        std::fs::metadata(p)
+            .map(|m| m.len())
+            .map_err(|e| MvccError::Backend(format!("stat {}: {e}", p.display())))
+    };
+    let before = size(path)?;
+    let source = open_backend(path)?;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".defrag");
+    let tmp = std::path::PathBuf::from(tmp);
+    {
+        let r = source.begin_read().map_err(MvccError::backend)?;
+        crate::snapshot::copy_backend(&r, &tmp)?;
+    }
+    drop(source);
+    std::fs::rename(&tmp, path).map_err(|e| {
+        MvccError::Backend(format!(
+            "install {} as {}: {e}",
+            tmp.display(),
+            path.display()
+        ))
+    })?;
+    crate::snapshot::sync_parent(path)?;
+    Ok((before, size(path)?))
+}

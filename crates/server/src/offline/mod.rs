@@ -1,0 +1,86 @@
+//! What `cairnutl` does while no member runs: read and check snapshot files, restore one into a
+//! new member's data dir, defragment a stopped member's backend, hash its history.
+//!
+//! Owns: the layout of a data dir as these tools see it (`member/snap/db`, `member/wal`), the
+//! snapshot file's framing (the backend followed by the SHA-256 of it, as Maintenance.Snapshot
+//! sends it), and the staging that makes a restore all-or-nothing.
+//!
+//! Must not: touch a data dir a member has open (the backend's file lock refuses it), or leave a
+//! half-written data dir where a member could start on it.
+
+mod restore;
+mod snapshot_file;
+
+pub use restore::{RestoreOptions, Restored, restore};
+pub use snapshot_file::{SnapshotStatus, snapshot_status};
+
+use std::path::{Path, PathBuf};
+
+/// Errors of the offline tools; the texts are etcdutl's where etcdutl has one.
+#[derive(Debug, thiserror::Error)]
+pub enum OfflineError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("snapshot missing hash but --skip-hash-check=false")]
+    MissingHash,
+    #[error("expected sha256 {expected:?}, got {got:?}")]
+    HashMismatch { expected: Vec<u8>, got: Vec<u8> },
+    #[error("data-dir {0:?} not empty or could not be read")]
+    DataDirNotEmpty(String),
+    #[error("wal-dir {0:?} exists")]
+    WalDirExists(String),
+    #[error("--mark-compacted required if --revision-bump > 0")]
+    BumpWithoutMark,
+    #[error("{path}: not a Cairn backend or damaged: {source}")]
+    NotABackend {
+        path: PathBuf,
+        source: cairn_mvcc::MvccError,
+    },
+    #[error(transparent)]
+    Mvcc(#[from] cairn_mvcc::MvccError),
+    #[error(transparent)]
+    Raft(#[from] cairn_raft::RaftError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Server(#[from] crate::ServerError),
+}
+
+pub(crate) fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> OfflineError + '_ {
+    move |source| OfflineError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The backend file of the data dir `data_dir`.
+pub fn backend_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("member").join("snap").join("db")
+}
+
+/// `cairnutl defrag --data-dir`: rewrites a stopped member's backend without its free pages.
+/// Returns the file's size before and after.
+pub fn defragment(data_dir: &Path) -> Result<(u64, u64), OfflineError> {
+    let db = backend_path(data_dir);
+    if !db.exists() {
+        return Err(OfflineError::Io {
+            path: db,
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        });
+    }
+    Ok(cairn_mvcc::offline::defragment(&db)?)
+}
+
+/// `cairnutl hashkv`: etcd's HashKV of a backend file (a stopped member's `member/snap/db`) at
+/// `revision` (0: the latest). Returns (hash, hash revision, compact revision).
+pub fn hash_kv(db: &Path, revision: i64) -> Result<(u32, i64, i64), OfflineError> {
+    let store = cairn_mvcc::Store::open(db).map_err(|source| OfflineError::NotABackend {
+        path: db.to_path_buf(),
+        source,
+    })?;
+    let (hash, compacted, hashed) = store.hash_kv(revision)?;
+    Ok((hash, hashed, compacted))
+}
