@@ -47,6 +47,7 @@ use std::time::{Duration, Instant};
 
 pub use index::{KeyIndex, Revision};
 pub use ops::{Applier, CompactOutcome, RawRange, txn_is_read_only, txn_is_serializable};
+pub use snapshot::Defragmented;
 pub use watch::{StreamId, StreamSink, WatchError, WatchEvent, WatchId, WatchMsg, WatchSpec};
 
 use cairn_proto::mvccpb::{Event, event::EventType};
@@ -143,6 +144,14 @@ pub struct Store {
     write_backs: AtomicU64,
     /// Keys a Range resolves per hold of the state lock ([`RANGE_CHUNK_KEYS`]).
     range_chunk_keys: AtomicUsize,
+    /// While a defragmentation copies the backend, the batches written back meanwhile, to be
+    /// written into the copy before it replaces the backend.
+    replay: Mutex<Option<Vec<Arc<Batch>>>>,
+    /// One defragmentation at a time.
+    defrag: Mutex<()>,
+    /// Bumped whenever the backend file is replaced by another store's copy, so that a
+    /// defragmentation that began before never installs its (older) copy over it.
+    generation: AtomicU64,
 }
 
 fn encode_record(kind: u8, kv: &KeyValue) -> Vec<u8> {
@@ -257,6 +266,8 @@ impl Store {
     /// Opens or creates the backend at `path` and rebuilds the key index from it.
     pub fn open(path: impl AsRef<Path>) -> Result<Store> {
         let path = path.as_ref().to_path_buf();
+        // A defragmentation's copy that a crash left unfinished.
+        let _ = std::fs::remove_file(snapshot::defrag_path(&path));
         let db = open_backend(&path)?;
         let state = load_state(&db)?;
         Ok(Store {
@@ -268,6 +279,9 @@ impl Store {
             size_in_use: Mutex::new(None),
             write_backs: AtomicU64::new(0),
             range_chunk_keys: AtomicUsize::new(RANGE_CHUNK_KEYS),
+            replay: Mutex::new(None),
+            defrag: Mutex::new(()),
+            generation: AtomicU64::new(0),
         })
     }
 
@@ -796,6 +810,9 @@ impl Store {
             state.pending.restore(&batch);
         } else {
             self.write_backs.fetch_add(1, Ordering::Relaxed);
+            if let Some(replay) = self.replay.lock().as_mut() {
+                replay.push(batch);
+            }
         }
         result
     }

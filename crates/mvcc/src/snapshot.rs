@@ -5,8 +5,9 @@
 use crate::{KV, LEASES, META, MvccError, Result, Store, load_state, meta_u64, open_backend};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 /// Records copied per write transaction of the copy: bounds the copy's memory.
 const COPY_BATCH: usize = 20_000;
@@ -77,7 +78,86 @@ pub(crate) fn sync_parent(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Where a defragmentation builds the new backend, beside the old one.
+pub(crate) fn defrag_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".defrag");
+    PathBuf::from(name)
+}
+
+/// What one defragmentation did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Defragmented {
+    pub size_before: u64,
+    pub size_after: u64,
+    /// Write-backs that happened during the copy and were written into it at the end.
+    pub replayed_batches: usize,
+    /// How long write-backs were held back at the end (reads and applies never wait).
+    pub paused: std::time::Duration,
+}
+
 impl Store {
+    /// Gives the backend's free pages back to the file system while the store serves: the
+    /// backend is copied from one read transaction into a new file (live pages only), the
+    /// batches written back meanwhile are written into the copy, and the copy replaces the
+    /// backend. Nothing waits for the copy: applies go on into memory and reads go on against
+    /// the old file; only write-backs pause, and only for the final catch-up and switch.
+    /// (etcd's defragmentation stops the member for its whole length.)
+    pub fn defragment(&self) -> Result<Defragmented> {
+        let _one = self.defrag.lock();
+        let size_before = self.db_size();
+        let dest = defrag_path(&self.path);
+        let (read, generation) = {
+            let _no_write_back = self.write_back.lock();
+            *self.replay.lock() = Some(Vec::new());
+            let read = self.db().begin_read().map_err(MvccError::backend);
+            (read, self.generation.load(Ordering::Acquire))
+        };
+        let copied = read.and_then(|r| copy_backend(&r, &dest));
+        let _no_write_back = self.write_back.lock();
+        let replay = self.replay.lock().take().unwrap_or_default();
+        let outcome = copied.and_then(|()| {
+            if self.generation.load(Ordering::Acquire) != generation {
+                return Err(MvccError::Backend(
+                    "the backend was replaced by a snapshot during defragmentation".into(),
+                ));
+            }
+            let paused = std::time::Instant::now();
+            let copy = open_backend(&dest)?;
+            let mut w = copy.begin_write().map_err(MvccError::backend)?;
+            w.set_durability(Durability::Immediate)
+                .map_err(MvccError::backend)?;
+            for batch in &replay {
+                batch.write_to(&w)?;
+            }
+            w.commit().map_err(MvccError::backend)?;
+            std::fs::rename(&dest, &self.path).map_err(|e| {
+                MvccError::Backend(format!(
+                    "install {} as {}: {e}",
+                    dest.display(),
+                    self.path.display()
+                ))
+            })?;
+            sync_parent(&self.path)?;
+            // Readers still holding the old file finish on it; the next ones read the copy.
+            *self.db.write() = Arc::new(copy);
+            *self.size_in_use.lock() = None;
+            Ok(paused.elapsed())
+        });
+        match outcome {
+            Ok(paused) => Ok(Defragmented {
+                size_before,
+                size_after: self.db_size(),
+                replayed_batches: replay.len(),
+                paused,
+            }),
+            Err(e) => {
+                let _ = std::fs::remove_file(&dest);
+                Err(e)
+            }
+        }
+    }
+
     /// Writes a consistent copy of the backend, as of its last write-back, to a new file at
     /// `dest` (replaced if it exists) and makes it durable. Writes go on meanwhile. Returns the
     /// consistent index the copy holds: the last log entry whose effects it contains.
@@ -102,6 +182,7 @@ impl Store {
     /// The switch is a rename: after a crash the backend is either the old file or the new one.
     pub fn restore(&self, src: &Path, keep: &[&str]) -> Result<u64> {
         let _no_write_back = self.write_back.lock();
+        self.generation.fetch_add(1, Ordering::AcqRel);
         let kept: Vec<(&str, Vec<u8>)> = keep
             .iter()
             .filter_map(|name| match self.meta(name) {

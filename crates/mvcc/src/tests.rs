@@ -1086,3 +1086,69 @@ fn offline_defragment_gives_back_the_space_of_deleted_history() {
     assert_eq!(store.hash_kv(0).unwrap(), hash);
     assert!(get(&store, "k", "l", 0).unwrap().is_empty());
 }
+
+#[test]
+fn writes_during_an_online_defragmentation_survive_it_and_a_reopen() {
+    let (dir, store) = open();
+    let store = Arc::new(store);
+    let big = "x".repeat(2048);
+    for i in 0..3000 {
+        put(&store, &format!("old/{i:05}"), &big);
+    }
+    store.flush().unwrap();
+    del(&store, "old/00", "old/01");
+    let at = store.revision();
+    let mut a = store.begin_apply().unwrap();
+    a.compact(at).unwrap();
+    a.commit(0, 0, false).unwrap();
+    store.flush().unwrap();
+
+    // A writer and its write-backs keep going for the whole defragmentation.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (store, stop) = (store.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut n = 0u32;
+            while !stop.load(Ordering::Relaxed) || n < 200 {
+                put(&store, &format!("new/{n:06}"), "v");
+                if n.is_multiple_of(50) {
+                    store.write_back_now().unwrap();
+                }
+                n += 1;
+            }
+            n
+        })
+    };
+    let first = store.defragment().unwrap();
+    assert!(first.size_after < first.size_before, "{first:?}");
+    // Until one of them had write-backs to replay: that is the path this test is about.
+    let mut replayed = first.replayed_batches;
+    for _ in 0..50 {
+        if replayed > 0 {
+            break;
+        }
+        replayed = store.defragment().unwrap().replayed_batches;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let written = writer.join().unwrap();
+    assert!(replayed > 0, "no defragmentation overlapped a write-back");
+    let count = |s: &Store, from: &str, to: &str| {
+        s.range(&RangeRequest {
+            key: Bytes::from(from.to_owned()),
+            range_end: Bytes::from(to.to_owned()),
+            count_only: true,
+            ..Default::default()
+        })
+        .unwrap()
+        .count
+    };
+    assert_eq!(count(&store, "new/", "new0"), i64::from(written));
+    assert_eq!(count(&store, "old/", "old0"), 2000);
+    let hash = store.hash_kv(0).unwrap();
+    store.flush().unwrap();
+    drop(store);
+    let reopened = Store::open(dir.path().join("db")).unwrap();
+    assert_eq!(count(&reopened, "new/", "new0"), i64::from(written));
+    assert_eq!(count(&reopened, "old/", "old0"), 2000);
+    assert_eq!(reopened.hash_kv(0).unwrap(), hash);
+}

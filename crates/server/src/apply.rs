@@ -28,6 +28,7 @@ pub(crate) struct ApplyLoop {
     pub(crate) lessor: Arc<Lessor>,
     pub(crate) members: Arc<Members>,
     pub(crate) auth: Arc<crate::auth::AuthStore>,
+    pub(crate) alarms: Arc<crate::alarm::Alarms>,
     pub(crate) peers: PeerTransport,
     /// Where snapshot copies from the leader arrive.
     pub(crate) snap_dir: std::path::PathBuf,
@@ -177,7 +178,8 @@ impl ApplyLoop {
             | Request::Authenticate(_)
             | Request::LeaseCheckpoint(_)
             | Request::MemberAttributes(_)
-            | Request::MemberChange(_) => Ok(()),
+            | Request::MemberChange(_)
+            | Request::Alarm(_) => Ok(()),
         }
     }
 
@@ -226,6 +228,7 @@ impl ApplyLoop {
         let consistent = crate::cluster::snapshot::install(&self.store, &self.snap_dir, index)?;
         self.lessor.reload(&self.store)?;
         self.auth.reload(&self.store)?;
+        self.alarms.reload(&self.store)?;
         self.members
             .reload(&self.store, self.member_id, &self.config)?;
         let ids: Vec<u64> = self.members.all().iter().map(|m| m.id).collect();
@@ -270,13 +273,15 @@ impl ApplyLoop {
                 };
                 let before = a.events().len();
                 let refused = match (&req.auth_header, &req.request) {
-                    (Some(h), Some(r)) if self.auth.is_enabled() => {
-                        self.check_permission(&AuthInfo::from_header(h), r).err()
-                    }
+                    (_, Some(r)) if self.alarms.refuses(r).is_some() => self.alarms.refuses(r),
+                    (Some(h), Some(r)) if self.auth.is_enabled() => self
+                        .check_permission(&AuthInfo::from_header(h), r)
+                        .err()
+                        .map(ServerError::from),
                     _ => None,
                 };
                 let res: ApplyResult = match (refused, req.request) {
-                    (Some(refused), _) => Err(refused.into()),
+                    (Some(refused), _) => Err(refused),
                     (None, Some(Request::Put(p))) => {
                         a.put(&p).map(Applied::Put).map_err(Into::into)
                     }
@@ -315,6 +320,9 @@ impl ApplyLoop {
                         .apply_authenticate(&r, entry.index)
                         .map(Applied::Token)
                         .map_err(Into::into),
+                    (None, Some(Request::Alarm(r))) => {
+                        self.alarms.apply(&mut a, &r).map(Applied::Alarm)
+                    }
                     (None, Some(Request::MemberChange(c))) => {
                         let applied = self.members.apply_change(&mut a, &c)?;
                         self.follow_membership(&applied);

@@ -17,6 +17,8 @@ pub mod msg {
     pub const FUTURE_REV: &str = "etcdserver: mvcc: required revision is a future revision";
     pub const TOO_LARGE: &str = "etcdserver: request is too large";
     pub const NO_LEADER: &str = "etcdserver: no leader";
+    pub const NO_SPACE: &str = "etcdserver: mvcc: database space exceeded";
+    pub const CORRUPT: &str = "etcdserver: corrupt cluster";
     pub const LEADER_CHANGED: &str = "etcdserver: leader changed";
     pub const MEMBER_NOT_FOUND: &str = "etcdserver: member not found";
     pub const MEMBER_EXISTS: &str = "etcdserver: member ID already exist";
@@ -102,6 +104,12 @@ pub enum ServerError {
     BadLeaderTransferee,
     #[error("{}", msg::TRANSFER_TIMEOUT)]
     LeaderTransferTimeout,
+    /// The backend reached `--quota-backend-bytes`, or a NOSPACE alarm is active.
+    #[error("{}", msg::NO_SPACE)]
+    NoSpace,
+    /// A CORRUPT alarm is active: the members' data differ.
+    #[error("{}", msg::CORRUPT)]
+    Corrupt,
     /// The leader's answer to a request this member forwarded, passed on as it is.
     #[error("{}", .0.message())]
     Remote(Status),
@@ -128,6 +136,8 @@ impl From<ServerError> for Status {
             ServerError::Timeout => Status::unavailable(msg::TIMEOUT),
             ServerError::TimeoutLeaderFail => Status::unavailable(msg::TIMEOUT_LEADER_FAIL),
             ServerError::TooManyRequests => Status::resource_exhausted(msg::TOO_MANY_REQUESTS),
+            ServerError::NoSpace => Status::resource_exhausted(msg::NO_SPACE),
+            ServerError::Corrupt => Status::data_loss(msg::CORRUPT),
             ServerError::Remote(status) => status,
             ServerError::Auth(e) => e.status(),
             ServerError::MemberNotFound => Status::not_found(msg::MEMBER_NOT_FOUND),

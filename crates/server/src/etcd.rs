@@ -45,6 +45,7 @@ pub enum Applied {
     MemberChange,
     Auth,
     Token(String),
+    Alarm(cairn_proto::etcdserverpb::AlarmResponse),
 }
 
 pub(crate) type ApplyResult = Result<Applied, ServerError>;
@@ -61,6 +62,8 @@ pub struct EtcdServer {
     pub members: Arc<Members>,
     /// Users, roles and permissions as the log describes them.
     pub auth: Arc<crate::auth::AuthStore>,
+    /// NOSPACE and CORRUPT alarms as the log describes them.
+    pub(crate) alarms: Arc<crate::alarm::Alarms>,
     /// Carries Raft messages to the other members.
     pub(crate) peers: PeerTransport,
     /// This member's name and client URLs have been applied through the log.
@@ -214,6 +217,7 @@ impl EtcdServer {
             &store,
             crate::auth::Tokens::from_config(&config)?,
         )?);
+        let alarms = Arc::new(crate::alarm::Alarms::load(&store)?);
         if config.force_new_cluster {
             // Raft commits the removal of every other member (see cairn_raft's NodeConfig);
             // the membership record follows here, as those entries carry no request.
@@ -249,6 +253,7 @@ impl EtcdServer {
             lessor: lessor.clone(),
             members: members.clone(),
             auth: auth.clone(),
+            alarms: alarms.clone(),
             peers: peers.clone(),
             snap_dir: snap_dir.clone(),
             config: config.clone(),
@@ -306,6 +311,7 @@ impl EtcdServer {
             member_id,
             members,
             auth,
+            alarms,
             peers,
             published: AtomicBool::new(false),
             leader_lost: watch::channel(0).0,
@@ -429,6 +435,32 @@ impl EtcdServer {
             .await
     }
 
+    /// etcd's quota: a request that would grow the backend past `--quota-backend-bytes` is
+    /// refused, and this member raises NOSPACE for the whole cluster (once).
+    async fn check_quota(&self, request: &Request) -> Result<(), ServerError> {
+        let cost = crate::alarm::cost(request);
+        if cost == 0 || self.store.db_size() + cost <= self.config.quota_bytes() {
+            return Ok(());
+        }
+        let kind = cairn_proto::etcdserverpb::AlarmType::Nospace;
+        if !self.alarms.is_active(self.member_id, kind) {
+            tracing::warn!(
+                db_size = self.store.db_size(),
+                quota = self.config.quota_bytes(),
+                "the backend reached its quota; raising NOSPACE"
+            );
+            let raise = Request::Alarm(cairn_proto::etcdserverpb::AlarmRequest {
+                action: cairn_proto::etcdserverpb::alarm_request::AlarmAction::Activate as i32,
+                member_id: self.member_id,
+                alarm: kind as i32,
+            });
+            if let Err(e) = Box::pin(self.propose_entry(raise, None, None)).await {
+                tracing::warn!(error = %e, "could not raise NOSPACE");
+            }
+        }
+        Err(ServerError::NoSpace)
+    }
+
     /// Replicates `request`, as a normal entry or as the context of a Raft configuration
     /// change, and waits for this member to apply it.
     pub(crate) async fn propose_entry(
@@ -443,6 +475,7 @@ impl EtcdServer {
         if committed > self.applied_index() + MAX_APPLY_BACKLOG {
             return Err(ServerError::TooManyRequests);
         }
+        self.check_quota(&request).await?;
         let id = self.request_ids.next();
         let envelope = InternalRequest {
             id,

@@ -104,7 +104,19 @@ async fn health(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let serializable = q.get("serializable").is_some_and(|v| v == "true");
-    let check = if !server.is_published() {
+    // etcd 3.5: `?exclude=NOSPACE` leaves an alarm out of the verdict.
+    let excluded: Vec<&str> = q
+        .get("exclude")
+        .map_or(Vec::new(), |v| v.split(',').collect());
+    let alarm = server
+        .alarms
+        .list(0)
+        .into_iter()
+        .filter_map(|a| cairn_proto::etcdserverpb::AlarmType::try_from(a.alarm).ok())
+        .find(|t| !excluded.contains(&t.as_str_name()));
+    let check = if let Some(alarm) = alarm {
+        Err(format!("ALARM {}", alarm.as_str_name()))
+    } else if !server.is_published() {
         // etcd serves no client before its member is published; a member that has not yet
         // joined the cluster's view of itself is not healthy.
         Err(NOT_PUBLISHED.to_string())

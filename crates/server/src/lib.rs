@@ -8,6 +8,7 @@
 //! Must not: hold state that is neither in the Raft log nor derived from it, or reach into the
 //! internals of the MVCC store or the Raft node; it uses their public APIs only.
 
+mod alarm;
 mod api;
 mod apply;
 mod auth;

@@ -34,15 +34,30 @@ impl Maintenance for MaintenanceService {
         &self,
         request: Request<AlarmRequest>,
     ) -> Result<Response<AlarmResponse>, Status> {
-        match AlarmAction::try_from(request.get_ref().action) {
-            // No alarm can be raised yet (quota and corruption checks arrive later), so the
-            // alarm list is truthfully empty.
-            Ok(AlarmAction::Get) => Ok(Response::new(AlarmResponse {
-                header: self.server.header(self.server.store.revision()),
-                alarms: vec![],
-            })),
-            _ => Err(not_yet("Maintenance.Alarm ACTIVATE/DEACTIVATE")),
-        }
+        let req = request.into_inner();
+        let s = &self.server;
+        let alarms = match AlarmAction::try_from(req.action) {
+            // The alarms are applied state: every member answers from its own copy.
+            Ok(AlarmAction::Get) => s.alarms.list(req.alarm),
+            Ok(AlarmAction::Activate | AlarmAction::Deactivate) => {
+                match s
+                    .propose_entry(
+                        cairn_proto::cairnpb::internal_request::Request::Alarm(req),
+                        None,
+                        None,
+                    )
+                    .await?
+                {
+                    crate::etcd::Applied::Alarm(r) => r.alarms,
+                    _ => Vec::new(),
+                }
+            }
+            Err(_) => return Err(Status::invalid_argument("etcdserver: unknown alarm action")),
+        };
+        Ok(Response::new(AlarmResponse {
+            header: s.header(s.store.revision()),
+            alarms,
+        }))
     }
 
     async fn status(&self, _: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
@@ -57,12 +72,12 @@ impl Maintenance for MaintenanceService {
             raft_index: load(&progress.commit),
             raft_term: load(&progress.term),
             raft_applied_index: s.applied_index(),
-            // etcd 3.5 reports a member without a leader here.
-            errors: if load(&progress.leader) == 0 {
-                vec![crate::errors::msg::NO_LEADER.to_string()]
-            } else {
-                vec![]
-            },
+            // etcd 3.5 reports a member without a leader here, then every active alarm.
+            errors: (load(&progress.leader) == 0)
+                .then(|| crate::errors::msg::NO_LEADER.to_string())
+                .into_iter()
+                .chain(s.alarms.list(0).iter().map(crate::alarm::describe))
+                .collect(),
             db_size_in_use: s.store.db_size_in_use() as i64,
             is_learner: s.is_learner(),
             storage_version: STORAGE_VERSION.to_string(),
@@ -79,7 +94,24 @@ impl Maintenance for MaintenanceService {
         request: Request<DefragmentRequest>,
     ) -> Result<Response<DefragmentResponse>, Status> {
         super::require_root_untranslated(&self.server, &request).await?;
-        Err(not_yet("Maintenance.Defragment"))
+        let store = self.server.store.clone();
+        tracing::info!(size = store.db_size(), "defragmenting");
+        let started = std::time::Instant::now();
+        let done = tokio::task::spawn_blocking(move || store.defragment())
+            .await
+            .map_err(|e| Status::internal(format!("defragmentation stopped: {e}")))?
+            .map_err(crate::errors::ServerError::from)?;
+        tracing::info!(
+            size_before = done.size_before,
+            size_after = done.size_after,
+            replayed_batches = done.replayed_batches,
+            write_back_paused_ms = done.paused.as_millis() as u64,
+            took_ms = started.elapsed().as_millis() as u64,
+            "finished defragmenting"
+        );
+        Ok(Response::new(DefragmentResponse {
+            header: self.server.header(self.server.store.revision()),
+        }))
     }
 
     async fn hash(&self, request: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
