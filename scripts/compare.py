@@ -88,7 +88,7 @@ class Server:
     the same disk, all pinned to the same CPU set): CPU time, peak RSS and data size are summed
     over the members, and clients spread over every member's endpoint."""
 
-    def __init__(self, kind, data_root, cpu=None, members=1):
+    def __init__(self, kind, data_root, cpu=None, members=1, extra=()):
         self.kind = kind
         names = [f"m{i + 1}" for i in range(members)]
         self.ports = [free_port() for _ in names]
@@ -109,6 +109,7 @@ class Server:
                 "--initial-cluster", initial,
                 # The same settings for both: etcd 3.6's default snapshot count.
                 *(["--snapshot-count", "10000"] if SAME_SNAPSHOT_COUNT else []),
+                *extra,
             ]
             self.cmds.append(taskset(cpu) + args)
             self.procs.append(subprocess.Popen(self.cmds[-1], stdout=self.log,

@@ -124,6 +124,17 @@ pub struct Config {
     #[arg(long, env = "ETCD_MAX_TXN_OPS", default_value_t = 128)]
     pub max_txn_ops: u32,
 
+    /// Interpret 'auto-compaction-retention' one of: periodic|revision. 'periodic' for
+    /// duration based retention (e.g. '5m'), 'revision' for revision number based retention.
+    #[arg(long, env = "ETCD_AUTO_COMPACTION_MODE", default_value = "periodic")]
+    pub auto_compaction_mode: String,
+
+    /// Auto compaction retention for the mvcc key value store: a duration ('5m', '1h') or a
+    /// number (hours in periodic mode, revisions in revision mode); 0 disables it.
+    #[arg(long, env = "ETCD_AUTO_COMPACTION_RETENTION", default_value = "0")]
+    #[serde(deserialize_with = "scalar_as_string")]
+    pub auto_compaction_retention: String,
+
     /// Backend quota in bytes; 0 means the default of 2 GiB.
     #[arg(long, env = "ETCD_QUOTA_BACKEND_BYTES", default_value_t = 0)]
     pub quota_backend_bytes: u64,
@@ -307,6 +318,19 @@ impl Default for Config {
     }
 }
 
+/// A YAML scalar read as text: etcd's config file takes `auto-compaction-retention: 1` and
+/// `auto-compaction-retention: "1h"` alike.
+fn scalar_as_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    use serde::Deserialize;
+    match serde_yaml::Value::deserialize(d)? {
+        serde_yaml::Value::String(s) => Ok(s),
+        serde_yaml::Value::Number(n) => Ok(n.to_string()),
+        other => Err(serde::de::Error::custom(format!(
+            "expected a number or a string, got {other:?}"
+        ))),
+    }
+}
+
 /// A duration written as Go writes them (`1h2m3.5s`, `500ms`, `10m`); in YAML also integer
 /// nanoseconds, which is what etcd's config file expects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -460,6 +484,15 @@ impl Config {
         self.data_dir().join("member").join("snap").join("db")
     }
 
+    /// What the auto-compaction flags ask for.
+    pub fn auto_compaction(&self) -> Result<crate::compactor::AutoCompaction, ConfigError> {
+        crate::compactor::AutoCompaction::parse(
+            &self.auto_compaction_mode,
+            &self.auto_compaction_retention,
+        )
+        .map_err(ConfigError::Invalid)
+    }
+
     pub fn quota_bytes(&self) -> u64 {
         if self.quota_backend_bytes == 0 {
             DEFAULT_QUOTA_BYTES
@@ -474,6 +507,7 @@ impl Config {
 
     /// Everything that can be checked without touching the disk or network.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.auto_compaction()?;
         if self.heartbeat_interval == 0 {
             return Err(ConfigError::Invalid(
                 "--heartbeat-interval must be greater than 0".into(),
@@ -824,6 +858,34 @@ mod tests {
         assert!(d("2562048h").is_err());
         let c = Config::from_yaml("watch-progress-notify-interval: 5000000000\n").unwrap();
         assert_eq!(c.watch_progress_notify_interval.0, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn auto_compaction_from_yaml_and_flags() {
+        use crate::compactor::AutoCompaction;
+        let c =
+            Config::from_yaml("auto-compaction-mode: revision\nauto-compaction-retention: 1000\n")
+                .unwrap();
+        assert_eq!(
+            c.auto_compaction().ok(),
+            Some(AutoCompaction::Revision(1000))
+        );
+        let c = Config::from_yaml("auto-compaction-retention: \"30m\"\n").unwrap();
+        assert_eq!(
+            c.auto_compaction().ok(),
+            Some(AutoCompaction::Periodic(Duration::from_secs(1800)))
+        );
+        let c = Config::parse_from(["cairn", "--auto-compaction-retention", "2"]);
+        assert_eq!(
+            c.auto_compaction().ok(),
+            Some(AutoCompaction::Periodic(Duration::from_secs(7200)))
+        );
+        assert_eq!(
+            Config::default().auto_compaction().ok(),
+            Some(AutoCompaction::Off)
+        );
+        let bad = Config::parse_from(["cairn", "--auto-compaction-mode", "daily"]);
+        assert!(bad.validate().is_err());
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //! - `CAIRN_FAILPOINT_PEER_BLOCK_FILE`: a file naming members (by name or hex id, one per
 //!   line) this member exchanges no peer traffic with, re-read every 100 ms: a network
 //!   partition a test can make and heal.
+//! - `CAIRN_FAILPOINT_REVISION_COMPACTION_INTERVAL_MS`: revision-mode auto-compaction looks
+//!   this often instead of every 5 minutes.
 //! - `CAIRN_FAILPOINT_CRASH_BEFORE_SNAPSHOT_INSTALL`: the member dies (as from SIGKILL) after
 //!   a received snapshot is recorded in the WAL and before its copy replaces the backend.
 
@@ -36,4 +38,9 @@ pub fn crash_before_snapshot_install() -> bool {
 /// The file that names members to cut off, if the failpoint is set.
 pub fn peer_block_file() -> Option<std::path::PathBuf> {
     std::env::var_os("CAIRN_FAILPOINT_PEER_BLOCK_FILE").map(std::path::PathBuf::from)
+}
+
+/// How often revision-mode auto-compaction looks, if the failpoint shortens it.
+pub fn revision_compaction_interval() -> Option<Duration> {
+    millis("CAIRN_FAILPOINT_REVISION_COMPACTION_INTERVAL_MS")
 }

@@ -13,6 +13,7 @@ mod api;
 mod apply;
 mod auth;
 mod cluster;
+pub mod compactor;
 pub mod config;
 mod errors;
 pub mod etcd;
@@ -102,6 +103,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tokio::spawn(cluster::publish(server.clone()));
     tokio::spawn(cluster::monitor_leader(server.clone()));
     tokio::spawn(cluster::stop_when_told_removed(server.clone()));
+    tokio::spawn(compactor::run(server.clone(), config.auto_compaction()?));
     if let Some(path) = failpoint::peer_block_file() {
         tokio::spawn(cluster::follow_block_file(server.clone(), path));
     }
