@@ -135,6 +135,20 @@ pub struct Config {
     #[serde(deserialize_with = "scalar_as_string")]
     pub auto_compaction_retention: String,
 
+    /// Check data corruption against the peers before serving client traffic.
+    #[arg(long, env = "ETCD_EXPERIMENTAL_INITIAL_CORRUPT_CHECK", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub experimental_initial_corrupt_check: bool,
+
+    /// How often the leader compares its KV hash with the other members' (0s: never).
+    #[arg(
+        long,
+        env = "ETCD_EXPERIMENTAL_CORRUPT_CHECK_TIME",
+        alias = "corrupt-check-time",
+        default_value = "0s"
+    )]
+    #[serde(alias = "corrupt-check-time")]
+    pub experimental_corrupt_check_time: GoDuration,
+
     /// Backend quota in bytes; 0 means the default of 2 GiB.
     #[arg(long, env = "ETCD_QUOTA_BACKEND_BYTES", default_value_t = 0)]
     pub quota_backend_bytes: u64,

@@ -104,6 +104,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tokio::spawn(cluster::monitor_leader(server.clone()));
     tokio::spawn(cluster::stop_when_told_removed(server.clone()));
     tokio::spawn(compactor::run(server.clone(), config.auto_compaction()?));
+    // Before any client is served, as etcd: a member whose data differ from its peers' must
+    // not answer from them.
+    if config.experimental_initial_corrupt_check {
+        cluster::corruption::initial_check(&server).await?;
+    }
+    tokio::spawn(cluster::corruption::monitor(
+        server.clone(),
+        config.experimental_corrupt_check_time.0,
+    ));
     if let Some(path) = failpoint::peer_block_file() {
         tokio::spawn(cluster::follow_block_file(server.clone(), path));
     }

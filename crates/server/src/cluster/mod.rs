@@ -4,6 +4,7 @@
 //! Must not: decide anything Raft decides. Membership here is the replicated record of names
 //! and URLs that etcd's Cluster service shows; which members vote is Raft's configuration.
 
+pub(crate) mod corruption;
 pub(crate) mod forward;
 pub(crate) mod join;
 pub(crate) mod membership;

@@ -18,9 +18,10 @@ use cairn_proto::cairnpb::peer_client::PeerClient;
 use cairn_proto::cairnpb::peer_server::Peer;
 use cairn_proto::cairnpb::{
     LeaseRenewRequest, LeaseRenewResponse, LeaseTimeToLiveForward, MemberPromoteForward,
-    MembersRequest, MembersResponse, PeerBatch, PeerStreamEnd, SnapshotAck, SnapshotChunk,
+    MembersRequest, MembersResponse, PeerBatch, PeerHashKvRequest, PeerStreamEnd, SnapshotAck,
+    SnapshotChunk,
 };
-use cairn_proto::etcdserverpb::{LeaseTimeToLiveResponse, MemberPromoteResponse};
+use cairn_proto::etcdserverpb::{HashKvResponse, LeaseTimeToLiveResponse, MemberPromoteResponse};
 use cairn_raft::RaftHandle;
 use parking_lot::{Mutex, RwLock};
 use std::collections::{HashMap, HashSet};
@@ -517,6 +518,22 @@ impl Peer for PeerService {
         Ok(Response::new(MembersResponse {
             cluster_id: self.cluster_id,
             membership: Some(self.server.members.snapshot()),
+        }))
+    }
+
+    async fn hash_kv(
+        &self,
+        request: Request<PeerHashKvRequest>,
+    ) -> Result<Response<HashKvResponse>, Status> {
+        let req = request.into_inner();
+        self.check_cluster(req.cluster_id)?;
+        let (hash, compact_revision, hash_revision) =
+            super::corruption::local_hash(&self.server, req.revision).await?;
+        Ok(Response::new(HashKvResponse {
+            header: self.server.header(self.server.store.revision()),
+            hash,
+            compact_revision,
+            hash_revision,
         }))
     }
 
