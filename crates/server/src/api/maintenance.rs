@@ -106,6 +106,7 @@ impl Maintenance for MaintenanceService {
             size_after = done.size_after,
             replayed_batches = done.replayed_batches,
             write_back_paused_ms = done.paused.as_millis() as u64,
+            copy_ms = done.copy.as_millis() as u64,
             took_ms = started.elapsed().as_millis() as u64,
             "finished defragmenting"
         );
