@@ -27,6 +27,7 @@ mod flags;
 mod json;
 mod kvops;
 mod lease;
+mod maintenance;
 mod membership;
 mod output;
 mod txn;
