@@ -2,9 +2,9 @@
 //! etcdctl 3.4's argument checks, messages, output formats and exit codes.
 //!
 //! `snapshot save` does two things etcdctl does not: it shows the download's progress on stderr
-//! ([`Progress`]), and it checks the stream's framing and SHA-256 trailer ([`StreamCheck`])
-//! before the file takes its name, so a cut or damaged stream never becomes a file at the
-//! target path. The offline commands of etcdctl 3.4 (`snapshot status|restore`,
+//! ([`Progress`]), and besides etcdctl's check (a size that leaves room for a SHA-256 after
+//! whole pages) it checks the stream's framing and the SHA-256 itself ([`StreamCheck`]) before
+//! the file takes its name, so a cut or damaged stream never becomes a file at the target path. The offline commands of etcdctl 3.4 (`snapshot status|restore`,
 //! `defrag --data-dir`) are cairnutl's and are refused here with a pointer to it.
 
 use crate::cli::{DefragArgs, RestArgs};
@@ -161,15 +161,24 @@ async fn download(
         .map_err(rpc_error)?
         .into_inner();
     let mut check = StreamCheck::new();
+    let mut written = 0u64;
     while let Some(msg) = stream.message().await.map_err(rpc_error)? {
         file.write_all(&msg.blob)
             .await
             .map_err(|e| Exit::error(path_error("write", part, &e)))?;
+        written += msg.blob.len() as u64;
         if let Some((received, total)) = check.push(msg.blob, msg.remaining_bytes)
             && let Some(text) = progress.update(received, total, Instant::now())
         {
             emit_err(text.as_bytes());
         }
+    }
+    // etcdctl's own check, by size only: backends are whole pages, so a trailer makes the file
+    // 32 bytes past a multiple of 512.
+    if written % 512 != 32 {
+        return Err(Exit::error(format!(
+            "sha256 checksum not found [bytes: {written}]"
+        )));
     }
     check.finish().map_err(Exit::error)?;
     let sync = async {
