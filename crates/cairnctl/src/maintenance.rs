@@ -65,21 +65,27 @@ pub fn snapshot_save(rt: &Runtime, g: &mut Globals, a: &RestArgs) -> Result<(), 
         .then_some(g.command_timeout);
     let mut progress = Progress::new(std::io::stderr().is_terminal());
     let mut created = false;
+    let interrupted_save = |e: Exit| Exit {
+        code: EXIT_INTERRUPTED,
+        message: e.message,
+    };
     let outcome = rt.block_on(async {
-        let save = download(g, &target, &part, &mut created, &mut progress);
-        let save = async {
-            match deadline {
-                Some(t) => timed(t, save).await,
-                None => save.await,
-            }
+        let fetched = async {
+            let download = download(g, &part, &mut created, &mut progress);
+            let file = match deadline {
+                Some(t) => timed(t, download).await?,
+                None => download.await?,
+            };
+            // As etcdctl's, the deadline covers the stream, not the sync.
+            sync(file, &part).await
         };
         tokio::select! {
-            done = save => done.map_err(|e| Exit {
-                code: EXIT_INTERRUPTED,
-                message: e.message,
-            }),
-            signo = interrupted() => Err(Exit::silent(128 + signo)),
+            done = fetched => done.map_err(interrupted_save)?,
+            signo = interrupted() => return Err(Exit::silent(128 + signo)),
         }
+        // From here on nothing interrupts the save (signals are still caught, and ignored): a
+        // rename cut short could put the file in place while the save reports a failure.
+        finish(&part, &target).await.map_err(interrupted_save)
     });
     if let Some(end) = progress.finish() {
         emit_err(end.as_bytes());
@@ -127,13 +133,14 @@ fn path_error(op: &str, path: &Path, e: &std::io::Error) -> String {
     format!("{op} {}: {}", path.display(), gofmt::errno_text(e))
 }
 
+/// Connects, streams the snapshot into `part` and checks what came; returns the file, written
+/// but not yet synced.
 async fn download(
     g: &Globals,
-    target: &Path,
     part: &Path,
     created: &mut bool,
     progress: &mut Progress,
-) -> Result<(), Exit> {
+) -> Result<tokio::fs::File, Exit> {
     // etcdctl's client logs in before the file is opened, but otherwise connects only when the
     // stream is asked for: an unusable path fails at once even when no member answers.
     let mut client: Option<Client> = None;
@@ -181,32 +188,36 @@ async fn download(
         )));
     }
     check.finish().map_err(Exit::error)?;
-    let sync = async {
+    Ok(file)
+}
+
+async fn sync(mut file: tokio::fs::File, part: &Path) -> Result<(), Exit> {
+    let synced = async {
         file.flush().await?;
         file.sync_all().await
     };
-    sync.await
-        .map_err(|e| Exit::error(path_error("sync", part, &e)))?;
-    drop(file);
+    synced
+        .await
+        .map_err(|e| Exit::error(path_error("sync", part, &e)))
+}
+
+/// Gives the synced file its name, durably.
+async fn finish(part: &Path, target: &Path) -> Result<(), Exit> {
     rename(part, target).await.map_err(|e| {
         Exit::error(format!(
-            "could not rename {} to {} ({})",
+            "could not rename {} to {} ({e})",
             part.display(),
             target.display(),
-            e
         ))
     })?;
-    // Makes the new name durable too. The file is complete and in place by now, so a failure
-    // here is not worth failing the save (which would claim there is no file).
-    if let Some(dir) = target.parent() {
-        let dir = if dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            dir
-        };
-        if let Ok(d) = tokio::fs::File::open(dir).await {
-            let _ = d.sync_all().await;
-        }
+    // The file is complete and in place by now, so a directory that cannot be synced is not
+    // worth failing the save for (the failure would claim there is no file).
+    let dir = match target.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if let Ok(d) = tokio::fs::File::open(dir).await {
+        let _ = d.sync_all().await;
     }
     Ok(())
 }

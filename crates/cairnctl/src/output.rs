@@ -1736,4 +1736,46 @@ mod tests {
                 .ends_with(",\"enabled\":true,\"authRevision\":7}\n")
         );
     }
+
+    #[test]
+    fn alarm_formats() {
+        let r = AlarmResponse {
+            header: None,
+            alarms: vec![
+                AlarmMember {
+                    member_id: 3982666145420501407,
+                    alarm: 1,
+                },
+                AlarmMember {
+                    member_id: 0,
+                    alarm: 7,
+                },
+            ],
+        };
+        assert_eq!(
+            text(printer(Format::Simple).alarm(&r)),
+            "memberID:3982666145420501407 alarm:NOSPACE \nalarm:7 \n"
+        );
+        assert_eq!(
+            text(printer(Format::Json).alarm(&r)),
+            "{\"alarms\":[{\"memberID\":3982666145420501407,\"alarm\":1},{\"alarm\":7}]}\n"
+        );
+        assert_eq!(
+            text(printer(Format::Fields).alarm(&r)),
+            "\"ClusterID\" : 0\n\"MemberID\" : 0\n\"Revision\" : 0\n\"RaftTerm\" : 0\n\
+             \"MemberID\" : 3982666145420501407\n\"AlarmType\" : NOSPACE\n\n\
+             \"MemberID\" : 0\n\"AlarmType\" : 7\n\n"
+        );
+        assert!(printer(Format::Table).alarm(&r).is_err());
+        let none = AlarmResponse {
+            header: hdr(5),
+            alarms: vec![],
+        };
+        assert_eq!(text(printer(Format::Simple).alarm(&none)), "");
+        assert!(text(printer(Format::Json).alarm(&none)).ends_with("\"raft_term\":2}}\n"));
+        assert_eq!(
+            printer(Format::Protobuf).alarm(&none).ok(),
+            Some(none.encode_to_vec())
+        );
+    }
 }
