@@ -1,11 +1,14 @@
 //! Maintenance commands: `snapshot save`, `defrag [--cluster]` and `alarm list|disarm`, with
 //! etcdctl 3.4's argument checks, messages, output formats and exit codes.
 //!
-//! `snapshot save` does two things etcdctl does not: it shows the download's progress on stderr
-//! ([`Progress`]), and besides etcdctl's check (a size that leaves room for a SHA-256 after
-//! whole pages) it checks the stream's framing and the SHA-256 itself ([`StreamCheck`]) before
-//! the file takes its name, so a cut or damaged stream never becomes a file at the target path. The offline commands of etcdctl 3.4 (`snapshot status|restore`,
-//! `defrag --data-dir`) are cairnutl's and are refused here with a pointer to it.
+//! `snapshot save` does more than etcdctl: it shows the download's progress on stderr
+//! ([`Progress`]); besides etcdctl's check (a size that leaves room for a SHA-256 after whole
+//! pages) it checks the stream's framing and the SHA-256 itself ([`StreamCheck`]) before the
+//! file takes its name, so a cut or damaged stream never becomes a file at the target path; and
+//! SIGINT or SIGTERM removes the partial file (etcdctl leaves it behind).
+//!
+//! The offline commands of etcdctl 3.4 (`snapshot status|restore`, `defrag --data-dir`) are
+//! cairnutl's and are refused here with a pointer to it.
 
 use crate::cli::{DefragArgs, RestArgs};
 use crate::commands::{
@@ -40,7 +43,8 @@ pub fn offline(command: &str) -> Exit {
 
 /// `snapshot save <filename>`: streams one member's backend into `<filename>.part`, checks it,
 /// syncs it and renames it to `<filename>`. Every failure after the argument and flag checks
-/// ends with exit code 5, as etcdctl's.
+/// ends with exit code 5, as etcdctl's; a signal with 128 plus its number, as a shell reports a
+/// process it killed.
 pub fn snapshot_save(rt: &Runtime, g: &mut Globals, a: &RestArgs) -> Result<(), Exit> {
     let [arg] = a.args.as_slice() else {
         return Err(Exit::bad_args("snapshot save expects one argument"));
