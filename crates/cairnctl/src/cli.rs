@@ -140,6 +140,15 @@ pub enum Command {
     /// Role related commands
     #[command(args_override_self = true)]
     Role(RoleArgs),
+    /// Saves a member's backend snapshot to a file
+    #[command(args_override_self = true)]
+    Snapshot(SnapshotArgs),
+    /// Compacts the backend storage of each endpoint's member
+    #[command(args_override_self = true)]
+    Defrag(DefragArgs),
+    /// Lists or disarms the cluster's alarms
+    #[command(args_override_self = true)]
+    Alarm(AlarmArgs),
     #[command(external_subcommand)]
     External(Vec<OsString>),
 }
@@ -598,6 +607,73 @@ pub struct PermissionArgs {
     pub from_key: Option<String>,
     #[arg(value_parser = clap::value_parser!(OsString))]
     pub args: Vec<OsString>,
+}
+
+#[derive(Args, Debug)]
+#[command(subcommand_required = false)]
+pub struct SnapshotArgs {
+    #[command(subcommand)]
+    pub command: Option<SnapshotCommand>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SnapshotCommand {
+    /// Streams one member's backend snapshot into the given file
+    #[command(args_override_self = true)]
+    Save(RestArgs),
+    /// Offline: use `cairnutl snapshot status`
+    Status(OfflineArgs),
+    /// Offline: use `cairnutl snapshot restore`
+    Restore(OfflineArgs),
+    /// An unknown subcommand: cobra shows the parent's help and ignores its arguments.
+    #[command(external_subcommand)]
+    External(#[allow(dead_code)] Vec<OsString>),
+}
+
+/// The words after an offline command cairnctl leaves to cairnutl, flags included: they are
+/// only reported, never parsed.
+#[derive(Args, Debug, Default)]
+pub struct OfflineArgs {
+    #[arg(
+        value_parser = clap::value_parser!(OsString),
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        hide = true
+    )]
+    pub args: Vec<OsString>,
+}
+
+/// `defrag [--cluster]`.
+#[derive(Args, Debug, Default)]
+pub struct DefragArgs {
+    /// use all endpoints from the cluster member list
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub cluster: Option<String>,
+    /// offline defragmentation of a data directory (not here: use `cairnutl defrag --data-dir`)
+    #[arg(long, allow_hyphen_values = true)]
+    pub data_dir: Option<String>,
+    #[arg(value_parser = clap::value_parser!(OsString), hide = true)]
+    pub args: Vec<OsString>,
+}
+
+#[derive(Args, Debug)]
+#[command(subcommand_required = false)]
+pub struct AlarmArgs {
+    #[command(subcommand)]
+    pub command: Option<AlarmCommand>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AlarmCommand {
+    /// Lists the active alarms
+    #[command(args_override_self = true)]
+    List(RestArgs),
+    /// Deactivates every active alarm
+    #[command(args_override_self = true)]
+    Disarm(RestArgs),
+    /// An unknown subcommand: cobra shows the parent's help and ignores its arguments.
+    #[command(external_subcommand)]
+    External(#[allow(dead_code)] Vec<OsString>),
 }
 
 /// The grammar of one request line inside `txn`: put/get/del with their own flags only (no

@@ -3,8 +3,8 @@
 
 use crate::auth::{self, Credentials};
 use crate::cli::{
-    AuthCommand, Cli, Command, CompactionArgs, DelArgs, EndpointCommand, GetArgs, LeaseCommand,
-    MemberCommand, PutArgs, RoleCommand, TxnArgs, UserCommand,
+    AlarmCommand, AuthCommand, Cli, Command, CompactionArgs, DelArgs, EndpointCommand, GetArgs,
+    LeaseCommand, MemberCommand, PutArgs, RoleCommand, SnapshotCommand, TxnArgs, UserCommand,
 };
 use crate::elect_lock;
 use crate::exit::{EXIT_BAD_CONNECTION, Exit, status_message};
@@ -12,6 +12,7 @@ use crate::flags::{self, DelOpts, EnvScope, GetOpts, Globals, PutOpts};
 use crate::gofmt::{self, to_std};
 use crate::kvops;
 use crate::lease;
+use crate::maintenance;
 use crate::membership;
 use crate::output::{EpHealth, EpStatus, Format, Printer};
 use crate::txn;
@@ -35,6 +36,7 @@ const API_VERSION: &str = "3.6";
 pub fn run(cli: Cli) -> Result<(), Exit> {
     let cluster = match &cli.command {
         Some(Command::Endpoint(ep)) => ep.cluster.clone(),
+        Some(Command::Defrag(d)) => d.cluster.clone(),
         _ => None,
     };
     let mut g = Globals::from_cli(&cli.global, &cluster)?;
@@ -117,6 +119,24 @@ pub fn run(cli: Cli) -> Result<(), Exit> {
             Some(RoleCommand::RevokePermission(a)) => auth::role_revoke_permission(&rt, &mut g, &a),
             Some(RoleCommand::External(_)) | None => {
                 print_help(&["role"]);
+                Ok(())
+            }
+        },
+        Command::Snapshot(x) => match x.command {
+            Some(SnapshotCommand::Save(a)) => maintenance::snapshot_save(&rt, &mut g, &a),
+            Some(SnapshotCommand::Status(_)) => Err(maintenance::offline("snapshot status")),
+            Some(SnapshotCommand::Restore(_)) => Err(maintenance::offline("snapshot restore")),
+            Some(SnapshotCommand::External(_)) | None => {
+                print_help(&["snapshot"]);
+                Ok(())
+            }
+        },
+        Command::Defrag(a) => maintenance::defrag(&rt, &mut g, &a),
+        Command::Alarm(x) => match x.command {
+            Some(AlarmCommand::List(a)) => maintenance::alarm_list(&rt, &mut g, &a),
+            Some(AlarmCommand::Disarm(a)) => maintenance::alarm_disarm(&rt, &mut g, &a),
+            Some(AlarmCommand::External(_)) | None => {
+                print_help(&["alarm"]);
                 Ok(())
             }
         },
@@ -311,10 +331,15 @@ pub(crate) async fn dial(
     }
 }
 
+/// Whether this run logs in (`--user`), known once [`client_config`] ran.
+pub(crate) fn has_credentials() -> bool {
+    CREDENTIALS.get().is_some_and(Option::is_some)
+}
+
 /// Whether a command failed because its client could not log in (see [`dial`]): such a failure
 /// ends the command as it is, however the command reports its other errors.
 pub(crate) fn is_login_failure(e: &Exit) -> bool {
-    e.code == EXIT_BAD_CONNECTION && CREDENTIALS.get().is_some_and(Option::is_some)
+    e.code == EXIT_BAD_CONNECTION && has_credentials()
 }
 
 /// Bounds a command's network work by `--command-timeout`, failing as Go's context does.

@@ -520,6 +520,25 @@ pub fn hex016(v: i64) -> String {
     }
 }
 
+/// Go's text of an operating-system error (`syscall.Errno.Error()`): the C library's message
+/// with a lowercase first letter ("no such file or directory"). Errors that carry no errno
+/// keep Rust's text.
+pub fn errno_text(e: &std::io::Error) -> String {
+    let Some(code) = e.raw_os_error() else {
+        return e.to_string();
+    };
+    let text = std::io::Error::from_raw_os_error(code).to_string();
+    // Rust appends " (os error N)" to the C library's message.
+    let text = text
+        .strip_suffix(&format!(" (os error {code})"))
+        .unwrap_or(&text);
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => format!("errno {code}"),
+    }
+}
+
 /// A wall-clock timestamp as capnslog prints it ("2006-01-02 15:04:05.000000"), in UTC.
 pub fn capnslog_timestamp(now: std::time::SystemTime) -> String {
     let since = now
@@ -555,6 +574,17 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errnos_read_like_go() {
+        let e = |n| errno_text(&std::io::Error::from_raw_os_error(n));
+        assert_eq!(e(2), "no such file or directory");
+        assert_eq!(e(13), "permission denied");
+        assert_eq!(e(17), "file exists");
+        assert_eq!(e(28), "no space left on device");
+        let other = std::io::Error::other("stream closed");
+        assert_eq!(errno_text(&other), "stream closed");
+    }
 
     #[test]
     fn lease_ids_print_like_go() {

@@ -10,10 +10,10 @@ use crate::watch::WatchResp;
 use base64::Engine as _;
 use cairn_proto::authpb::Permission;
 use cairn_proto::etcdserverpb::{
-    AuthRoleGetResponse, AuthStatusResponse, DeleteRangeResponse, HashKvResponse,
-    LeaseGrantResponse, LeaseKeepAliveResponse, LeaseLeasesResponse, LeaseRevokeResponse,
-    LeaseTimeToLiveResponse, Member, MemberListResponse, PutResponse, RangeResponse,
-    ResponseHeader, StatusResponse, TxnResponse, response_op,
+    AlarmMember, AlarmResponse, AuthRoleGetResponse, AuthStatusResponse, DeleteRangeResponse,
+    HashKvResponse, LeaseGrantResponse, LeaseKeepAliveResponse, LeaseLeasesResponse,
+    LeaseRevokeResponse, LeaseTimeToLiveResponse, Member, MemberListResponse, PutResponse,
+    RangeResponse, ResponseHeader, StatusResponse, TxnResponse, response_op,
 };
 use cairn_proto::mvccpb::{Event, KeyValue};
 use std::fmt::Write as _;
@@ -247,6 +247,21 @@ pub fn endpoint_hashkv(ep: &str, r: &HashKvResponse) -> String {
     let mut o = Obj::new();
     o.str("Endpoint", ep);
     o.raw("HashKV", &inner.finish());
+    o.finish()
+}
+
+pub fn alarm_member(m: &AlarmMember) -> String {
+    let mut o = Obj::new();
+    o.omit_u64("memberID", m.member_id);
+    // An enum is a plain number to encoding/json.
+    o.omit_i64("alarm", i64::from(m.alarm));
+    o.finish()
+}
+
+pub fn alarm(r: &AlarmResponse) -> String {
+    let mut o = Obj::new();
+    omit_header(&mut o, &r.header);
+    o.omit_list("alarms", &r.alarms, alarm_member);
     o.finish()
 }
 

@@ -1,8 +1,9 @@
 //! `cairnctl`: an etcdctl (v3 API) compatible command line client for Cairn and etcd.
 //!
 //! Owns: etcdctl's command-line surface for `put`, `get`, `del`, `txn`, `compaction`, `watch`,
-//! `lease`, `elect`, `lock`, `endpoint health|status`, `member list`, `auth`, `user`, `role` and
-//! `version`, with `--user`/`--password` logins — flags and
+//! `lease`, `elect`, `lock`, `endpoint health|status|hashkv`, `member`, `move-leader`, `auth`,
+//! `user`, `role`, `snapshot save`, `defrag`, `alarm list|disarm` and `version`, with
+//! `--user`/`--password` logins — flags and
 //! `ETCDCTL_*` variables, argument checks, output formats (simple, json, fields, table,
 //! protobuf), error messages and exit codes — reproduced so that scripts written for etcdctl 3.4
 //! work unchanged.
@@ -13,9 +14,12 @@
 //! Layout: [`cli`] is the grammar, [`flags`] converts flag values (pflag semantics, env),
 //! [`kvops`] builds requests, [`txn`] parses `txn` input, [`output`] (with [`json`] and
 //! [`table`]) prints, [`commands`] runs it all, with [`watch`], [`lease`] and [`elect_lock`]
-//! (over the [`concurrency`] recipes) for the long-running commands and [`auth`] for logins and
-//! the user and role commands; [`gofmt`] holds the
-//! Go-compatible formatting everything above relies on.
+//! (over the [`concurrency`] recipes) for the long-running commands, [`auth`] for logins and
+//! the user and role commands, [`membership`] for the cluster commands and [`maintenance`] for
+//! snapshots (with a progress display and the stream's SHA-256 checked, beyond etcdctl),
+//! defragmentation and alarms; [`gofmt`] holds the Go-compatible formatting everything above
+//! relies on. etcdctl 3.4's offline commands (`snapshot status|restore`, `defrag --data-dir`)
+//! are cairnutl's.
 
 mod auth;
 mod cli;
@@ -27,6 +31,7 @@ mod flags;
 mod json;
 mod kvops;
 mod lease;
+mod maintenance;
 mod membership;
 mod output;
 mod txn;

@@ -9,12 +9,12 @@ use crate::table;
 use crate::watch::WatchResp;
 use cairn_proto::authpb::{Permission, permission::Type as PermType};
 use cairn_proto::etcdserverpb::{
-    AuthRoleGetResponse, AuthRoleListResponse, AuthStatusResponse, AuthUserGetResponse,
-    AuthUserListResponse, DeleteRangeResponse, HashKvResponse, LeaseGrantResponse,
-    LeaseKeepAliveResponse, LeaseLeasesResponse, LeaseRevokeResponse, LeaseTimeToLiveResponse,
-    Member, MemberAddResponse, MemberListResponse, MemberPromoteResponse, MemberRemoveResponse,
-    MemberUpdateResponse, MoveLeaderResponse, PutResponse, RangeResponse, ResponseHeader,
-    StatusResponse, TxnResponse, WatchResponse, response_op,
+    AlarmMember, AlarmResponse, AuthRoleGetResponse, AuthRoleListResponse, AuthStatusResponse,
+    AuthUserGetResponse, AuthUserListResponse, DeleteRangeResponse, HashKvResponse,
+    LeaseGrantResponse, LeaseKeepAliveResponse, LeaseLeasesResponse, LeaseRevokeResponse,
+    LeaseTimeToLiveResponse, Member, MemberAddResponse, MemberListResponse, MemberPromoteResponse,
+    MemberRemoveResponse, MemberUpdateResponse, MoveLeaderResponse, PutResponse, RangeResponse,
+    ResponseHeader, StatusResponse, TxnResponse, WatchResponse, response_op,
 };
 use cairn_proto::mvccpb::KeyValue;
 use prost::Message as _;
@@ -783,6 +783,35 @@ impl Printer {
         }
     }
 
+    /// `alarm list` and `alarm disarm`. etcd 3.4 answers alarms without a header, on which
+    /// etcdctl 3.4's fields printer crashes; here a missing header prints as zeros, as it does
+    /// for the other commands.
+    pub fn alarm(&self, r: &AlarmResponse) -> Result<Vec<u8>, Exit> {
+        match self.format {
+            Format::Simple => {
+                let mut s = String::new();
+                for a in &r.alarms {
+                    s.push_str(&alarm_member_text(a));
+                    s.push('\n');
+                }
+                Ok(s.into_bytes())
+            }
+            Format::Json => Ok(line(json::alarm(r))),
+            Format::Fields => {
+                let mut s = String::new();
+                fields_header(&mut s, &r.header);
+                for a in &r.alarms {
+                    let _ = writeln!(s, "\"MemberID\" : {}", a.member_id);
+                    let _ = writeln!(s, "\"AlarmType\" : {}", alarm_type_name(a.alarm));
+                    s.push('\n');
+                }
+                Ok(s.into_bytes())
+            }
+            Format::Protobuf => Ok(r.encode_to_vec()),
+            Format::Table => Err(self.format.unsupported()),
+        }
+    }
+
     /// etcdctl's `printKV`: key line (unless value-only) and value line, raw bytes or `\xNN`.
     fn simple_kv(&self, out: &mut Vec<u8>, kv: &KeyValue) {
         if !self.value_only {
@@ -835,6 +864,25 @@ fn simple_permission(out: &mut Vec<u8>, p: &Permission) {
         out.push(b')');
     }
     out.push(b'\n');
+}
+
+/// etcdserverpb's `AlarmType.String()`: the name, or the number for a value it does not know.
+fn alarm_type_name(t: i32) -> String {
+    use cairn_proto::etcdserverpb::AlarmType;
+    AlarmType::try_from(t).map_or_else(|_| t.to_string(), |a| a.as_str_name().to_string())
+}
+
+/// Go's `%+v` of an `*AlarmMember`: gogo's compact text form, which leaves out zero fields and
+/// ends every field with a space.
+fn alarm_member_text(a: &AlarmMember) -> String {
+    let mut s = String::new();
+    if a.member_id != 0 {
+        let _ = write!(s, "memberID:{} ", a.member_id);
+    }
+    if a.alarm != 0 {
+        let _ = write!(s, "alarm:{} ", alarm_type_name(a.alarm));
+    }
+    s
 }
 
 /// mvccpb's `Event_EventType.String()`.
@@ -1686,6 +1734,48 @@ mod tests {
         assert!(
             text(printer(Format::Json).auth_status(&st))
                 .ends_with(",\"enabled\":true,\"authRevision\":7}\n")
+        );
+    }
+
+    #[test]
+    fn alarm_formats() {
+        let r = AlarmResponse {
+            header: None,
+            alarms: vec![
+                AlarmMember {
+                    member_id: 3982666145420501407,
+                    alarm: 1,
+                },
+                AlarmMember {
+                    member_id: 0,
+                    alarm: 7,
+                },
+            ],
+        };
+        assert_eq!(
+            text(printer(Format::Simple).alarm(&r)),
+            "memberID:3982666145420501407 alarm:NOSPACE \nalarm:7 \n"
+        );
+        assert_eq!(
+            text(printer(Format::Json).alarm(&r)),
+            "{\"alarms\":[{\"memberID\":3982666145420501407,\"alarm\":1},{\"alarm\":7}]}\n"
+        );
+        assert_eq!(
+            text(printer(Format::Fields).alarm(&r)),
+            "\"ClusterID\" : 0\n\"MemberID\" : 0\n\"Revision\" : 0\n\"RaftTerm\" : 0\n\
+             \"MemberID\" : 3982666145420501407\n\"AlarmType\" : NOSPACE\n\n\
+             \"MemberID\" : 0\n\"AlarmType\" : 7\n\n"
+        );
+        assert!(printer(Format::Table).alarm(&r).is_err());
+        let none = AlarmResponse {
+            header: hdr(5),
+            alarms: vec![],
+        };
+        assert_eq!(text(printer(Format::Simple).alarm(&none)), "");
+        assert!(text(printer(Format::Json).alarm(&none)).ends_with("\"raft_term\":2}}\n"));
+        assert_eq!(
+            printer(Format::Protobuf).alarm(&none).ok(),
+            Some(none.encode_to_vec())
         );
     }
 }

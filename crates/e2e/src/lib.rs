@@ -653,6 +653,17 @@ impl RealEtcd {
     /// With extra server flags; `scheme` `https` for TLS, `client_args` what etcdctl needs to
     /// reach it then.
     pub fn start_with(scheme: &str, extra: &[&str], client_args: &[&str]) -> RealEtcd {
+        RealEtcd::start_on(free_port(), scheme, extra, client_args)
+    }
+
+    /// Like [`RealEtcd::start_with`] on a client port chosen beforehand (for flags that name it,
+    /// e.g. more `--advertise-client-urls`).
+    pub fn start_on(
+        client_port: u16,
+        scheme: &str,
+        extra: &[&str],
+        client_args: &[&str],
+    ) -> RealEtcd {
         let bin = ["/usr/bin/etcd", "/usr/local/bin/etcd"]
             .into_iter()
             .find(|p| Path::new(p).exists())
@@ -660,7 +671,6 @@ impl RealEtcd {
                 panic!("etcd not found: install Debian's etcd-server; .ci/run does this")
             });
         let dir = tempfile::tempdir().expect("tempdir");
-        let client_port = free_port();
         let peer = format!("http://127.0.0.1:{}", free_port());
         let client = format!("{scheme}://127.0.0.1:{client_port}");
         let log = std::fs::File::create(dir.path().join("etcd.log")).expect("etcd log");
