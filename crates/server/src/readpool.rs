@@ -53,7 +53,7 @@ impl ReadPool {
 }
 
 fn worker(rx: &Mutex<Receiver<Job>>) {
-    lower_priority();
+    lower_priority(READ_NICENESS);
     loop {
         let job = match rx.lock().recv() {
             Ok(job) => job,
@@ -70,7 +70,7 @@ fn worker(rx: &Mutex<Receiver<Job>>) {
 /// it, which showed up as put latency spikes of that size while a large range ran. The read
 /// threads therefore also ask for the shortest slice, so that a woken Raft, apply or network
 /// thread gets the CPU within about 0.1 ms. Kernels without custom slices ignore the request.
-fn lower_priority() {
+pub(crate) fn lower_priority(niceness: i32) {
     #[cfg(target_os = "linux")]
     {
         #[repr(C)]
@@ -89,7 +89,7 @@ fn lower_priority() {
             size: std::mem::size_of::<SchedAttr>() as u32,
             policy: libc::SCHED_OTHER as u32,
             flags: 0,
-            nice: READ_NICENESS,
+            nice: niceness,
             priority: 0,
             runtime: SHORTEST_SLICE_NS,
             deadline: 0,
@@ -103,9 +103,9 @@ fn lower_priority() {
         }
         // SAFETY: gettid and setpriority on the calling thread have no memory effects.
         let tid = unsafe { libc::syscall(libc::SYS_gettid) } as libc::id_t;
-        let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, READ_NICENESS) };
+        let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, niceness) };
         if rc != 0 {
-            tracing::debug!("could not lower the read threads' priority");
+            tracing::debug!("could not lower a background thread's priority");
         }
     }
 }
