@@ -329,6 +329,55 @@ pub fn seed_from_env(var: &str) -> u64 {
     seed
 }
 
+/// Gives `members` the `--initial-cluster` naming all of them; returns it.
+pub fn share_initial_cluster(members: &mut [Member]) -> String {
+    let initial = members
+        .iter()
+        .map(|m| format!("{}={}", m.name, m.peer_url()))
+        .collect::<Vec<_>>()
+        .join(",");
+    for m in members.iter_mut() {
+        m.initial_cluster = Some(initial.clone());
+    }
+    initial
+}
+
+/// Writes `tasks * per_task` keys named `key(task, i)` with `value_len`-byte values from `tasks`
+/// concurrent writers on one connection: a store of some size, quickly.
+pub fn load_keys(
+    endpoint: &str,
+    tasks: usize,
+    per_task: usize,
+    value_len: usize,
+    key: fn(usize, usize) -> String,
+) {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let client = cairn_client::Client::connect_one(endpoint, Duration::from_secs(5))
+            .await
+            .expect("connect");
+        let writers: Vec<_> = (0..tasks)
+            .map(|t| {
+                let mut kv = client.kv();
+                tokio::spawn(async move {
+                    for i in 0..per_task {
+                        kv.put(cairn_proto::etcdserverpb::PutRequest {
+                            key: key(t, i).into_bytes().into(),
+                            value: vec![b'x'; value_len].into(),
+                            ..Default::default()
+                        })
+                        .await
+                        .expect("put");
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.await.expect("writer");
+        }
+    });
+}
+
 /// Several `cairn` members started together from one `--initial-cluster`.
 pub struct Cluster {
     pub members: Vec<Member>,
@@ -404,13 +453,8 @@ impl Cluster {
                 m
             })
             .collect();
-        let initial = members
-            .iter()
-            .map(|m| format!("{}={}", m.name, m.peer_url()))
-            .collect::<Vec<_>>()
-            .join(",");
+        share_initial_cluster(&mut members);
         for m in &mut members {
-            m.initial_cluster = Some(initial.clone());
             if partitionable {
                 let file = Cluster::block_file(m);
                 std::fs::write(&file, "").expect("write block file");

@@ -209,12 +209,12 @@ async fn bad_requests_get_etcd_errors_and_nothing_is_lost() {
         assert_eq!(want.code(), Code::Internal, "etcd changed: {want:?}");
     }
     // A method not built yet answers UNIMPLEMENTED naming it; so does one that does not exist.
-    let s = raw_call(&ep, "/etcdserverpb.Maintenance/Defragment", vec![])
+    let s = raw_call(&ep, "/etcdserverpb.Maintenance/Downgrade", vec![])
         .await
         .unwrap_err();
     assert_eq!(s.code(), Code::Unimplemented);
     assert!(
-        s.message().contains("Maintenance.Defragment"),
+        s.message().contains("Maintenance.Downgrade"),
         "{}",
         s.message()
     );

@@ -7,7 +7,7 @@
 use cairn_e2e::{Cluster, Member, Run, cairnutl, etcdctl};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 fn json(run: &Run) -> Value {
     assert_eq!(run.code, 0, "{run:?}");
@@ -41,14 +41,7 @@ fn new_members(dir: &Path, n: usize) -> (Vec<Member>, String) {
     let mut members: Vec<Member> = (1..=n)
         .map(|i| Member::unstarted(&format!("r{i}"), &dir.join(format!("r{i}")), &[]))
         .collect();
-    let initial = members
-        .iter()
-        .map(|m| format!("{}={}", m.name, m.peer_url()))
-        .collect::<Vec<_>>()
-        .join(",");
-    for m in &mut members {
-        m.initial_cluster = Some(initial.clone());
-    }
+    let initial = cairn_e2e::share_initial_cluster(&mut members);
     (members, initial)
 }
 
@@ -341,31 +334,8 @@ fn a_restore_killed_at_any_moment_leaves_no_half_written_data_dir() {
     let dir = tempfile::tempdir().unwrap();
     let mut m = Member::start(&dir.path().join("src"), &[]);
     // A snapshot large enough that a restore takes a while to copy and check.
-    let rt = tokio::runtime::Runtime::new().unwrap();
     let ep = m.endpoint();
-    rt.block_on(async {
-        let client = cairn_client::Client::connect_one(&ep, Duration::from_secs(5))
-            .await
-            .unwrap();
-        let mut tasks = Vec::new();
-        for t in 0..8 {
-            let mut kv = client.kv();
-            tasks.push(tokio::spawn(async move {
-                for i in 0..2500 {
-                    kv.put(cairn_proto::etcdserverpb::PutRequest {
-                        key: format!("big/{t}/{i:05}").into_bytes().into(),
-                        value: vec![b'x'; 1024].into(),
-                        ..Default::default()
-                    })
-                    .await
-                    .unwrap();
-                }
-            }));
-        }
-        for t in tasks {
-            t.await.unwrap();
-        }
-    });
+    cairn_e2e::load_keys(&ep, 8, 2500, 1024, |t, i| format!("big/{t}/{i:05}"));
     let file = dir.path().join("backup.db");
     ok(etcdctl(
         &ep,

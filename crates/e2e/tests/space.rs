@@ -109,25 +109,8 @@ fn an_online_defragmentation_stops_neither_reads_nor_writes() {
             .unwrap()
     });
     // 60 MB written, two thirds of it deleted and compacted away: much to give back.
-    rt.block_on(async {
-        let mut tasks = Vec::new();
-        for t in 0..8 {
-            let mut kv = client.kv();
-            tasks.push(tokio::spawn(async move {
-                for i in 0..7500 {
-                    kv.put(PutRequest {
-                        key: format!("old/{}/{t}/{i:05}", i % 3).into_bytes().into(),
-                        value: vec![b'x'; 1024].into(),
-                        ..Default::default()
-                    })
-                    .await
-                    .unwrap();
-                }
-            }));
-        }
-        for t in tasks {
-            t.await.unwrap();
-        }
+    cairn_e2e::load_keys(&ep, 8, 7500, 1024, |t, i| {
+        format!("old/{}/{t}/{i:05}", i % 3)
     });
     ok(etcdctl(&ep, &["del", "old/1/", "--prefix"], None));
     ok(etcdctl(&ep, &["del", "old/2/", "--prefix"], None));
@@ -136,16 +119,15 @@ fn an_online_defragmentation_stops_neither_reads_nor_writes() {
     // HashKV is refused at the compact revision itself: hash up to a write after it.
     ok(etcdctl(&ep, &["put", "marker", "m"], None));
     let rev = rev + 1;
-    let before = rt.block_on(async {
-        client
-            .maintenance()
-            .hash_kv(HashKvRequest {
-                revision: rev as i64,
-            })
-            .await
-            .unwrap()
-            .into_inner()
-    });
+    let hash_at = |rev: u64| {
+        rt.block_on(client.maintenance().hash_kv(HashKvRequest {
+            revision: rev as i64,
+        }))
+        .unwrap()
+        .into_inner()
+        .hash
+    };
+    let before = hash_at(rev);
     let size_before = status(&ep)["dbSize"].as_u64().unwrap();
 
     // Writers and readers run through the defragmentation; each records when it finished.
@@ -222,17 +204,7 @@ fn an_online_defragmentation_stops_neither_reads_nor_writes() {
         size_after * 2 < size_before,
         "{size_before} -> {size_after}"
     );
-    let after = rt.block_on(async {
-        client
-            .maintenance()
-            .hash_kv(HashKvRequest {
-                revision: rev as i64,
-            })
-            .await
-            .unwrap()
-            .into_inner()
-    });
-    assert_eq!(after.hash, before.hash);
+    assert_eq!(hash_at(rev), before);
     let count = |prefix: &str| {
         let mut end = prefix.as_bytes().to_vec();
         if let Some(last) = end.last_mut() {
