@@ -1119,8 +1119,9 @@ fn writes_during_an_online_defragmentation_survive_it_and_a_reopen() {
             n
         })
     };
+    // (Whether the file shrinks depends on how much the writer adds meanwhile: the offline and
+    // e2e tests check the shrinking; this one checks that nothing written is lost.)
     let first = store.defragment().unwrap();
-    assert!(first.size_after < first.size_before, "{first:?}");
     // Until one of them had write-backs to replay: that is the path this test is about.
     let mut replayed = first.replayed_batches;
     for _ in 0..50 {
