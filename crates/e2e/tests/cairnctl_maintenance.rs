@@ -98,6 +98,19 @@ fn same(args: &[&str]) -> Out {
     same_env(args, &[])
 }
 
+/// Users root (rootpw) and bob (pw, no roles), then auth on, with real etcdctl.
+fn enable_auth_with_bob(ep: &str) {
+    for args in [
+        &["user", "add", "root:rootpw"][..],
+        &["user", "add", "bob:pw"],
+        &["auth", "enable"],
+    ] {
+        let mut full = vec!["--endpoints", ep];
+        full.extend(args);
+        assert_eq!(etcdctl(&full).code, 0, "{args:?}");
+    }
+}
+
 fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 temp path")
 }
@@ -275,15 +288,7 @@ fn snapshot_save_matches_etcdctl() {
     assert!(!e_target.exists());
 
     // With auth on: only root may take a snapshot; a refused login is exit code 5 as well.
-    for args in [
-        &["user", "add", "root:rootpw"][..],
-        &["user", "add", "bob:pw"],
-        &["auth", "enable"],
-    ] {
-        let mut full = vec!["--endpoints", ep];
-        full.extend(args);
-        assert_eq!(etcdctl(&full).code, 0, "{args:?}");
-    }
+    enable_auth_with_bob(ep);
     for user in ["bob:pw", "root:bad"] {
         let c = same(&[
             "--endpoints",
@@ -411,15 +416,7 @@ fn defrag_matches_etcdctl() {
 
     // With auth on: a non-root user's defrag fails per member (exit code 1), a refused login
     // ends the command (exit code 2).
-    for args in [
-        &["user", "add", "root:rootpw"][..],
-        &["user", "add", "bob:pw"],
-        &["auth", "enable"],
-    ] {
-        let mut full = vec!["--endpoints", ep];
-        full.extend(args);
-        assert_eq!(etcdctl(&full).code, 0, "{args:?}");
-    }
+    enable_auth_with_bob(ep);
     assert_eq!(
         same(&["--endpoints", ep, "--user", "bob:pw", "defrag"]).code,
         1

@@ -143,11 +143,15 @@ impl Alarms {
 /// not put (deletes, compaction and read-only transactions always pass the quota).
 pub(crate) fn cost(request: &Request) -> u64 {
     match request {
-        Request::Put(p) => KV_OVERHEAD + p.key.len() as u64 + p.value.len() as u64,
+        Request::Put(p) => put_cost(p),
         Request::Txn(t) => txn_cost(t),
         Request::LeaseGrant(_) => LEASE_OVERHEAD,
         _ => 0,
     }
+}
+
+fn put_cost(p: &cairn_proto::etcdserverpb::PutRequest) -> u64 {
+    KV_OVERHEAD + p.key.len() as u64 + p.value.len() as u64
 }
 
 /// A transaction costs its costlier branch.
@@ -155,9 +159,7 @@ fn txn_cost(t: &TxnRequest) -> u64 {
     let branch = |ops: &[cairn_proto::etcdserverpb::RequestOp]| -> u64 {
         ops.iter()
             .map(|op| match &op.request {
-                Some(request_op::Request::RequestPut(p)) => {
-                    KV_OVERHEAD + p.key.len() as u64 + p.value.len() as u64
-                }
+                Some(request_op::Request::RequestPut(p)) => put_cost(p),
                 Some(request_op::Request::RequestTxn(t)) => txn_cost(t),
                 _ => 0,
             })
