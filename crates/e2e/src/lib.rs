@@ -33,21 +33,21 @@ fn bin_dir() -> PathBuf {
 }
 
 /// Builds `cairn`, `cairnctl` and `cairnutl` once per test process, so tests never run a stale binary.
+///
+/// The build covers the whole workspace with all targets, the same unit set as `cargo test
+/// --workspace`: with fewer packages cargo unifies dependency features differently, so every
+/// library would be compiled a second time (doubling the target directory, which once filled a CI
+/// machine's disk mid-run) and the binaries relinked under the running tests.
 pub fn ensure_built() {
     BUILD.call_once(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
-        cmd.args([
-            "build", "-q", "-p", "cairn", "-p", "cairnctl", "-p", "cairnutl",
-        ]);
+        cmd.args(["build", "-q", "--workspace", "--all-targets"]);
         if bin_dir().ends_with("release") {
             cmd.arg("--release");
         }
         let status = cmd.status().expect("run cargo build");
-        assert!(
-            status.success(),
-            "building cairn, cairnctl and cairnutl failed"
-        );
+        assert!(status.success(), "building the workspace's binaries failed");
     });
 }
 
