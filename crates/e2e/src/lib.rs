@@ -625,7 +625,25 @@ pub fn http_get(port: u16, path: &str) -> Option<String> {
     .ok()?;
     let mut buf = String::new();
     s.read_to_string(&mut buf).ok()?;
-    buf.split_once("\r\n\r\n").map(|(_, body)| body.to_string())
+    let (head, body) = buf.split_once("\r\n\r\n")?;
+    let chunked = head
+        .lines()
+        .any(|l| l.eq_ignore_ascii_case("transfer-encoding: chunked"));
+    if !chunked {
+        return Some(body.to_string());
+    }
+    // Go's servers send larger bodies in chunks: "<hex size>\r\n<data>\r\n", ending at size 0.
+    let mut out = String::new();
+    let mut rest = body;
+    loop {
+        let (size, after) = rest.split_once("\r\n")?;
+        let size = usize::from_str_radix(size.trim(), 16).ok()?;
+        if size == 0 {
+            return Some(out);
+        }
+        out.push_str(after.get(..size)?);
+        rest = after.get(size..)?.strip_prefix("\r\n")?;
+    }
 }
 
 /// Result of running a command-line client.

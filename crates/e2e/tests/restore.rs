@@ -369,8 +369,12 @@ fn a_restore_killed_at_any_moment_leaves_no_half_written_data_dir() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(delay);
-        let _ = child.kill();
+        // The last one runs to its end: a restore can take longer than the timed one did when
+        // the machine is busy, and one must be seen to finish.
+        if attempt < 11 {
+            std::thread::sleep(delay);
+            let _ = child.kill();
+        }
         let status = child.wait().unwrap();
         if member.data_dir.exists() {
             // In place means whole: the member starts on it and serves every key.
@@ -404,8 +408,8 @@ fn a_restore_killed_at_any_moment_leaves_no_half_written_data_dir() {
             );
         }
     }
-    // The last kills come after the restore finished; some early ones interrupted it, and the
-    // staging they left was cleared by the next restore.
+    // The last restore finished; early kills interrupted theirs, and the staging they left was
+    // cleared by the next restore.
     assert!((1..12).contains(&completed), "completed {completed} of 12");
     ok(cairnutl(
         &args.iter().map(String::as_str).collect::<Vec<_>>(),

@@ -128,6 +128,8 @@ impl History {
 #[derive(Debug, Default, Clone)]
 pub struct KeyIndex {
     map: BTreeMap<Box<[u8]>, History>,
+    /// Keys whose latest event is a put (etcd's `keys_total`).
+    live: usize,
 }
 
 /// The keys `[key, end)` addressed by an etcd range: `end` empty means only `key`; `end == [0]`
@@ -142,6 +144,17 @@ pub fn key_bounds<'a>(key: &'a [u8], end: &'a [u8]) -> (Bound<&'a [u8]>, Bound<&
     }
 }
 
+/// Applies `change` to `history`, keeping the count of live keys.
+fn track_live(live: &mut usize, history: &mut History, change: impl FnOnce(&mut History)) {
+    let was_live = history.live().is_some();
+    change(history);
+    match (was_live, history.live().is_some()) {
+        (false, true) => *live += 1,
+        (true, false) => *live -= 1,
+        _ => {}
+    }
+}
+
 impl KeyIndex {
     pub fn get(&self, key: &[u8]) -> Option<&History> {
         self.map.get(key)
@@ -151,10 +164,19 @@ impl KeyIndex {
     pub fn update(&mut self, key: &[u8], change: impl FnOnce(&mut History)) {
         // Only a new key allocates its name; the usual case, a key written before, does not.
         if let Some(history) = self.map.get_mut(key) {
-            change(history);
+            track_live(&mut self.live, history, change);
             return;
         }
-        change(self.map.entry(Box::from(key)).or_default());
+        track_live(
+            &mut self.live,
+            self.map.entry(Box::from(key)).or_default(),
+            change,
+        );
+    }
+
+    /// Keys that exist now (not deleted).
+    pub fn live_len(&self) -> usize {
+        self.live
     }
 
     /// Histories of the keys in the etcd range `[key, end)`, in key order.
@@ -214,6 +236,22 @@ impl KeyIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn live_keys_are_counted_through_puts_deletes_and_compaction() {
+        let mut idx = KeyIndex::default();
+        idx.update(b"a", |h| h.record_put(r(2), 2, 1, 0));
+        idx.update(b"b", |h| h.record_put(r(3), 3, 1, 0));
+        idx.update(b"a", |h| h.record_put(r(4), 2, 2, 0));
+        assert_eq!(idx.live_len(), 2);
+        idx.update(b"a", |h| h.record_delete(r(5)));
+        assert_eq!((idx.live_len(), idx.len()), (1, 2));
+        idx.update(b"a", |h| h.record_put(r(6), 6, 1, 0));
+        idx.update(b"b", |h| h.record_delete(r(7)));
+        assert_eq!(idx.live_len(), 1);
+        idx.compact(7);
+        assert_eq!((idx.live_len(), idx.len()), (1, 1));
+    }
 
     fn r(main: i64) -> Revision {
         Revision::new(main, 0)

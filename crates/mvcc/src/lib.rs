@@ -152,7 +152,12 @@ pub struct Store {
     /// Bumped whenever the backend file is replaced by another store's copy, so that a
     /// defragmentation that began before never installs its (older) copy over it.
     generation: AtomicU64,
+    /// Told how long each backend commit took (etcd's `backend_commit_duration_seconds`).
+    commit_observer: std::sync::OnceLock<CommitObserver>,
 }
+
+/// Called with the duration of each backend commit.
+pub type CommitObserver = Box<dyn Fn(std::time::Duration) + Send + Sync>;
 
 fn encode_record(kind: u8, kv: &KeyValue) -> Vec<u8> {
     let mut buf = Vec::with_capacity(1 + kv.encoded_len());
@@ -282,6 +287,7 @@ impl Store {
             replay: Mutex::new(None),
             defrag: Mutex::new(()),
             generation: AtomicU64::new(0),
+            commit_observer: std::sync::OnceLock::new(),
         })
     }
 
@@ -315,6 +321,11 @@ impl Store {
     /// Number of keys (live or with history) in the index.
     pub fn key_count(&self) -> usize {
         self.state.read().index.len()
+    }
+
+    /// Number of keys that exist now, deleted ones left out.
+    pub fn live_key_count(&self) -> usize {
+        self.state.read().index.live_len()
     }
 
     /// Size of the backend file in bytes.
@@ -780,6 +791,11 @@ impl Store {
         self.write_backs.load(Ordering::Relaxed)
     }
 
+    /// Sets what is told the duration of every backend commit from now on (once per store).
+    pub fn observe_commits(&self, observer: CommitObserver) {
+        let _ = self.commit_observer.set(observer);
+    }
+
     /// Moves the pending batch aside (readers still see it), commits it to the backend without
     /// holding the state lock, then drops it.
     fn write_back(&self, durable: bool) -> Result<()> {
@@ -792,6 +808,7 @@ impl Store {
             state.flushing = Some(batch.clone());
             batch
         };
+        let started = Instant::now();
         let result = (|| {
             let mut w = self.db().begin_write().map_err(MvccError::backend)?;
             let durability = if durable {
@@ -810,6 +827,9 @@ impl Store {
             state.pending.restore(&batch);
         } else {
             self.write_backs.fetch_add(1, Ordering::Relaxed);
+            if let Some(observe) = self.commit_observer.get() {
+                observe(started.elapsed());
+            }
             if let Some(replay) = self.replay.lock().as_mut() {
                 replay.push(batch);
             }

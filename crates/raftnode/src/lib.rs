@@ -113,7 +113,37 @@ pub struct NodeConfig {
     /// etcd's `--force-new-cluster`: drop the uncommitted tail of the log and commit the
     /// removal of every other member, so that this one goes on alone with its data.
     pub force_new_cluster: bool,
+    /// Told of what the node does, for metrics and logs.
+    pub observer: Arc<dyn Observer>,
 }
+
+/// What the node reports as it works, for the server's metrics and logs. Called on the node
+/// thread: must not block.
+pub trait Observer: Send + Sync + 'static {
+    /// WAL records were made durable by one fsync that took `took`.
+    fn wal_synced(&self, _took: Duration) {}
+    /// `bytes` more were written to the WAL.
+    fn wal_written(&self, _bytes: u64) {}
+    /// The leader this node knows of is now `leader` (0: none) in `term`.
+    fn leader_changed(&self, _leader: u64, _term: u64) {}
+    /// A heartbeat could not be handed to the transport (its peer's queue is full or gone).
+    fn heartbeat_send_failed(&self) {}
+    /// A ReadIndex went unanswered for a while and was sent again.
+    fn read_index_slow(&self) {}
+    /// A batch of reads failed: the leader changed, or there was none.
+    fn read_index_failed(&self) {}
+}
+
+impl std::fmt::Debug for dyn Observer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Observer")
+    }
+}
+
+/// An observer that ignores everything.
+pub struct NoObserver;
+
+impl Observer for NoObserver {}
 
 /// A committed log entry on its way to the state machine.
 #[derive(Debug, Clone)]
@@ -663,6 +693,8 @@ pub fn start(
         waiting_reads: Vec::new(),
         next_read_ctx: 0,
         tick: config.tick,
+        observer: config.observer.clone(),
+        wal_bytes_reported: 0,
     };
     // Clients may arrive before the node thread's first step: they must see the recovered
     // commit index (admission control compares it with the applied index).
@@ -732,6 +764,9 @@ struct Runner {
     waiting_reads: ReadWaiters,
     next_read_ctx: u64,
     tick: Duration,
+    observer: Arc<dyn Observer>,
+    /// The WAL's byte count when last reported to the observer.
+    wal_bytes_reported: u64,
 }
 
 impl Runner {
@@ -881,6 +916,7 @@ impl Runner {
             // Reads sent to an earlier leader may never be answered, and one that leads now
             // knows nothing of them.
             for (_, (_, waiters)) in self.pending_reads.drain() {
+                self.observer.read_index_failed();
                 for w in waiters {
                     let _ = w.send(Err(RaftError::LeaderChanged));
                 }
@@ -888,6 +924,9 @@ impl Runner {
             self.reads_leader = leader;
         }
         if leader == raft::INVALID_ID {
+            if !self.waiting_reads.is_empty() {
+                self.observer.read_index_failed();
+            }
             for w in self.waiting_reads.drain(..) {
                 let _ = w.send(Err(RaftError::NoLeader));
             }
@@ -902,6 +941,7 @@ impl Runner {
         for (ctx, (sent, _)) in self.pending_reads.iter_mut() {
             if now.duration_since(*sent) >= READ_INDEX_RETRY {
                 *sent = now;
+                self.observer.read_index_slow();
                 self.node.read_index(ctx.to_le_bytes().to_vec());
             }
         }
@@ -930,7 +970,11 @@ impl Runner {
                 }
                 continue;
             }
+            let heartbeat = m.get_msg_type() == raft::eraftpb::MessageType::MsgHeartbeat;
             if !self.transport.send(to, Bytes::from(m.encode_to_vec())) {
+                if heartbeat {
+                    self.observer.heartbeat_send_failed();
+                }
                 dropped.push(to);
             }
         }
@@ -944,7 +988,9 @@ impl Runner {
         let raft = &self.node.raft;
         let p = &self.progress;
         p.term.store(raft.term, Ordering::Release);
-        p.leader.store(raft.leader_id, Ordering::Release);
+        if p.leader.swap(raft.leader_id, Ordering::AcqRel) != raft.leader_id {
+            self.observer.leader_changed(raft.leader_id, raft.term);
+        }
         p.commit.store(raft.raft_log.committed, Ordering::Release);
         p.last_index
             .store(raft.raft_log.last_index(), Ordering::Release);
@@ -1046,12 +1092,19 @@ impl Runner {
         }
         if must_sync {
             // Group commit: one fsync for every entry and state change in this Ready.
+            let started = Instant::now();
             self.wal.sync()?;
+            self.observer.wal_synced(started.elapsed());
         } else {
             // A commit index that only moved is written without a sync, as etcd writes it: it
             // survives a killed process (which `--force-new-cluster` relies on), and after a
             // power cut it is recomputed.
             self.wal.write()?;
+        }
+        let written = self.wal.bytes_written();
+        if written != self.wal_bytes_reported {
+            self.observer.wal_written(written - self.wal_bytes_reported);
+            self.wal_bytes_reported = written;
         }
 
         for rs in ready.take_read_states() {

@@ -40,6 +40,7 @@ fn config(dir: &std::path::Path, applied: u64) -> NodeConfig {
         unsafe_no_fsync: false,
         catch_up_entries: cairn_raft::CATCH_UP_ENTRIES,
         force_new_cluster: false,
+        observer: std::sync::Arc::new(cairn_raft::NoObserver),
     }
 }
 

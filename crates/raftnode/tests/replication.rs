@@ -98,6 +98,7 @@ fn node_with_learners(wires: &Arc<Wires>, id: u64, voters: &[u64], learners: &[u
                 unsafe_no_fsync: true,
                 catch_up_entries: cairn_raft::CATCH_UP_ENTRIES,
                 force_new_cluster: false,
+                observer: std::sync::Arc::new(cairn_raft::NoObserver),
             },
             tx,
             Net {

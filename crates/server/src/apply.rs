@@ -43,6 +43,7 @@ pub(crate) struct ApplyLoop {
     pub(crate) durable: Arc<DurableRequests>,
     /// A failpoint's wait before the first batch.
     pub(crate) hold: Option<Duration>,
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Durable write-backs the apply loop asks for every `--snapshot-count` entries. The
@@ -244,6 +245,25 @@ impl ApplyLoop {
         Ok(())
     }
 
+    /// etcd's per-operation counters, for what an entry did.
+    /// `compares`: how many compares the request (a txn) made.
+    fn count(&self, res: &ApplyResult, compares: u64) {
+        use crate::metrics::OpCounts;
+        let m = &self.metrics;
+        match res {
+            Ok(Applied::Put(_)) => m.puts.inc(),
+            Ok(Applied::DeleteRange(_)) => m.deletes.inc(),
+            Ok(Applied::Txn(t)) => {
+                let mut ops = OpCounts::of_branch(t);
+                ops.ranges += compares;
+                m.count_ops(ops);
+            }
+            Ok(Applied::LeaseGrant(_)) => m.leases_granted.inc(),
+            Ok(Applied::LeaseRevoke(_)) => m.leases_revoked.inc(),
+            _ => {}
+        }
+    }
+
     fn apply_batch(&mut self, batch: Vec<CommittedEntry>) -> Result<(), ServerError> {
         let consistent = self.store.consistent_index();
         let Some(last) = batch.last() else {
@@ -272,6 +292,11 @@ impl ApplyLoop {
                     }
                 };
                 let before = a.events().len();
+                let started = std::time::Instant::now();
+                let compares = match &req.request {
+                    Some(Request::Txn(t)) => t.compare.len() as u64,
+                    _ => 0,
+                };
                 let refused = match (&req.auth_header, &req.request) {
                     (_, Some(r)) if self.alarms.refuses(r).is_some() => self.alarms.refuses(r),
                     (Some(h), Some(r)) if self.auth.is_enabled() => self
@@ -341,6 +366,10 @@ impl ApplyLoop {
                 {
                     return Err(e);
                 }
+                if started.elapsed() > crate::metrics::SLOW_APPLY {
+                    self.metrics.slow_apply.inc();
+                }
+                self.count(&res, compares);
                 self.lessor.track(&a.events()[before..]);
                 if req.origin == self.member_id {
                     results.push((req.id, res));

@@ -153,6 +153,16 @@ pub struct Config {
     #[arg(long, env = "ETCD_QUOTA_BACKEND_BYTES", default_value_t = 0)]
     pub quota_backend_bytes: u64,
 
+    /// List of URLs to serve `/metrics`, `/health`, `/livez` and `/readyz` on, besides the
+    /// client URLs (kubeadm probes http://127.0.0.1:2381).
+    #[arg(long, env = "ETCD_LISTEN_METRICS_URLS", default_value = "")]
+    pub listen_metrics_urls: String,
+
+    /// Set level of detail for exported metrics: 'basic' or 'extensive' (adds gRPC
+    /// handling-time histograms).
+    #[arg(long, env = "ETCD_METRICS", default_value = "basic")]
+    pub metrics: String,
+
     /// Log level: debug, info, warn, error, panic, or fatal.
     #[arg(long, env = "ETCD_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
@@ -576,7 +586,9 @@ impl Config {
                 self.log_level
             )));
         }
+        self.metrics_level()?;
         for (flag, urls) in [
+            ("listen-metrics-urls", &self.listen_metrics_urls),
             ("listen-peer-urls", &self.listen_peer_urls),
             ("listen-client-urls", &self.listen_client_urls),
             ("advertise-client-urls", &self.advertise_client_urls),
@@ -605,7 +617,10 @@ impl Config {
                 self.peer_cert_allowed_cn, self.peer_cert_allowed_hostname
             )));
         }
-        for u in split_list(&self.listen_client_urls) {
+        let client_and_metrics = split_list(&self.listen_client_urls)
+            .into_iter()
+            .chain(split_list(&self.listen_metrics_urls));
+        for u in client_and_metrics {
             if is_tls_url(&u)
                 && !self.auto_tls
                 && (self.cert_file.is_empty() || self.key_file.is_empty())
@@ -710,6 +725,32 @@ impl Config {
         Ok(out)
     }
 
+    /// Socket addresses to serve metrics and health on, each with whether it is `https://`
+    /// (served with the client certificate, as etcd does).
+    pub fn metrics_listen_addrs(&self) -> Result<Vec<(SocketAddr, bool)>, ConfigError> {
+        let mut out = Vec::new();
+        for u in split_list(&self.listen_metrics_urls) {
+            let tls = is_tls_url(&u);
+            for a in parse_url("listen-metrics-urls", &u)? {
+                if !out.iter().any(|(seen, _)| *seen == a) {
+                    out.push((a, tls));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// `--metrics`.
+    pub fn metrics_level(&self) -> Result<crate::metrics::Level, ConfigError> {
+        match self.metrics.as_str() {
+            "basic" => Ok(crate::metrics::Level::Basic),
+            "extensive" => Ok(crate::metrics::Level::Extensive),
+            other => Err(ConfigError::Invalid(format!(
+                "unknown --metrics {other:?} (valid: basic, extensive)"
+            ))),
+        }
+    }
+
     /// Whether members talk TLS: some peer URL of this member is `https://`.
     pub fn peer_tls(&self) -> bool {
         split_list(&self.listen_peer_urls)
@@ -736,6 +777,7 @@ impl Config {
     pub fn client_tls(&self) -> bool {
         split_list(&self.listen_client_urls)
             .iter()
+            .chain(split_list(&self.listen_metrics_urls).iter())
             .any(|u| is_tls_url(u))
     }
 }

@@ -77,6 +77,8 @@ pub struct EtcdServer {
     pub reads: ReadPool,
     applied: watch::Receiver<u64>,
     request_timeout: Duration,
+    /// etcd's Prometheus metrics for `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 fn sha1_u64(data: &[u8]) -> u64 {
@@ -223,12 +225,23 @@ impl EtcdServer {
             // the membership record follows here, as those entries carry no request.
             members.force_alone(&store, member_id)?;
         }
+        let metrics = Arc::new(
+            crate::metrics::Metrics::new(config.metrics_level()?, member_id)
+                .map_err(|e| ServerError::Internal(format!("registering metrics: {e}")))?,
+        );
+        {
+            let metrics = metrics.clone();
+            store.observe_commits(Box::new(move |took| {
+                metrics.backend_commit.observe(took.as_secs_f64());
+            }));
+        }
         let peers = PeerTransport::new(
             member_id,
             cluster_id,
             members.peers(member_id),
             snap_dir.clone(),
             crate::tls::peer_dialer(&config)?,
+            metrics.clone(),
         );
         // etcd's minimum lease TTL: 1.5 election timeouts, rounded up to whole seconds.
         let min_ttl = (config.election_timeout * 3 / 2).div_ceil(1000) as i64;
@@ -263,6 +276,7 @@ impl EtcdServer {
             snapshot_count: config.snapshot_count,
             last_compacted: applied_index,
             hold: crate::failpoint::apply_hold(),
+            metrics: metrics.clone(),
         }));
         let queued = Arc::new(AtomicUsize::new(0));
         let (apply_tx, apply_rx) = std::sync::mpsc::channel();
@@ -287,6 +301,10 @@ impl EtcdServer {
                 unsafe_no_fsync: config.unsafe_no_fsync,
                 catch_up_entries: config.experimental_snapshot_catchup_entries,
                 force_new_cluster: config.force_new_cluster,
+                observer: Arc::new(crate::metrics::RaftObserver {
+                    metrics: metrics.clone(),
+                    member_id,
+                }),
             },
             Dispatch {
                 applier: applier.clone(),
@@ -323,6 +341,7 @@ impl EtcdServer {
             applied: applied_rx,
             request_timeout,
             config: config.clone(),
+            metrics,
         });
         tracing::info!(
             name = %config.name,
@@ -403,6 +422,11 @@ impl EtcdServer {
             Ok(Err(_)) => Err(ServerError::Stopped),
             Err(_) => Err(ServerError::Timeout),
         }
+    }
+
+    /// Proposals made on this member and not yet applied.
+    pub fn pending_proposals(&self) -> u64 {
+        self.waiters.lock().len() as u64
     }
 
     pub fn applied_index(&self) -> u64 {
@@ -513,8 +537,19 @@ impl EtcdServer {
             }
         }
         .await;
-        if outcome.is_err() {
+        if let Err(e) = &outcome {
             self.waiters.lock().remove(&id);
+            // etcd counts proposals that never made it through Raft, not requests that were
+            // applied and answered with an error.
+            if matches!(
+                e,
+                ServerError::Raft(_)
+                    | ServerError::Stopped
+                    | ServerError::Timeout
+                    | ServerError::TimeoutLeaderFail
+            ) {
+                self.metrics.proposals_failed.inc();
+            }
         }
         outcome
     }
@@ -544,7 +579,11 @@ impl EtcdServer {
             self.linearizable_barrier().await?;
         }
         let store = self.store.clone();
+        let compares = req.compare.len() as u64;
         let mut resp = self.reads.run(move || store.read_only_txn(&req)).await??;
+        let mut ops = crate::metrics::OpCounts::of_branch(&resp);
+        ops.ranges += compares;
+        self.metrics.count_ops(ops);
         resp.header = self.restamp(resp.header.take());
         Ok(resp)
     }
@@ -586,6 +625,7 @@ impl EtcdServer {
         if !req.serializable {
             self.linearizable_barrier().await?;
         }
+        self.metrics.ranges.inc();
         // A single key is read in microseconds: handing it to another thread would cost more
         // than the read. Larger ranges read many values: keep them off the async workers, at
         // the read threads' lower priority.

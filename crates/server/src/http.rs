@@ -1,5 +1,6 @@
-//! HTTP on the client port, next to gRPC: `/health`, `/livez`, `/readyz`, `/version`, and
-//! gRPC's UNIMPLEMENTED (with a message naming the method) for services not built yet.
+//! HTTP on the client port, next to gRPC: `/health`, `/livez`, `/readyz`, `/version`,
+//! `/metrics`, and gRPC's UNIMPLEMENTED (with a message naming the method) for services not
+//! built yet. The same probes and metrics are served alone on `--listen-metrics-urls`.
 
 use crate::etcd::EtcdServer;
 use crate::maintenance::{ETCD_VERSION, STORAGE_VERSION};
@@ -14,15 +15,46 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 pub fn routes(grpc: Router, server: Arc<EtcdServer>) -> Router {
-    let http = Router::new()
-        .route("/health", get(health))
-        .route("/livez", get(livez))
-        .route("/readyz", get(readyz))
-        .route("/version", get(version))
-        .with_state(server);
+    let grpc = grpc.layer(axum::middleware::from_fn_with_state(
+        server.metrics.clone(),
+        crate::metrics::grpc::track,
+    ));
+    let http = probes().route("/version", get(version)).with_state(server);
     grpc.merge(http)
         .fallback(fallback)
         .layer(axum::middleware::map_response(grpc_go_size_error))
+}
+
+/// What `--listen-metrics-urls` serve.
+pub fn metrics_routes(server: Arc<EtcdServer>) -> Router {
+    probes().with_state(server).fallback(fallback)
+}
+
+fn probes() -> Router<Arc<EtcdServer>> {
+    Router::new()
+        .route("/health", get(health))
+        .route("/livez", get(livez))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+}
+
+async fn metrics(State(server): State<Arc<EtcdServer>>) -> Response {
+    // Rendering reads sizes and walks every family: off the async workers.
+    let rendered = {
+        let server = server.clone();
+        tokio::task::spawn_blocking(move || server.metrics.render(&server)).await
+    };
+    match rendered {
+        Ok(body) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            )],
+            body,
+        )
+            .into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+    }
 }
 
 /// tonic rejects an over-limit request message with OUT_OF_RANGE; grpc-go, and so etcd, answers
@@ -132,6 +164,10 @@ async fn health(
             .await
             .map_err(|e| e.to_string())
     };
+    match check {
+        Ok(()) => server.metrics.health_success.inc(),
+        Err(_) => server.metrics.health_failures.inc(),
+    }
     let (code, body) = match check {
         Ok(()) => (StatusCode::OK, json!({"health": "true", "reason": ""})),
         Err(reason) => (

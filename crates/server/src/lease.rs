@@ -405,7 +405,8 @@ pub fn spawn_background(server: Arc<EtcdServer>) {
                 tokio::spawn(async move {
                     let req = Request::LeaseRevoke(LeaseRevokeRequest { id });
                     match s.propose(req).await {
-                        Ok(_) | Err(ServerError::Mvcc(cairn_mvcc::MvccError::LeaseNotFound)) => {}
+                        Ok(_) => s.metrics.leases_expired.inc(),
+                        Err(ServerError::Mvcc(cairn_mvcc::MvccError::LeaseNotFound)) => {}
                         Err(e) => {
                             tracing::warn!(lease = format!("{id:x}"), error = %e, "revoking an expired lease failed; will retry")
                         }

@@ -3,7 +3,7 @@
 //! Owns: configuration (etcd's flags, `ETCD_*` variables, YAML file), bootstrap of a member's
 //! data dir, the gRPC services with etcd's validation and error strings, the apply loop that
 //! feeds committed entries into the MVCC store, HTTP on the client port (`/health`,
-//! `/version`, …), and TLS on that port.
+//! `/version`, `/metrics`, …) and on `--listen-metrics-urls`, and TLS on those ports.
 //!
 //! Must not: hold state that is neither in the Raft log nor derived from it, or reach into the
 //! internals of the MVCC store or the Raft node; it uses their public APIs only.
@@ -21,6 +21,7 @@ mod failpoint;
 mod http;
 mod idgen;
 mod lease;
+pub mod metrics;
 pub mod offline;
 mod readpool;
 pub mod tls;
@@ -210,6 +211,28 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
             let _ = tcp.set_nodelay(true);
         });
+        tasks.push(tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+        }));
+    }
+    for (addr, over_tls) in config.metrics_listen_addrs()? {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("listen on {addr} for metrics: {e}"))?;
+        let router = http::metrics_routes(server.clone());
+        if let (true, Some(tls)) = (over_tls, &tls) {
+            tracing::info!(%addr, "serving metrics and health over TLS");
+            let listener = tls::TlsListener::new(listener, tls.clone(), "metrics", None)?;
+            tasks.push(tokio::spawn(async move {
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(shutdown_signal())
+                    .await
+            }));
+            continue;
+        }
+        tracing::info!(%addr, "serving metrics and health");
         tasks.push(tokio::spawn(async move {
             axum::serve(listener, router)
                 .with_graceful_shutdown(shutdown_signal())

@@ -164,6 +164,8 @@ pub struct Wal {
     last_index: u64,
     /// `--unsafe-no-fsync`: batches are written but not made durable.
     no_fsync: bool,
+    /// Bytes of batches written since the WAL was opened (etcd's `wal_write_bytes_total`).
+    written: u64,
 }
 
 fn segment_name(seq: u64, first_index: u64) -> String {
@@ -259,6 +261,7 @@ impl Wal {
                     segment_bytes,
                     last_index,
                     no_fsync: false,
+                    written: 0,
                 }
             }
             _ => {
@@ -282,6 +285,7 @@ impl Wal {
                     segment_bytes,
                     last_index,
                     no_fsync: false,
+                    written: 0,
                 }
             }
         };
@@ -330,6 +334,11 @@ impl Wal {
         self.buf.len() > FRAME_LEN
     }
 
+    /// Bytes of batches written since the WAL was opened.
+    pub fn bytes_written(&self) -> u64 {
+        self.written
+    }
+
     /// Writes everything buffered as one batch and makes it durable with a single `fdatasync`.
     pub fn sync(&mut self) -> Result<()> {
         self.write_batch()?;
@@ -360,6 +369,7 @@ impl Wal {
         let path = self.active_path().to_path_buf();
         self.active.write_all(&self.buf).map_err(io_err(&path))?;
         self.active_len += self.buf.len() as u64;
+        self.written += self.buf.len() as u64;
         self.next_batch += 1;
         self.buf.truncate(FRAME_LEN);
         Ok(())

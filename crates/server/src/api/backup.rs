@@ -49,8 +49,9 @@ pub(crate) fn stream(
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     ));
+    let metrics = server.metrics.clone();
     tokio::task::spawn_blocking(move || {
-        if let Err(e) = send_copy(&store, &path, header, &tx) {
+        if let Err(e) = send_copy(&store, &path, header, &tx, &metrics) {
             let _ = tx.blocking_send(Err(e.into()));
         }
         let _ = std::fs::remove_file(&path);
@@ -63,11 +64,21 @@ fn send_copy(
     path: &Path,
     header: Option<cairn_proto::etcdserverpb::ResponseHeader>,
     tx: &mpsc::Sender<Result<SnapshotResponse, Status>>,
+    metrics: &crate::metrics::Metrics,
 ) -> Result<(), ServerError> {
     let io = |e: std::io::Error| ServerError::Io(format!("snapshot copy {}: {e}", path.display()));
     // What has been applied but not yet written back belongs in the copy.
     store.write_back_now()?;
+    let started = std::time::Instant::now();
     store.write_snapshot(path)?;
+    metrics
+        .snapshot_duration
+        .observe(started.elapsed().as_secs_f64());
+    tracing::info!(
+        size = std::fs::metadata(path).map_or(0, |m| m.len()),
+        took_ms = started.elapsed().as_millis() as u64,
+        "copied the backend for a snapshot"
+    );
     let mut file = std::fs::File::open(path).map_err(io)?;
     std::fs::remove_file(path).map_err(io)?;
     let total = file.metadata().map_err(io)?.len();

@@ -100,20 +100,29 @@ impl Maintenance for MaintenanceService {
         let store = self.server.store.clone();
         tracing::info!(size = store.db_size(), "defragmenting");
         let started = std::time::Instant::now();
+        let metrics = self.server.metrics.clone();
         // The copy takes only CPU nobody else wants: below the write path and below the read
         // threads, so that neither waits for it on a busy member.
         let (tx, rx) = tokio::sync::oneshot::channel();
+        let inflight = metrics.defrag_inflight.clone();
         std::thread::Builder::new()
             .name("defrag".into())
             .spawn(move || {
                 crate::readpool::lower_priority(DEFRAG_NICENESS);
-                let _ = tx.send(store.defragment());
+                // Set here, not in the call: a defragmentation goes on if its client leaves.
+                inflight.inc();
+                let done = store.defragment();
+                inflight.dec();
+                let _ = tx.send(done);
             })
             .map_err(|e| Status::internal(format!("no defragmentation thread: {e}")))?;
         let done = rx
             .await
             .map_err(|_| Status::internal("defragmentation stopped"))?
             .map_err(crate::errors::ServerError::from)?;
+        metrics
+            .defrag_duration
+            .observe(started.elapsed().as_secs_f64());
         tracing::info!(
             size_before = done.size_before,
             size_after = done.size_after,
@@ -150,12 +159,17 @@ impl Maintenance for MaintenanceService {
         super::require_root_untranslated(&self.server, &request).await?;
         let rev = request.get_ref().revision;
         let store = self.server.store.clone();
+        let started = std::time::Instant::now();
         let (hash, compact_revision, hash_revision) = self
             .server
             .reads
             .run(move || store.hash_kv(rev))
             .await?
             .map_err(crate::errors::ServerError::from)?;
+        self.server
+            .metrics
+            .hash_duration
+            .observe(started.elapsed().as_secs_f64());
         Ok(Response::new(HashKvResponse {
             header: self.server.header(self.server.store.revision()),
             hash,

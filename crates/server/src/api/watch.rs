@@ -42,6 +42,7 @@ struct ResponseStream {
 impl Drop for ResponseStream {
     fn drop(&mut self) {
         self.server.store.close_watch_stream(self.stream);
+        self.server.metrics.watch_streams.dec();
     }
 }
 
@@ -122,6 +123,7 @@ fn to_responses(server: &EtcdServer, m: WatchMsg) -> Vec<WatchResponse> {
                     ev
                 })
                 .collect();
+            server.metrics.events_sent.inc_by(events.len() as u64);
             let base = WatchResponse {
                 header: server.header(revision),
                 watch_id,
@@ -201,6 +203,7 @@ impl Watch for WatchService {
         let (tx, rx) = unbounded_channel();
         let sink = StreamSink::new(tx);
         let stream = self.server.store.open_watch_stream(sink.clone());
+        self.server.metrics.watch_streams.inc();
         let server = self.server.clone();
         let catch_up = self.catch_up.clone();
         let control = sink.clone();

@@ -58,7 +58,11 @@ impl EtcdServer {
         // A lease granted through another member may be committed but not yet applied here:
         // renewing before the grant is applied would answer "expired".
         self.wait_applied_to_commit().await?;
-        Ok(self.lessor.renew(id).unwrap_or(0))
+        let ttl = self.lessor.renew(id);
+        if ttl.is_some() {
+            self.metrics.leases_renewed.inc();
+        }
+        Ok(ttl.unwrap_or(0))
     }
 
     pub(crate) async fn lease_time_to_live_as_leader(

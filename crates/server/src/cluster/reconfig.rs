@@ -267,7 +267,10 @@ impl EtcdServer {
             id,
             ..Default::default()
         };
-        self.change_members(Kind::Promote, record, Some(ConfChange::AddVoter(id)))
-            .await
+        let members = self
+            .change_members(Kind::Promote, record, Some(ConfChange::AddVoter(id)))
+            .await?;
+        self.metrics.learner_promote_successes.inc();
+        Ok(members)
     }
 }

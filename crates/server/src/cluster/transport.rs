@@ -18,8 +18,8 @@ use cairn_proto::cairnpb::peer_client::PeerClient;
 use cairn_proto::cairnpb::peer_server::Peer;
 use cairn_proto::cairnpb::{
     LeaseRenewRequest, LeaseRenewResponse, LeaseTimeToLiveForward, MemberPromoteForward,
-    MembersRequest, MembersResponse, PeerBatch, PeerHashKvRequest, PeerStreamEnd, SnapshotAck,
-    SnapshotChunk,
+    MembersRequest, MembersResponse, PeerBatch, PeerHashKvRequest, PeerStreamEnd, ProbeRequest,
+    ProbeResponse, SnapshotAck, SnapshotChunk,
 };
 use cairn_proto::etcdserverpb::{HashKvResponse, LeaseTimeToLiveResponse, MemberPromoteResponse};
 use cairn_raft::RaftHandle;
@@ -40,6 +40,8 @@ pub(crate) const MAX_BATCH_BYTES: usize = cairn_raft::MAX_PROPOSAL_BYTES + 2 * B
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
 const DIAL_TIMEOUT: Duration = Duration::from_secs(1);
+/// How often the round trip to each peer is measured.
+const PROBE_INTERVAL: Duration = Duration::from_secs(5);
 /// What a removed member is told by the members it still tries to reach (etcd's words).
 pub(crate) const MEMBER_REMOVED: &str = "the member has been permanently removed from the cluster";
 
@@ -118,6 +120,7 @@ pub struct PeerTransport {
     /// Raised when a peer says this member was removed from the cluster.
     removed: Arc<tokio::sync::Notify>,
     dialer: PeerDialer,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl PeerTransport {
@@ -127,9 +130,11 @@ impl PeerTransport {
         peers: Vec<(u64, Vec<String>)>,
         snap_dir: PathBuf,
         dialer: PeerDialer,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> PeerTransport {
         let t = PeerTransport {
             dialer,
+            metrics,
             snap_dir,
             sending_snapshots: Arc::default(),
             blocked: Arc::default(),
@@ -179,6 +184,7 @@ impl PeerTransport {
         let mut queues = self.queues.write();
         for (&id, q) in queues.iter_mut() {
             if let Some(rx) = q.rx.take() {
+                runtime.spawn(probe_loop(self.clone(), id, q.tx.clone()));
                 runtime.spawn(send_loop(self.clone(), id, q.urls.clone(), rx));
             }
         }
@@ -265,10 +271,17 @@ impl cairn_raft::Transport for PeerTransport {
         if self.is_blocked(to) {
             return false;
         }
-        match self.queues.read().get(&to) {
+        let sent = match self.queues.read().get(&to) {
             Some(q) => q.tx.try_send(message).is_ok(),
             None => false,
+        };
+        if !sent {
+            self.metrics
+                .peer_sent_failures
+                .with_label_values(&[&format!("{to:x}")])
+                .inc();
         }
+        sent
     }
 
     fn send_snapshot(&mut self, to: u64, message: Bytes, index: u64) -> bool {
@@ -320,6 +333,34 @@ impl cairn_raft::Transport for PeerTransport {
             }
         });
         true
+    }
+}
+
+/// Times an empty call to `peer` every [`PROBE_INTERVAL`] while its stream is up, until the
+/// peer is removed (its queue, of which `queue` is a sender, closes).
+async fn probe_loop(t: PeerTransport, peer: u64, queue: mpsc::Sender<Bytes>) {
+    let round_trip = t
+        .metrics
+        .peer_round_trip
+        .with_label_values(&[&format!("{peer:x}")]);
+    let mut tick = tokio::time::interval(PROBE_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if queue.is_closed() {
+            return;
+        }
+        if t.active_since(peer).is_none() {
+            continue;
+        }
+        let Some(mut client) = t.client(peer) else {
+            continue;
+        };
+        let started = Instant::now();
+        let call = client.probe(ProbeRequest {});
+        if let Ok(Ok(_)) = tokio::time::timeout(PROBE_INTERVAL, call).await {
+            round_trip.observe(started.elapsed().as_secs_f64());
+        }
     }
 }
 
@@ -385,6 +426,10 @@ async fn stream_once(
     tracing::info!(peer = format!("{peer:x}"), %url, "peer became active");
     t.active.write().entry(peer).or_insert_with(Instant::now);
     let (cluster_id, me) = (t.cluster_id, t.me);
+    let sent_bytes = t
+        .metrics
+        .peer_sent_bytes
+        .with_label_values(&[&format!("{peer:x}")]);
     // An empty batch first: the peer checks who is calling before there is anything to say, so a
     // member of another cluster, or one removed while it was down, hears it at once.
     let hello = PeerBatch {
@@ -393,29 +438,33 @@ async fn stream_once(
         to: peer,
         messages: Vec::new(),
     };
-    let batches = futures::stream::unfold(rx, move |rx| async move {
-        let batch = {
-            let mut queue = rx.lock().await;
-            let first = queue.recv().await?;
-            let mut size = first.len();
-            let mut messages = vec![first];
-            while size < BATCH_BYTES {
-                match queue.try_recv() {
-                    Ok(m) => {
-                        size += m.len();
-                        messages.push(m);
+    let batches = futures::stream::unfold(rx, move |rx| {
+        let sent_bytes = sent_bytes.clone();
+        async move {
+            let batch = {
+                let mut queue = rx.lock().await;
+                let first = queue.recv().await?;
+                let mut size = first.len();
+                let mut messages = vec![first];
+                while size < BATCH_BYTES {
+                    match queue.try_recv() {
+                        Ok(m) => {
+                            size += m.len();
+                            messages.push(m);
+                        }
+                        Err(_) => break,
                     }
-                    Err(_) => break,
                 }
-            }
-            PeerBatch {
-                cluster_id,
-                from: me,
-                to: peer,
-                messages,
-            }
-        };
-        Some((batch, rx))
+                sent_bytes.inc_by(size as u64);
+                PeerBatch {
+                    cluster_id,
+                    from: me,
+                    to: peer,
+                    messages,
+                }
+            };
+            Some((batch, rx))
+        }
     });
     let batches = futures::StreamExt::chain(futures::stream::once(async move { hello }), batches);
     match client.stream(batches).await {
@@ -488,6 +537,8 @@ impl Peer for PeerService {
         request: Request<Streaming<PeerBatch>>,
     ) -> Result<Response<PeerStreamEnd>, Status> {
         let mut batches = request.into_inner();
+        // Resolved on the first batch: a stream carries one sender's batches.
+        let mut received_bytes: Option<prometheus::IntCounter> = None;
         while let Some(batch) = batches.message().await? {
             self.check_cluster(batch.cluster_id)?;
             self.check_addressee(batch.to)?;
@@ -502,6 +553,13 @@ impl Peer for PeerService {
                 // Partition failpoint: lost on the way.
                 continue;
             }
+            let counter = received_bytes.get_or_insert_with(|| {
+                self.server
+                    .metrics
+                    .peer_received_bytes
+                    .with_label_values(&[&format!("{:x}", batch.from)])
+            });
+            counter.inc_by(batch.messages.iter().map(|m| m.len() as u64).sum());
             for m in batch.messages {
                 self.raft
                     .step(m)
@@ -535,6 +593,10 @@ impl Peer for PeerService {
             compact_revision,
             hash_revision,
         }))
+    }
+
+    async fn probe(&self, _: Request<ProbeRequest>) -> Result<Response<ProbeResponse>, Status> {
+        Ok(Response::new(ProbeResponse {}))
     }
 
     async fn member_promote(
