@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
-"""Put and range latency while a large backend is defragmented, Cairn and etcd side by side.
+"""Put and range latency while a large backend is defragmented (or saved as a snapshot), Cairn
+and etcd side by side.
 
 For each server: one member, a backend of --size-gb (values of 10 KiB), half of the keys deleted
 and the history compacted (so the defragmentation has space to give back), then paced puts and
 linearizable ranges (--rate each, 10 clients each) in 2-second windows: --baseline seconds
-before the defragmentation, then for as long as `etcdctl defrag` runs. Prints p50/p99/max and
-throughput per phase and the worst 2-second window during the defragmentation. etcd stops
-serving while it defragments (issue #9222); Cairn's target is a p99 within 2x of its baseline.
+before the operation, then for as long as `etcdctl defrag` (or, with --operation snapshot,
+`etcdctl snapshot save`) runs. Prints p50/p99/max and throughput per phase. etcd stops serving
+while it defragments (issue #9222); Cairn's target is a p99 within 2x of its baseline, and a
+snapshot of a multi-GB backend must not stall writes on either.
 
     scripts/defrag_latency.py [--size-gb 2] [--rate 500] [--pin] [--only cairn|etcd]
+                              [--operation defrag|snapshot]
 """
 
 import argparse
@@ -94,9 +97,16 @@ def measure(kind, args, data_root):
         done = threading.Event()
         took = {}
 
+        snapshot_file = os.path.join(data_root, f"{kind}-snapshot.db")
+
         def defrag():
             t0 = time.time()
-            subprocess.run(etcdctl + ["defrag"], check=True, env=env, capture_output=True)
+            if args.operation == "snapshot":
+                subprocess.run(etcdctl + ["snapshot", "save", snapshot_file], check=True,
+                               env=env, capture_output=True)
+                os.remove(snapshot_file)
+            else:
+                subprocess.run(etcdctl + ["defrag"], check=True, env=env, capture_output=True)
             took["s"] = time.time() - t0
             done.set()
 
@@ -125,6 +135,7 @@ def main():
     p.add_argument("--baseline", type=float, default=10.0, help="seconds measured before")
     p.add_argument("--pin", action="store_true", help="server on CPU 0, load on CPU 1")
     p.add_argument("--only", choices=["cairn", "etcd"])
+    p.add_argument("--operation", choices=["defrag", "snapshot"], default="defrag")
     p.add_argument("--data-dir", default=os.path.join(ROOT, "target", "bench-data"))
     args = p.parse_args()
     build()
@@ -138,7 +149,8 @@ def main():
             sys.exit("etcd not found: apt-get install etcd-server")
         rows.append(measure(kind, args, data_root))
     mode = "pinned" if args.pin else "unpinned"
-    print(f"\nDefragmentation of a {args.size_gb} GB backend ({mode}), {args.rate} puts/s and "
+    what = "Snapshot save" if args.operation == "snapshot" else "Defragmentation"
+    print(f"\n{what} of a {args.size_gb} GB backend ({mode}), {args.rate} puts/s and "
           f"{args.rate} ranges/s:\n")
     print("| server | phase | put p50 / p99 / max (ms) | range p50 / p99 / max (ms) | put/s | "
           "range/s | errors |")
@@ -150,7 +162,7 @@ def main():
                   f"{pu['max_ms']:.0f} | {ra['p50_ms']:.1f} / {ra['p99_ms']:.1f} / "
                   f"{ra['max_ms']:.0f} | {pu['rps']:.0f} | {ra['rps']:.0f} | "
                   f"{pu['errors'] + ra['errors']} |")
-        print(f"| {r['kind']} | defrag took {r['defrag_s']:.1f} s, data dir "
+        print(f"| {r['kind']} | {args.operation} took {r['defrag_s']:.1f} s, data dir "
               f"{r['data_before'] / 1e9:.2f} → {r['data_after'] / 1e9:.2f} GB | | | | | |")
     print(json.dumps(rows))
 

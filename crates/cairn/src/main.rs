@@ -1,7 +1,6 @@
 //! `cairn`: the server binary. Accepts etcd's flags, `ETCD_*` variables and `--config-file`.
 
 use cairn_server::Config;
-use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {
     let config = match Config::load() {
@@ -15,20 +14,10 @@ fn main() -> std::process::ExitCode {
         eprintln!("cairn: {e}");
         return std::process::ExitCode::from(2);
     }
-    let level = match config.log_level.as_str() {
-        "debug" => "debug",
-        "warn" => "warn",
-        "error" | "dpanic" | "panic" | "fatal" => "error",
-        _ => "info",
-    };
-    let filter = EnvFilter::try_from_env("CAIRN_LOG").unwrap_or_else(|_| {
-        // raft-rs is chatty at info; its warnings and errors still come through.
-        EnvFilter::new(format!("{level},raft=warn"))
-    });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    if let Err(e) = cairn_server::logging::init(&config) {
+        eprintln!("cairn: {e}");
+        return std::process::ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

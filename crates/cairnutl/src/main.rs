@@ -8,10 +8,13 @@
 mod output;
 
 use cairn_server::offline::{self, RestoreOptions};
+use cairnctl::progress::Progress;
 use clap::{Parser, Subcommand};
 use output::{Format, log_info};
+use std::io::{IsTerminal as _, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Instant;
 
 /// etcdutl's (cobrautl's) exit codes.
 const EXIT_ERROR: u8 = 1;
@@ -157,7 +160,12 @@ fn main() -> ExitCode {
                 "restoring snapshot",
                 &[("path", opts.snapshot.display().to_string())],
             );
-            match offline::restore(&opts) {
+            let mut progress = Progress::new("Restoring snapshot", std::io::stderr().is_terminal());
+            let restored = offline::restore(&opts, &mut |done, total| {
+                show(progress.update(done, total, Instant::now()));
+            });
+            show(progress.finish());
+            match restored {
                 Ok(r) => {
                     log_info(
                         "restored snapshot",
@@ -176,7 +184,7 @@ fn main() -> ExitCode {
                 Err(e) => fail(EXIT_ERROR, e),
             }
         }
-        Command::Defrag { data_dir } => match offline::defragment(&data_dir) {
+        Command::Defrag { data_dir } => match defragment(&data_dir) {
             Ok((before, after)) => {
                 log_info(
                     "defragmented",
@@ -213,4 +221,24 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
     }
+}
+
+/// Writes a progress update to stderr.
+fn show(text: Option<String>) {
+    if let Some(text) = text {
+        let mut err = std::io::stderr().lock();
+        // Progress that cannot be shown is not worth failing the work for.
+        let _ = err.write_all(text.as_bytes());
+        let _ = err.flush();
+    }
+}
+
+/// An offline defragmentation with its progress on stderr.
+fn defragment(data_dir: &std::path::Path) -> Result<(u64, u64), offline::OfflineError> {
+    let mut progress = Progress::percent_only("Defragmenting", std::io::stderr().is_terminal());
+    let done = offline::defragment(data_dir, &mut |copied, total| {
+        show(progress.update(copied, total, Instant::now()));
+    });
+    show(progress.finish());
+    done
 }

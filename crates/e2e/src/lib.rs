@@ -255,7 +255,18 @@ impl Member {
         panic!("cairn did not become healthy; log:\n{}", self.log_text());
     }
 
+    /// The member's log, with each JSON line (etcd's zap format, the default) rendered as
+    /// `level msg key=value …` so that tests can look for messages and values as written.
     pub fn log_text(&self) -> String {
+        let raw = std::fs::read_to_string(&self.log).unwrap_or_default();
+        raw.lines()
+            .map(render_log_line)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The member's log as written.
+    pub fn raw_log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
@@ -376,6 +387,29 @@ pub fn load_keys(
             w.await.expect("writer");
         }
     });
+}
+
+/// A zap JSON log line as `level msg key=value …`; any other line as it is.
+pub fn render_log_line(line: &str) -> String {
+    let Ok(serde_json::Value::Object(fields)) = serde_json::from_str::<serde_json::Value>(line)
+    else {
+        return line.to_string();
+    };
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let mut out = format!(
+        "{} {}",
+        fields.get("level").map(text).unwrap_or_default(),
+        fields.get("msg").map(text).unwrap_or_default()
+    );
+    for (k, v) in &fields {
+        if !matches!(k.as_str(), "level" | "msg" | "ts" | "caller") {
+            out.push_str(&format!(" {k}={}", text(v)));
+        }
+    }
+    out
 }
 
 /// Several `cairn` members started together from one `--initial-cluster`.

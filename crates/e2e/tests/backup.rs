@@ -100,3 +100,132 @@ fn etcdctl_saves_a_consistent_snapshot_while_writes_go_on() {
     );
     assert_eq!(root.code, 0, "{root:?}");
 }
+
+/// A file that a save left in place must be a whole snapshot: backend pages, then the
+/// SHA-256 of them.
+fn assert_whole(path: &std::path::Path) {
+    let data = std::fs::read(path).unwrap();
+    assert!(
+        data.len() > 32 && data.len() % 512 == 32,
+        "{} bytes",
+        data.len()
+    );
+    let (body, trailer) = data.split_at(data.len() - 32);
+    let digest = ring::digest::digest(&ring::digest::SHA256, body);
+    assert_eq!(digest.as_ref(), trailer, "{}", path.display());
+}
+
+#[test]
+fn a_save_killed_on_either_side_leaves_nothing_half_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = Member::start(&dir.path().join("m1"), &[]);
+    let ep = m.endpoint();
+    cairn_e2e::load_keys(&ep, 4, 75, 64 * 1024, |t, i| format!("big/{t}/{i:04}"));
+    // Clients killed at moments spread over a save: a file in place is a whole one.
+    for tool in ["cairnctl", "etcdctl"] {
+        let started = std::time::Instant::now();
+        let probe = dir.path().join(format!("{tool}-timed.db"));
+        let run = if tool == "etcdctl" {
+            etcdctl(&ep, &["snapshot", "save", probe.to_str().unwrap()], None)
+        } else {
+            cairn_e2e::cairnctl(&ep, &["snapshot", "save", probe.to_str().unwrap()], None)
+        };
+        assert_eq!(run.code, 0, "{run:?}");
+        let whole = started.elapsed();
+        let mut interrupted = 0;
+        for attempt in 0..8u32 {
+            let path = dir.path().join(format!("{tool}-{attempt}.db"));
+            let bin = if tool == "etcdctl" {
+                cairn_e2e::etcdctl_bin()
+            } else {
+                cairn_e2e::cairnctl_bin()
+            };
+            let mut child = std::process::Command::new(bin)
+                .env("ETCDCTL_API", "3")
+                .args([
+                    "--endpoints",
+                    &ep,
+                    "snapshot",
+                    "save",
+                    path.to_str().unwrap(),
+                ])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(whole * attempt / 8);
+            let _ = child.kill();
+            let status = child.wait().unwrap();
+            if path.exists() {
+                assert_whole(&path);
+            } else {
+                assert!(
+                    !status.success(),
+                    "{tool}: a save that succeeded left no file"
+                );
+                interrupted += 1;
+            }
+        }
+        assert!(interrupted > 0, "{tool}: no save was interrupted");
+    }
+    // The member killed mid-save: the client fails and keeps no file; the member restarts
+    // clean, with no copy of its backend left beside it.
+    let path = dir.path().join("server-killed.db");
+    let mut child = std::process::Command::new(cairn_e2e::cairnctl_bin())
+        .args([
+            "--endpoints",
+            &ep,
+            "snapshot",
+            "save",
+            path.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut part = path.clone().into_os_string();
+    part.push(".part");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !std::path::Path::new(&part).exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the download never began"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    m.kill9();
+    let status = child.wait().unwrap();
+    if path.exists() {
+        // The whole copy had already arrived.
+        assert!(status.success());
+        assert_whole(&path);
+    } else {
+        assert!(!status.success());
+    }
+    m.restart();
+    let snap_dir = m.data_dir.join("member").join("snap");
+    let leftovers: Vec<_> = std::fs::read_dir(&snap_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("client-snapshot-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let run = etcdctl(
+        &ep,
+        &[
+            "get",
+            "big/",
+            "--prefix",
+            "--keys-only",
+            "--limit",
+            "1",
+            "-w",
+            "json",
+        ],
+        None,
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    let count = serde_json::from_str::<serde_json::Value>(&run.stdout).unwrap()["count"].clone();
+    assert_eq!(count, 300, "{run:?}");
+}

@@ -367,3 +367,74 @@ fn a_cluster_reports_its_peers_and_one_leader() {
         std::thread::sleep(Duration::from_millis(500));
     }
 }
+
+/// The status line and body of a GET.
+fn get_with_status(port: u16, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).unwrap();
+    let status = buf
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string());
+    (status, body.unwrap_or_default())
+}
+
+#[test]
+fn probes_report_each_check_as_etcd_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::start(dir.path(), 3, &[]);
+    let port = cluster.members[0].client_port;
+    assert_eq!(get_with_status(port, "/readyz"), (200, "ok\n".into()));
+    assert_eq!(
+        get_with_status(port, "/readyz?verbose"),
+        (
+            200,
+            "[+]data_corruption ok\n[+]serializable_read ok\n[+]linearizable_read ok\n[+]non_learner ok\nok\n"
+                .into()
+        )
+    );
+    assert_eq!(
+        get_with_status(port, "/readyz?verbose&exclude=data_corruption,non_learner"),
+        (
+            200,
+            "[+]serializable_read ok\n[+]linearizable_read ok\nok\n".into()
+        )
+    );
+    assert_eq!(
+        get_with_status(port, "/livez?verbose"),
+        (200, "[+]serializable_read ok\nok\n".into())
+    );
+    assert_eq!(
+        get_with_status(port, "/readyz/linearizable_read?verbose"),
+        (200, "[+]linearizable_read ok\nok\n".into())
+    );
+    assert_eq!(get_with_status(port, "/readyz/nonsense").0, 404);
+
+    // Without quorum the member is alive but not ready.
+    cluster.members[1].kill9();
+    cluster.members[2].kill9();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = get_with_status(port, "/readyz");
+        if status == 503 {
+            assert!(body.contains("[-]linearizable_read failed: "), "{body}");
+            assert!(body.contains("[+]serializable_read ok\n"), "{body}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "still ready: {body}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(get_with_status(port, "/livez"), (200, "ok\n".into()));
+    let (status, body) = get_with_status(port, "/readyz?exclude=linearizable_read");
+    assert_eq!((status, body.as_str()), (200, "ok\n"));
+}

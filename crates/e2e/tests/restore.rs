@@ -133,6 +133,11 @@ fn a_snapshot_restores_into_a_new_three_member_cluster() {
         args.extend(["--bump-revision", "1000", "--mark-compacted"]);
         let run = ok(cairnutl(&args));
         assert!(run.stderr.contains("restored snapshot"), "{run:?}");
+        // Progress, a line per tenth when stderr is no terminal.
+        assert!(
+            run.stderr.contains("Restoring snapshot: ") && run.stderr.contains("(100%)\n"),
+            "{run:?}"
+        );
     }
     // No member serves before a quorum runs: start all, then wait.
     for m in &mut members {
@@ -211,7 +216,7 @@ fn leftovers(dir: &Path, prefix: &str) -> Vec<PathBuf> {
 #[test]
 fn damaged_snapshots_and_unsafe_targets_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let m = Member::start(&dir.path().join("src"), &[]);
+    let mut m = Member::start(&dir.path().join("src"), &[]);
     for i in 0..100 {
         ok(etcdctl(
             &m.endpoint(),
@@ -327,6 +332,15 @@ fn damaged_snapshots_and_unsafe_targets_are_refused() {
         run.stderr.contains("Failed to defragment etcd data"),
         "{run:?}"
     );
+    // Stopped, it is, with its progress shown.
+    m.kill9();
+    let data_dir = m.data_dir.to_str().unwrap();
+    let run = ok(cairnutl(&["defrag", "--data-dir", data_dir]));
+    assert_eq!(
+        run.stdout,
+        format!("Finished defragmenting etcd data[{data_dir}]\n")
+    );
+    assert!(run.stderr.contains("Defragmenting: 100%\n"), "{run:?}");
 }
 
 #[test]

@@ -142,8 +142,9 @@ pub fn rebase(path: &Path, how: &Rebase) -> Result<Rebased> {
 }
 
 /// Rewrites the backend at `path` into a new file holding only live pages and moves it into
-/// place (a crash leaves the old file or the new one). Returns the sizes before and after.
-pub fn defragment(path: &Path) -> Result<(u64, u64)> {
+/// place (a crash leaves the old file or the new one). Returns the sizes before and after;
+/// `progress` hears the records copied so far and the total.
+pub fn defragment(path: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<(u64, u64)> {
     let size = |p: &Path| {
         std::fs::metadata(p)
             .map(|m| m.len())
@@ -156,7 +157,7 @@ pub fn defragment(path: &Path) -> Result<(u64, u64)> {
     let tmp = std::path::PathBuf::from(tmp);
     {
         let r = source.begin_read().map_err(MvccError::backend)?;
-        crate::snapshot::copy_backend(&r, &tmp)?;
+        crate::snapshot::copy_backend(&r, &tmp, progress)?;
     }
     drop(source);
     std::fs::rename(&tmp, path).map_err(|e| {

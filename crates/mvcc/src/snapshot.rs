@@ -14,16 +14,34 @@ const COPY_BATCH: usize = 20_000;
 
 /// Writes everything `from` sees into a new backend file at `dest` (replaced if it exists),
 /// durably: only live pages, so the copy is also a defragmented backend.
-pub(crate) fn copy_backend(from: &redb::ReadTransaction, dest: &Path) -> Result<()> {
+/// `progress` hears the records copied so far and the total.
+pub(crate) fn copy_backend(
+    from: &redb::ReadTransaction,
+    dest: &Path,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<()> {
     if dest.exists() {
         std::fs::remove_file(dest)
             .map_err(|e| MvccError::Backend(format!("remove {}: {e}", dest.display())))?;
     }
     let out = open_backend(dest)?;
     let _paced = crate::writeback::Background::start(dest);
-    copy_table(from, &out, KV)?;
-    copy_table(from, &out, META)?;
-    copy_table(from, &out, LEASES)?;
+    let mut total = 0;
+    for len in [
+        table_len(from, KV)?,
+        table_len(from, META)?,
+        table_len(from, LEASES)?,
+    ] {
+        total += len;
+    }
+    let mut copied = 0;
+    let mut count = |n: u64| {
+        copied += n;
+        progress(copied, total);
+    };
+    copy_table(from, &out, KV, &mut count)?;
+    copy_table(from, &out, META, &mut count)?;
+    copy_table(from, &out, LEASES, &mut count)?;
     // One durable commit makes everything before it durable too.
     let mut w = out.begin_write().map_err(MvccError::backend)?;
     w.set_durability(Durability::Immediate)
@@ -34,10 +52,21 @@ pub(crate) fn copy_backend(from: &redb::ReadTransaction, dest: &Path) -> Result<
     sync_parent(dest)
 }
 
+fn table_len<K: redb::Key + 'static, V: redb::Value + 'static>(
+    from: &redb::ReadTransaction,
+    table: TableDefinition<K, V>,
+) -> Result<u64> {
+    use redb::ReadableTableMetadata;
+    from.open_table(table)
+        .and_then(|t| t.len().map_err(redb::TableError::Storage))
+        .map_err(MvccError::backend)
+}
+
 fn copy_table<K: redb::Key + 'static, V: redb::Value + 'static>(
     from: &redb::ReadTransaction,
     to: &Database,
     table: TableDefinition<K, V>,
+    copied_more: &mut dyn FnMut(u64),
 ) -> Result<()>
 where
     for<'a> K::SelfType<'a>: std::borrow::Borrow<K::SelfType<'a>>,
@@ -63,6 +92,7 @@ where
             }
         }
         w.commit().map_err(MvccError::backend)?;
+        copied_more(copied as u64);
         if copied < COPY_BATCH {
             return Ok(());
         }
@@ -155,7 +185,7 @@ impl Store {
             (read, self.generation.load(Ordering::Acquire))
         };
         let copy_started = std::time::Instant::now();
-        let copied = read.and_then(|r| copy_backend(&r, &dest));
+        let copied = read.and_then(|r| copy_backend(&r, &dest, &mut |_, _| {}));
         let copy = copy_started.elapsed();
         let _no_write_back = self.write_back.lock();
         let replay = self.replay.lock().take().unwrap_or_default();
@@ -223,7 +253,7 @@ impl Store {
             let meta = r.open_table(META).map_err(MvccError::backend)?;
             meta_u64(&meta, "consistent_index")?
         };
-        copy_backend(&r, dest)?;
+        copy_backend(&r, dest, &mut |_, _| {})?;
         Ok(consistent)
     }
 

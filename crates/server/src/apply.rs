@@ -226,7 +226,10 @@ impl ApplyLoop {
 
     /// Replaces the backend with the leader's copy for `index`, and everything derived from it.
     fn install_snapshot(&mut self, index: u64) -> Result<(), ServerError> {
-        let consistent = crate::cluster::snapshot::install(&self.store, &self.snap_dir, index)?;
+        self.metrics.snapshot_apply_in_progress.set(1);
+        let installed = crate::cluster::snapshot::install(&self.store, &self.snap_dir, index);
+        self.metrics.snapshot_apply_in_progress.set(0);
+        let consistent = installed?;
         self.lessor.reload(&self.store)?;
         self.auth.reload(&self.store)?;
         self.alarms.reload(&self.store)?;
@@ -319,7 +322,13 @@ impl ApplyLoop {
                     }
                     (None, Some(Request::Compaction(c))) => a
                         .compact(c.revision)
-                        .map(|_| {
+                        .map(|outcome| {
+                            tracing::info!(
+                                revision = c.revision,
+                                removed_revisions = outcome.removed_revisions,
+                                took_ms = started.elapsed().as_millis() as u64,
+                                "compacted"
+                            );
                             Applied::Compaction(CompactionResponse {
                                 header: Some(ResponseHeader {
                                     revision: a.revision(),

@@ -163,6 +163,16 @@ pub struct Config {
     #[arg(long, env = "ETCD_METRICS", default_value = "basic")]
     pub metrics: String,
 
+    /// Specify 'zap' for structured (JSON) logging or 'capnslog' for human-readable lines.
+    #[arg(long, env = "ETCD_LOGGER", default_value = "zap")]
+    pub logger: String,
+
+    /// Specify 'stdout' or 'stderr' to skip journald logging even when running under systemd,
+    /// or list of comma separated output targets ('systemd/journal', file paths).
+    #[arg(long, env = "ETCD_LOG_OUTPUTS", default_value = "default")]
+    #[serde(deserialize_with = "list_as_string")]
+    pub log_outputs: String,
+
     /// Log level: debug, info, warn, error, panic, or fatal.
     #[arg(long, env = "ETCD_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
@@ -351,6 +361,28 @@ fn scalar_as_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D:
         serde_yaml::Value::Number(n) => Ok(n.to_string()),
         other => Err(serde::de::Error::custom(format!(
             "expected a number or a string, got {other:?}"
+        ))),
+    }
+}
+
+/// A YAML list read as a comma-separated flag value: etcd's config file takes
+/// `log-outputs: [stderr, /var/log/etcd.log]`, and a plain string too.
+fn list_as_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    use serde::Deserialize;
+    match serde_yaml::Value::deserialize(d)? {
+        serde_yaml::Value::String(s) => Ok(s),
+        serde_yaml::Value::Sequence(items) => items
+            .into_iter()
+            .map(|v| match v {
+                serde_yaml::Value::String(s) => Ok(s),
+                other => Err(serde::de::Error::custom(format!(
+                    "expected a string in the list, got {other:?}"
+                ))),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(|v| v.join(",")),
+        other => Err(serde::de::Error::custom(format!(
+            "expected a list or a string, got {other:?}"
         ))),
     }
 }
@@ -587,6 +619,14 @@ impl Config {
             )));
         }
         self.metrics_level()?;
+        if !matches!(self.logger.as_str(), "zap" | "capnslog") {
+            return Err(ConfigError::Invalid(format!(
+                "unknown logger option {:?}",
+                self.logger
+            )));
+        }
+        crate::logging::check_outputs(&split_list(&self.log_outputs))
+            .map_err(ConfigError::Invalid)?;
         for (flag, urls) in [
             ("listen-metrics-urls", &self.listen_metrics_urls),
             ("listen-peer-urls", &self.listen_peer_urls),

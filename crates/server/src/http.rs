@@ -33,8 +33,10 @@ pub fn metrics_routes(server: Arc<EtcdServer>) -> Router {
 fn probes() -> Router<Arc<EtcdServer>> {
     Router::new()
         .route("/health", get(health))
-        .route("/livez", get(livez))
-        .route("/readyz", get(readyz))
+        .route("/livez", get(crate::probes::livez))
+        .route("/livez/{check}", get(crate::probes::livez_check))
+        .route("/readyz", get(crate::probes::readyz))
+        .route("/readyz/{check}", get(crate::probes::readyz_check))
         .route("/metrics", get(metrics))
 }
 
@@ -151,7 +153,7 @@ async fn health(
     } else if !server.is_published() {
         // etcd serves no client before its member is published; a member that has not yet
         // joined the cluster's view of itself is not healthy.
-        Err(NOT_PUBLISHED.to_string())
+        Err("member has not yet published its attributes to the cluster".to_string())
     } else if serializable {
         if server.raft.leader() == 0 {
             Err("RAFT NO LEADER".to_string())
@@ -176,30 +178,6 @@ async fn health(
         ),
     };
     (code, axum::Json(body)).into_response()
-}
-
-async fn livez() -> Response {
-    (StatusCode::OK, "ok\n").into_response()
-}
-
-const NOT_PUBLISHED: &str = "member has not yet published its attributes to the cluster";
-
-async fn readyz(State(server): State<Arc<EtcdServer>>) -> Response {
-    if !server.is_published() {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("[-]published failed: {NOT_PUBLISHED}\nreadyz check failed\n"),
-        )
-            .into_response();
-    }
-    match server.linearizable_barrier().await {
-        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("[-]linearizable_read failed: {e}\nreadyz check failed\n"),
-        )
-            .into_response(),
-    }
 }
 
 async fn version() -> Response {

@@ -21,9 +21,12 @@ mod failpoint;
 mod http;
 mod idgen;
 mod lease;
+pub mod logging;
 pub mod metrics;
 pub mod offline;
+mod probes;
 mod readpool;
+mod systemd;
 pub mod tls;
 
 pub use api::maintenance::ETCD_VERSION;
@@ -239,6 +242,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 .await
         }));
     }
+    // Every listener is bound: once the member has published itself, it serves.
+    tokio::spawn(systemd::notify_when_ready(server.clone()));
     let all = futures::future::join_all(tasks);
     tokio::pin!(all);
     tokio::select! {

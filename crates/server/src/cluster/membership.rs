@@ -145,10 +145,22 @@ impl Members {
                     client_urls: Vec::new(),
                     ..record.clone()
                 });
+                tracing::info!(
+                    member = format!("{:x}", record.id),
+                    peer_urls = ?record.peer_urls,
+                    learner = record.is_learner,
+                    "added member"
+                );
                 Applied::Peer(record.id, record.peer_urls.clone())
             }
             (Ok(Kind::Remove), Some(i)) => {
-                members.remove(i);
+                let gone = members.remove(i);
+                tracing::info!(
+                    member = format!("{:x}", gone.id),
+                    name = %gone.name,
+                    peer_urls = ?gone.peer_urls,
+                    "removed member"
+                );
                 let mut removed = self.removed.write();
                 if !removed.contains(&record.id) {
                     removed.push(record.id);
@@ -156,11 +168,22 @@ impl Members {
                 Applied::Removed(record.id)
             }
             (Ok(Kind::Update), Some(i)) => {
+                tracing::info!(
+                    member = format!("{:x}", record.id),
+                    from = ?members[i].peer_urls,
+                    to = ?record.peer_urls,
+                    "updated member peer URLs"
+                );
                 members[i].peer_urls.clone_from(&record.peer_urls);
                 Applied::Peer(record.id, record.peer_urls.clone())
             }
             (Ok(Kind::Promote), Some(i)) => {
                 members[i].is_learner = false;
+                tracing::info!(
+                    member = format!("{:x}", record.id),
+                    name = %members[i].name,
+                    "promoted learner to voting member"
+                );
                 Applied::Promoted(record.id)
             }
             // Replayed after a restart, or by a member that joined with the membership of a

@@ -62,8 +62,11 @@ pub fn backend_path(data_dir: &Path) -> PathBuf {
 }
 
 /// `cairnutl defrag --data-dir`: rewrites a stopped member's backend without its free pages.
-/// Returns the file's size before and after.
-pub fn defragment(data_dir: &Path) -> Result<(u64, u64), OfflineError> {
+/// Returns the file's size before and after; `progress` hears records copied and the total.
+pub fn defragment(
+    data_dir: &Path,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<(u64, u64), OfflineError> {
     let db = backend_path(data_dir);
     if !db.exists() {
         return Err(OfflineError::Io {
@@ -71,7 +74,7 @@ pub fn defragment(data_dir: &Path) -> Result<(u64, u64), OfflineError> {
             source: std::io::Error::from(std::io::ErrorKind::NotFound),
         });
     }
-    Ok(cairn_mvcc::offline::defragment(&db)?)
+    Ok(cairn_mvcc::offline::defragment(&db, progress)?)
 }
 
 /// `cairnutl hashkv`: etcd's HashKV of a backend file (a stopped member's `member/snap/db`) at

@@ -84,7 +84,12 @@ fn fresh_dir(path: &Path) -> Result<(), OfflineError> {
     std::fs::create_dir_all(path).map_err(io_error(path))
 }
 
-pub fn restore(opts: &RestoreOptions) -> Result<Restored, OfflineError> {
+/// `progress` hears the snapshot bytes copied so far and the total (the copy is most of the
+/// work).
+pub fn restore(
+    opts: &RestoreOptions,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Restored, OfflineError> {
     if opts.mark_compacted != (opts.bump_revision > 0) {
         return Err(OfflineError::BumpWithoutMark);
     }
@@ -126,6 +131,7 @@ pub fn restore(opts: &RestoreOptions) -> Result<Restored, OfflineError> {
         &membership,
         cluster_id,
         member_id,
+        progress,
     );
     let rebased = match built {
         Ok(rebased) => rebased,
@@ -174,6 +180,7 @@ fn build(
     membership: &cairn_proto::cairnpb::Membership,
     cluster_id: u64,
     member_id: u64,
+    progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Built, OfflineError> {
     fresh_dir(staged_data)?;
     if opts.wal_dir.is_some() {
@@ -182,7 +189,7 @@ fn build(
     let db = backend_path(staged_data);
     let snap_dir = parent_of(&db);
     std::fs::create_dir_all(&snap_dir).map_err(io_error(&snap_dir))?;
-    extract(&opts.snapshot, &db, !opts.skip_hash_check)?;
+    extract(&opts.snapshot, &db, !opts.skip_hash_check, progress)?;
 
     // As etcd: the new log starts after one index per member, in term 1.
     let index = membership.members.len() as u64;

@@ -15,8 +15,14 @@ fn has_hash(size: u64) -> bool {
 }
 
 /// Writes the backend part of `snapshot` to a new file `dest` and makes it durable. With
-/// `verify`, the file must carry its hash and the hash must match.
-pub(crate) fn extract(snapshot: &Path, dest: &Path, verify: bool) -> Result<(), OfflineError> {
+/// `verify`, the file must carry its hash and the hash must match. `progress` hears the bytes
+/// copied so far and the total.
+pub(crate) fn extract(
+    snapshot: &Path,
+    dest: &Path,
+    verify: bool,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<(), OfflineError> {
     let mut src = File::open(snapshot).map_err(io_error(snapshot))?;
     let size = src.metadata().map_err(io_error(snapshot))?.len();
     let hashed = has_hash(size);
@@ -35,6 +41,7 @@ pub(crate) fn extract(snapshot: &Path, dest: &Path, verify: bool) -> Result<(), 
         digest.update(&buf[..want]);
         out.write_all(&buf[..want]).map_err(io_error(dest))?;
         left -= want as u64;
+        progress(body - left, body);
     }
     if verify {
         let mut expected = [0u8; HASH_BYTES as usize];
@@ -86,7 +93,7 @@ pub struct SnapshotStatus {
 /// copy, since opening a backend may write to it.
 pub fn snapshot_status(snapshot: &Path) -> Result<SnapshotStatus, OfflineError> {
     let copy = scratch_beside(snapshot, "status");
-    extract(snapshot, &copy.0, false)?;
+    extract(snapshot, &copy.0, false, &mut |_, _| {})?;
     let total_size = std::fs::metadata(&copy.0).map_err(io_error(&copy.0))?.len();
     let status =
         cairn_mvcc::offline::status(&copy.0).map_err(|source| OfflineError::NotABackend {
@@ -122,7 +129,7 @@ mod tests {
         let good = dir.path().join("good");
         std::fs::write(&good, &file).unwrap();
         let out = dir.path().join("out");
-        extract(&good, &out, true).unwrap();
+        extract(&good, &out, true, &mut |_, _| {}).unwrap();
         assert_eq!(std::fs::read(&out).unwrap(), body);
 
         let mut flipped = file.clone();
@@ -130,18 +137,18 @@ mod tests {
         let bad = dir.path().join("bad");
         std::fs::write(&bad, &flipped).unwrap();
         assert!(matches!(
-            extract(&bad, &out, true),
+            extract(&bad, &out, true, &mut |_, _| {}),
             Err(OfflineError::HashMismatch { .. })
         ));
 
         let cut = dir.path().join("cut");
         std::fs::write(&cut, &file[..file.len() - 1]).unwrap();
         assert!(matches!(
-            extract(&cut, &out, true),
+            extract(&cut, &out, true, &mut |_, _| {}),
             Err(OfflineError::MissingHash)
         ));
         // A bare copy is accepted only without the check, and copied whole.
-        extract(&cut, &out, false).unwrap();
+        extract(&cut, &out, false, &mut |_, _| {}).unwrap();
         assert_eq!(std::fs::read(&out).unwrap().len(), file.len() - 1);
     }
 }
