@@ -15,10 +15,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 pub fn routes(grpc: Router, server: Arc<EtcdServer>) -> Router {
-    let grpc = grpc.layer(axum::middleware::from_fn_with_state(
-        server.metrics.clone(),
-        crate::metrics::grpc::track,
-    ));
     let http = probes().route("/version", get(version)).with_state(server);
     grpc.merge(http)
         .fallback(fallback)

@@ -184,6 +184,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config.watch_progress_notify_interval.0,
     );
     let router = http::routes(routes.into_axum_router(), server.clone());
+    let service = metrics::grpc::Track::new(router, server.metrics.clone());
 
     // Read before anything is bound: a bad certificate stops the start with the file named.
     let tls = if config.client_tls() {
@@ -195,13 +196,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| anyhow::anyhow!("listen on {addr}: {e}"))?;
-        let router = router.clone();
+        let service = service.clone();
         if let (true, Some(tls)) = (over_tls, &tls) {
             tracing::info!(%addr, "serving client traffic (gRPC and HTTP) over TLS");
             let listener = tls::TlsListener::new(listener, tls.clone(), "client", None)?;
             // Each request learns its connection's certificate name (the user under
             // --client-cert-auth).
-            let service = router.into_make_service_with_connect_info::<tls::ClientCertName>();
+            let service = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+                tls::ClientCertName,
+            >(service);
             tasks.push(tokio::spawn(async move {
                 axum::serve(listener, service)
                     .with_graceful_shutdown(shutdown_signal())
@@ -214,8 +217,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
             let _ = tcp.set_nodelay(true);
         });
+        let service = axum::ServiceExt::<axum::extract::Request>::into_make_service(service);
         tasks.push(tokio::spawn(async move {
-            axum::serve(listener, router)
+            axum::serve(listener, service)
                 .with_graceful_shutdown(shutdown_signal())
                 .await
         }));
