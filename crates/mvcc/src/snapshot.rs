@@ -151,20 +151,27 @@ fn release_gradually(old: Arc<Database>, file: File) {
         }
     }
     let started = std::time::Instant::now();
+    close_gradually(file);
+    tracing::info!(
+        took_ms = started.elapsed().as_millis() as u64,
+        "released the replaced backend's blocks"
+    );
+}
+
+/// Closes the last handle to an unlinked (or about to be deleted) large file after giving its
+/// blocks back a step at a time, so that no single file-system transaction frees gigabytes
+/// while the WAL waits to fsync.
+pub fn close_gradually(file: File) {
     let mut len = file.metadata().map(|m| m.len()).unwrap_or(0);
     while len > 0 {
         len = len.saturating_sub(RELEASE_STEP_BYTES);
         if let Err(e) = file.set_len(len) {
-            tracing::warn!(error = %e, "could not shrink the replaced backend; closing it whole");
+            tracing::warn!(error = %e, "could not shrink a large file before closing it; closing it whole");
             break;
         }
         std::thread::sleep(RELEASE_PAUSE);
     }
     drop(file);
-    tracing::info!(
-        took_ms = started.elapsed().as_millis() as u64,
-        "released the replaced backend's blocks"
-    );
 }
 
 impl Store {

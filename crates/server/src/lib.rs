@@ -202,9 +202,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             let listener = tls::TlsListener::new(listener, tls.clone(), "client", None)?;
             // Each request learns its connection's certificate name (the user under
             // --client-cert-auth).
-            let service = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
-                tls::ClientCertName,
-            >(service);
+            let service =
+                axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+                    tls::ClientCertName,
+                >(service);
             tasks.push(tokio::spawn(async move {
                 axum::serve(listener, service)
                     .with_graceful_shutdown(shutdown_signal())

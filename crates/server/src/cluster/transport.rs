@@ -339,10 +339,10 @@ impl cairn_raft::Transport for PeerTransport {
 /// Times an empty call to `peer` every [`PROBE_INTERVAL`] while its stream is up, until the
 /// peer is removed (its queue, of which `queue` is a sender, closes).
 async fn probe_loop(t: PeerTransport, peer: u64, queue: mpsc::Sender<Bytes>) {
-    let round_trip = t
-        .metrics
-        .peer_round_trip
-        .with_label_values(&[&format!("{peer:x}")]);
+    let label = format!("{peer:x}");
+    let round_trip = t.metrics.peer_round_trip.with_label_values(&[&label]);
+    // Present at zero from the start, so that rate() sees the first failure.
+    t.metrics.peer_sent_failures.with_label_values(&[&label]);
     let mut tick = tokio::time::interval(PROBE_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

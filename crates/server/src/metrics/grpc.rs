@@ -12,14 +12,14 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderName};
 use axum::response::Response;
-use std::convert::Infallible;
-use std::future::Future;
 use bytes::Bytes;
 use http_body::Frame;
 use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
 };
 use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
