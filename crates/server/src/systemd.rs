@@ -11,10 +11,7 @@ pub(crate) fn notify_ready() -> std::io::Result<bool> {
     let socket = UnixDatagram::unbound()?;
     let bytes = std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str());
     if let Some(name) = bytes.strip_prefix(b"@") {
-        // An abstract socket (systemd's default): no file behind it.
-        use std::os::linux::net::SocketAddrExt;
-        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
-        socket.send_to_addr(b"READY=1", &addr)?;
+        send_abstract(&socket, name)?;
     } else {
         socket.send_to(b"READY=1", &path)?;
     }
@@ -32,4 +29,20 @@ pub(crate) async fn notify_when_ready(server: std::sync::Arc<crate::etcd::EtcdSe
         Ok(false) => {}
         Err(e) => tracing::warn!(error = %e, "could not notify systemd of readiness"),
     }
+}
+
+/// An abstract socket (systemd's default): no file behind it.
+#[cfg(target_os = "linux")]
+fn send_abstract(socket: &UnixDatagram, name: &[u8]) -> std::io::Result<()> {
+    use std::os::linux::net::SocketAddrExt;
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+    socket.send_to_addr(b"READY=1", &addr).map(|_| ())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn send_abstract(_: &UnixDatagram, _: &[u8]) -> std::io::Result<()> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "abstract sockets exist only on Linux",
+    ))
 }

@@ -58,10 +58,7 @@ pub(crate) fn stream(
     let spawned = std::thread::Builder::new()
         .name("snapshot-send".into())
         .spawn(move || {
-            crate::readpool::lower_priority(SEND_NICENESS);
-            if let Err(e) = send_copy(&store, &path, header, &tx, &metrics) {
-                let _ = tx.blocking_send(Err(e.into()));
-            }
+            send_copy(&store, &path, header, tx, &metrics);
             let _ = std::fs::remove_file(&path);
         });
     if let Err(e) = spawned {
@@ -75,16 +72,42 @@ pub(crate) fn stream(
 /// The snapshot sender's niceness (as the defragmentation's copy).
 const SEND_NICENESS: i32 = 19;
 
+/// Makes the copy and streams it; an error ends the stream. The stream ends before the copy's
+/// blocks are given back, so the client never waits for that.
 fn send_copy(
     store: &cairn_mvcc::Store,
     path: &Path,
     header: Option<cairn_proto::etcdserverpb::ResponseHeader>,
-    tx: &mpsc::Sender<Result<SnapshotResponse, Status>>,
+    tx: mpsc::Sender<Result<SnapshotResponse, Status>>,
     metrics: &crate::metrics::Metrics,
-) -> Result<(), ServerError> {
+) {
+    let mut file = match make_copy(store, path, metrics) {
+        Ok(file) => file,
+        Err(e) => {
+            let _ = tx.blocking_send(Err(e.into()));
+            return;
+        }
+    };
+    if let Err(e) = stream_copy(&mut file, path, header, &tx) {
+        let _ = tx.blocking_send(Err(e.into()));
+    }
+    drop(tx);
+    // The copy is unlinked: closing it frees every block at once, and a multi-gigabyte free
+    // holds the WAL's fsync up.
+    cairn_mvcc::close_gradually(file);
+}
+
+/// Writes the copy and opens it, unlinked, so that a crash leaves nothing behind.
+fn make_copy(
+    store: &cairn_mvcc::Store,
+    path: &Path,
+    metrics: &crate::metrics::Metrics,
+) -> Result<std::fs::File, ServerError> {
     let io = |e: std::io::Error| ServerError::Io(format!("snapshot copy {}: {e}", path.display()));
-    // What has been applied but not yet written back belongs in the copy.
+    // What has been applied but not yet written back belongs in the copy. Made at normal
+    // priority: a write-back holds the backend's writer, which applies may wait for.
     store.write_back_now()?;
+    crate::readpool::lower_priority(SEND_NICENESS);
     let started = std::time::Instant::now();
     store.write_snapshot(path)?;
     metrics
@@ -95,8 +118,19 @@ fn send_copy(
         took_ms = started.elapsed().as_millis() as u64,
         "copied the backend for a snapshot"
     );
-    let mut file = std::fs::File::open(path).map_err(io)?;
+    let file = std::fs::File::open(path).map_err(io)?;
     std::fs::remove_file(path).map_err(io)?;
+    Ok(file)
+}
+
+/// Sends the copy in blobs, then its SHA-256; stops quietly if the client goes away.
+fn stream_copy(
+    file: &mut std::fs::File,
+    path: &Path,
+    header: Option<cairn_proto::etcdserverpb::ResponseHeader>,
+    tx: &mpsc::Sender<Result<SnapshotResponse, Status>>,
+) -> Result<(), ServerError> {
+    let io = |e: std::io::Error| ServerError::Io(format!("snapshot copy {}: {e}", path.display()));
     let total = file.metadata().map_err(io)?.len();
     let mut digest = Context::new(&SHA256);
     let mut sent = 0u64;
@@ -115,7 +149,6 @@ fn send_copy(
         };
         if tx.blocking_send(Ok(resp)).is_err() {
             // The client went away.
-            cairn_mvcc::close_gradually(file);
             return Ok(());
         }
     }
@@ -125,8 +158,5 @@ fn send_copy(
         blob: bytes::Bytes::copy_from_slice(digest.finish().as_ref()),
         version: super::maintenance::ETCD_VERSION.to_string(),
     }));
-    // The copy is unlinked: closing it frees every block at once, and a multi-gigabyte free
-    // held the WAL's fsync for a quarter of a second.
-    cairn_mvcc::close_gradually(file);
     Ok(())
 }

@@ -14,13 +14,19 @@ pub(crate) struct Journal {
 impl Journal {
     pub(crate) fn connect() -> Result<Journal, String> {
         let path = std::env::var("CAIRN_JOURNAL_SOCKET").unwrap_or_else(|_| SOCKET.to_string());
-        let socket =
-            UnixDatagram::unbound().map_err(|e| format!("failed to find systemd journal: {e}"))?;
         // Checked now, as etcd does: a unit that asks for the journal where there is none
         // must not start and log nowhere.
-        socket
+        let probe =
+            UnixDatagram::unbound().map_err(|e| format!("failed to find systemd journal: {e}"))?;
+        probe
             .connect(&path)
             .map_err(|e| format!("failed to find systemd journal at {path}: {e}"))?;
+        // Entries are addressed one by one (a connected socket would stay broken after
+        // journald restarts), and never block: a full journal loses lines rather than stalling
+        // the threads that log, the Raft thread among them.
+        let socket = UnixDatagram::unbound()
+            .and_then(|s| s.set_nonblocking(true).map(|()| s))
+            .map_err(|e| format!("failed to find systemd journal: {e}"))?;
         Ok(Journal { socket, path })
     }
 
@@ -49,7 +55,7 @@ impl Journal {
             entry.push(b'\n');
         }
         self.socket
-            .send(&entry)
+            .send_to(&entry, &self.path)
             .map(|_| ())
             .map_err(|e| std::io::Error::new(e.kind(), format!("journal at {}: {e}", self.path)))
     }

@@ -111,7 +111,7 @@ pub fn init(config: &Config) -> Result<(), ConfigError> {
                 .with(
                     tracing_subscriber::fmt::layer()
                         .with_ansi(false)
-                        .with_writer(move || LineWriter::new(outputs.clone())),
+                        .with_writer(Lines { outputs }),
                 )
                 .try_init()
         }
@@ -124,17 +124,36 @@ pub fn init(config: &Config) -> Result<(), ConfigError> {
     .map_err(|e| ConfigError::Invalid(format!("cannot set up logging: {e}")))
 }
 
+/// Makes a [`LineWriter`] per event, knowing the event's level (the journal's priority).
+struct Lines {
+    outputs: Arc<Vec<Output>>,
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Lines {
+    type Writer = LineWriter;
+
+    fn make_writer(&'a self) -> LineWriter {
+        LineWriter::new(self.outputs.clone(), tracing::Level::INFO)
+    }
+
+    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> LineWriter {
+        LineWriter::new(self.outputs.clone(), *meta.level())
+    }
+}
+
 /// Collects what the text formatter writes for one event, then hands it to every output as a
 /// line.
 struct LineWriter {
     outputs: Arc<Vec<Output>>,
+    level: tracing::Level,
     buf: Vec<u8>,
 }
 
 impl LineWriter {
-    fn new(outputs: Arc<Vec<Output>>) -> LineWriter {
+    fn new(outputs: Arc<Vec<Output>>, level: tracing::Level) -> LineWriter {
         LineWriter {
             outputs,
+            level,
             buf: Vec::with_capacity(256),
         }
     }
@@ -155,7 +174,7 @@ impl Drop for LineWriter {
     fn drop(&mut self) {
         if !self.buf.is_empty() {
             for o in self.outputs.iter() {
-                o.write_line(&self.buf, tracing::Level::INFO);
+                o.write_line(&self.buf, self.level);
             }
         }
     }

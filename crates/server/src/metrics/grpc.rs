@@ -303,6 +303,15 @@ pub struct TrackFuture {
     call: Option<(Arc<Method>, Instant, IntCounter)>,
 }
 
+impl Drop for TrackFuture {
+    fn drop(&mut self) {
+        // Dropped before the handler answered: the client gave up (a deadline, a cancel).
+        if let Some((method, started, _)) = self.call.take() {
+            finish(&method, CANCELED, started);
+        }
+    }
+}
+
 impl Future for TrackFuture {
     type Output = Result<Response, Infallible>;
 
@@ -445,6 +454,12 @@ impl http_body::Body for Counted {
                     this.started,
                 );
             }
+        } else if let Poll::Ready(None) = &polled
+            && !this.finished
+        {
+            // Ended without a status anywhere: not a gRPC answer, but not a cancel either.
+            this.finished = true;
+            finish(&this.method, UNKNOWN, this.started);
         }
         polled
     }
@@ -479,13 +494,15 @@ struct MessagePrefixes {
 }
 
 impl MessagePrefixes {
-    /// Feeds the next bytes; returns the messages that began in them and their payload size.
+    /// Feeds the next bytes; returns the messages that began in them and the payload bytes
+    /// among them (counted as they pass, so a cut message counts what arrived).
     fn feed(&mut self, mut data: &[u8]) -> (u64, u64) {
         let (mut messages, mut payload) = (0, 0);
         while !data.is_empty() {
             if self.skip > 0 {
                 let n = self.skip.min(data.len() as u64);
                 self.skip -= n;
+                payload += n;
                 data = &data[n as usize..];
                 continue;
             }
@@ -501,7 +518,6 @@ impl MessagePrefixes {
                     self.header[4],
                 ]);
                 messages += 1;
-                payload += u64::from(len);
                 self.skip = u64::from(len);
                 self.header_len = 0;
             }

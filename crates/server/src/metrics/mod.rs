@@ -35,6 +35,8 @@ pub const SLOW_APPLY: std::time::Duration = std::time::Duration::from_millis(100
 
 pub struct Metrics {
     registry: Registry,
+    /// One scrape at a time: refreshing resets some families before setting them again.
+    rendering: parking_lot::Mutex<()>,
     pub grpc: grpc::GrpcMetrics,
 
     has_leader: IntGauge,
@@ -425,6 +427,7 @@ impl Metrics {
             os_fd_used: gauge(&r, "os_fd_used", "The number of used file descriptors.")?,
             os_fd_limit: gauge(&r, "os_fd_limit", "The file descriptor limit.")?,
             registry: r,
+            rendering: parking_lot::Mutex::new(()),
         })
     }
 
@@ -441,6 +444,7 @@ impl Metrics {
 
     /// The Prometheus text exposition of every metric, with the state gauges read now.
     pub fn render(&self, server: &EtcdServer) -> Vec<u8> {
+        let _one = self.rendering.lock();
         self.refresh(server);
         let mut out = Vec::with_capacity(64 * 1024);
         // Encoding into a Vec fails only on families the registry itself rejected.
