@@ -753,31 +753,13 @@ impl Config {
 
     /// Socket addresses to listen on for clients, each with whether it is `https://`.
     pub fn client_listen_addrs(&self) -> Result<Vec<(SocketAddr, bool)>, ConfigError> {
-        let mut out = Vec::new();
-        for u in split_list(&self.listen_client_urls) {
-            let tls = is_tls_url(&u);
-            for a in parse_url("listen-client-urls", &u)? {
-                if !out.iter().any(|(seen, _)| *seen == a) {
-                    out.push((a, tls));
-                }
-            }
-        }
-        Ok(out)
+        listen_addrs("listen-client-urls", &self.listen_client_urls)
     }
 
     /// Socket addresses to serve metrics and health on, each with whether it is `https://`
     /// (served with the client certificate, as etcd does).
     pub fn metrics_listen_addrs(&self) -> Result<Vec<(SocketAddr, bool)>, ConfigError> {
-        let mut out = Vec::new();
-        for u in split_list(&self.listen_metrics_urls) {
-            let tls = is_tls_url(&u);
-            for a in parse_url("listen-metrics-urls", &u)? {
-                if !out.iter().any(|(seen, _)| *seen == a) {
-                    out.push((a, tls));
-                }
-            }
-        }
-        Ok(out)
+        listen_addrs("listen-metrics-urls", &self.listen_metrics_urls)
     }
 
     /// `--metrics`.
@@ -801,16 +783,7 @@ impl Config {
 
     /// Socket addresses to listen on for other members, each with whether it is `https://`.
     pub fn peer_listen_addrs(&self) -> Result<Vec<(SocketAddr, bool)>, ConfigError> {
-        let mut out = Vec::new();
-        for u in split_list(&self.listen_peer_urls) {
-            let tls = is_tls_url(&u);
-            for a in parse_url("listen-peer-urls", &u)? {
-                if !out.iter().any(|(seen, _)| *seen == a) {
-                    out.push((a, tls));
-                }
-            }
-        }
-        Ok(out)
+        listen_addrs("listen-peer-urls", &self.listen_peer_urls)
     }
 
     /// Whether clients are served over TLS on some URL.
@@ -820,6 +793,21 @@ impl Config {
             .chain(split_list(&self.listen_metrics_urls).iter())
             .any(|u| is_tls_url(u))
     }
+}
+
+/// The socket addresses a `--listen-*-urls` list names, each with whether it is `https://`,
+/// without repeats.
+fn listen_addrs(flag: &'static str, urls: &str) -> Result<Vec<(SocketAddr, bool)>, ConfigError> {
+    let mut out = Vec::new();
+    for u in split_list(urls) {
+        let tls = is_tls_url(&u);
+        for a in parse_url(flag, &u)? {
+            if !out.iter().any(|(seen, _)| *seen == a) {
+                out.push((a, tls));
+            }
+        }
+    }
+    Ok(out)
 }
 
 pub fn split_list(s: &str) -> Vec<String> {
