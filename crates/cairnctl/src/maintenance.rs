@@ -19,6 +19,7 @@ use crate::flags::{EnvScope, Globals};
 use crate::gofmt;
 use bytes::Bytes;
 use cairn_client::Client;
+use cairn_proto::cairnpb::DefragmentProgressRequest;
 use cairn_proto::etcdserverpb::{
     AlarmRequest, AlarmResponse, AlarmType, DefragmentRequest, SnapshotRequest,
     alarm_request::AlarmAction,
@@ -325,6 +326,9 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// How often `defrag` asks a Cairn member how far its defragmentation is.
+const DEFRAG_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// `defrag [--cluster]`: each endpoint in turn, a line on stdout per success and on stderr per
 /// failure, exit code 1 if any failed.
 pub fn defrag(rt: &Runtime, g: &mut Globals, a: &DefragArgs) -> Result<(), Exit> {
@@ -335,14 +339,44 @@ pub fn defrag(rt: &Runtime, g: &mut Globals, a: &DefragArgs) -> Result<(), Exit>
     let endpoints = target_endpoints(rt, g)?;
     let mut failed = false;
     for ep in endpoints {
+        let mut progress = Progress::percent_only("Defragmenting", std::io::stderr().is_terminal());
         let res = rt.block_on(timed(g.command_timeout, async {
             let client = dial(std::slice::from_ref(&ep), g.dial_timeout).await?;
-            client
-                .maintenance()
-                .defragment(DefragmentRequest {})
-                .await
-                .map_err(rpc_error)
+            let mut maintenance = client.maintenance();
+            let defrag = maintenance.defragment(DefragmentRequest {});
+            tokio::pin!(defrag);
+            let mut ask = client.operations();
+            // etcd's server says nothing until the end; Cairn's says how far its copy is.
+            let mut ask_progress = true;
+            let done = loop {
+                tokio::select! {
+                    done = &mut defrag => break done,
+                    () = tokio::time::sleep(DEFRAG_POLL), if ask_progress => {
+                        match ask.defragment_progress(DefragmentProgressRequest {}).await {
+                            Ok(r) => {
+                                let r = r.into_inner();
+                                if r.running && r.records_total > 0 {
+                                    let line = progress.update(
+                                        r.records_copied,
+                                        r.records_total,
+                                        std::time::Instant::now(),
+                                    );
+                                    if let Some(line) = line {
+                                        emit_err(line.as_bytes());
+                                    }
+                                }
+                            }
+                            // Not a Cairn member, or not one that can tell.
+                            Err(_) => ask_progress = false,
+                        }
+                    }
+                }
+            };
+            done.map_err(rpc_error)
         }));
+        if let Some(end) = progress.finish() {
+            emit_err(end.as_bytes());
+        }
         match res {
             Ok(_) => emit(format!("Finished defragmenting etcd member[{ep}]\n").as_bytes()),
             // etcdctl logs in once, before any endpoint is defragmented.

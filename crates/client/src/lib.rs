@@ -8,6 +8,7 @@
 //! Must not: know anything about the server's internals; it speaks only the public wire API.
 
 use bytes::Bytes;
+use cairn_proto::cairnpb::operations_client::OperationsClient;
 use cairn_proto::etcdserverpb::{
     AuthenticateRequest, DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse,
     RangeRequest, RangeResponse, StatusRequest, StatusResponse, auth_client::AuthClient,
@@ -209,6 +210,11 @@ impl Client {
 
     pub fn lock(&self) -> LockClient<AuthChannel> {
         LockClient::new(self.authed())
+    }
+
+    /// Cairn's own calls beyond etcd's API (a real etcd answers them `Unimplemented`).
+    pub fn operations(&self) -> OperationsClient<AuthChannel> {
+        OperationsClient::new(self.authed())
     }
 
     pub async fn put(&self, key: impl Into<Bytes>, value: impl Into<Bytes>) -> Result<PutResponse> {

@@ -12,8 +12,8 @@ use cairn_proto::etcdserverpb::maintenance_server::{Maintenance, MaintenanceServ
 use cairn_proto::etcdserverpb::{
     AlarmMember, AlarmRequest, AlarmResponse, DefragmentRequest, DefragmentResponse,
     DowngradeRequest, DowngradeResponse, HashKvRequest, HashKvResponse, HashRequest, HashResponse,
-    MoveLeaderRequest, MoveLeaderResponse, ResponseHeader, SnapshotRequest, SnapshotResponse,
-    StatusRequest, StatusResponse,
+    MoveLeaderRequest, MoveLeaderResponse, PutRequest, RequestOp, ResponseHeader, SnapshotRequest,
+    SnapshotResponse, StatusRequest, StatusResponse, TxnRequest, request_op,
 };
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -565,6 +565,71 @@ fn alarms_and_defrag_on_cairn_match_etcdctl() {
         format!("Finished defragmenting etcd member[{ep}]\n")
     );
     same(&["--endpoints", &ep, "defrag", "--cluster"]);
+}
+
+#[test]
+fn online_defrag_shows_progress() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut member = Member::unstarted("m1", &dir.path().join("m1"), &["--max-txn-ops", "10000"]);
+    // The copy pauses after each batch of 20,000 records, so that a poll every 250 ms sees it.
+    member
+        .env
+        .push(("CAIRN_FAILPOINT_DEFRAG_STEP_DELAY_MS".into(), "400".into()));
+    member.launch();
+    member.wait_ready();
+    let ep = member.endpoint();
+    put_in_txns(&ep, 6, 10_000);
+    let c = cairnctl(&["--endpoints", &ep, "defrag"]);
+    assert_eq!(
+        (c.code, c.stdout_text()),
+        (0, format!("Finished defragmenting etcd member[{ep}]\n"))
+    );
+    assert!(!c.stderr.contains('\r'), "{:?}", c.stderr);
+    let percents: Vec<u64> = c
+        .stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("Defragmenting: "))
+        .map(|p| p.trim_end_matches('%').parse().expect("a percentage"))
+        .collect();
+    // Three batches of the 60,000 keys (and a few other records): a line per tenth crossed.
+    assert!(percents.len() >= 2, "{:?}", c.stderr);
+    assert!(percents.windows(2).all(|w| w[0] < w[1]), "{percents:?}");
+    assert!(percents.iter().all(|p| *p <= 100), "{percents:?}");
+    // etcd's server cannot tell: etcdctl's output and nothing else, as from etcdctl.
+    let etcd = RealEtcd::start();
+    let e = cairnctl(&["--endpoints", &etcd.endpoint(), "defrag"]);
+    assert_eq!(e.code, 0);
+    assert_eq!(e.stderr, "");
+}
+
+/// Writes `txns * per_txn` small keys, `per_txn` to a transaction: a store of many records,
+/// quickly.
+fn put_in_txns(ep: &str, txns: usize, per_txn: usize) {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let client = cairn_client::Client::connect_one(ep, Duration::from_secs(5))
+            .await
+            .expect("connect");
+        for t in 0..txns {
+            let success = (0..per_txn)
+                .map(|i| RequestOp {
+                    request: Some(request_op::Request::RequestPut(PutRequest {
+                        key: format!("k/{t}/{i:05}").into_bytes().into(),
+                        value: b"v".to_vec().into(),
+                        ..Default::default()
+                    })),
+                })
+                .collect();
+            client
+                .kv()
+                .txn(TxnRequest {
+                    success,
+                    ..Default::default()
+                })
+                .await
+                .expect("txn");
+        }
+    });
 }
 
 /// What the fake member's Snapshot sends.

@@ -182,6 +182,14 @@ impl Store {
     /// the old file; only write-backs pause, and only for the final catch-up and switch.
     /// (etcd's defragmentation stops the member for its whole length.)
     pub fn defragment(&self) -> Result<Defragmented> {
+        self.defragment_with_progress(&mut |_, _| {})
+    }
+
+    /// [`Store::defragment`], telling `progress` the records copied so far and the total.
+    pub fn defragment_with_progress(
+        &self,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Defragmented> {
         let _one = self.defrag.lock();
         let size_before = self.db_size();
         let dest = defrag_path(&self.path);
@@ -192,7 +200,7 @@ impl Store {
             (read, self.generation.load(Ordering::Acquire))
         };
         let copy_started = std::time::Instant::now();
-        let copied = read.and_then(|r| copy_backend(&r, &dest, &mut |_, _| {}));
+        let copied = read.and_then(|r| copy_backend(&r, &dest, progress));
         let copy = copy_started.elapsed();
         let _no_write_back = self.write_back.lock();
         let replay = self.replay.lock().take().unwrap_or_default();

@@ -79,6 +79,8 @@ pub struct EtcdServer {
     request_timeout: Duration,
     /// etcd's Prometheus metrics for `/metrics`.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// How far the defragmentation in flight is (`cairnpb.Operations`).
+    pub(crate) defrag_progress: Arc<crate::api::operations::DefragProgress>,
 }
 
 fn sha1_u64(data: &[u8]) -> u64 {
@@ -342,6 +344,7 @@ impl EtcdServer {
             request_timeout,
             config: config.clone(),
             metrics,
+            defrag_progress: Arc::default(),
         });
         tracing::info!(
             name = %config.name,

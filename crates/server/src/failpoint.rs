@@ -11,6 +11,8 @@
 //!   this often instead of every 5 minutes.
 //! - `CAIRN_FAILPOINT_CRASH_BEFORE_SNAPSHOT_INSTALL`: the member dies (as from SIGKILL) after
 //!   a received snapshot is recorded in the WAL and before its copy replaces the backend.
+//! - `CAIRN_FAILPOINT_DEFRAG_STEP_DELAY_MS`: an online defragmentation's copy pauses this long
+//!   after each batch of records, so that a test can watch its progress.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -43,4 +45,10 @@ pub fn peer_block_file() -> Option<std::path::PathBuf> {
 /// How often revision-mode auto-compaction looks, if the failpoint shortens it.
 pub fn revision_compaction_interval() -> Option<Duration> {
     millis("CAIRN_FAILPOINT_REVISION_COMPACTION_INTERVAL_MS")
+}
+
+/// How long an online defragmentation's copy pauses after each batch, if at all.
+pub fn defrag_step_delay() -> Option<Duration> {
+    static DELAY: OnceLock<Option<Duration>> = OnceLock::new();
+    *DELAY.get_or_init(|| millis("CAIRN_FAILPOINT_DEFRAG_STEP_DELAY_MS"))
 }

@@ -179,7 +179,7 @@ async fn health(
 async fn version() -> Response {
     axum::Json(json!({
         "etcdserver": ETCD_VERSION,
-        "etcdcluster": ETCD_VERSION.rsplit_once('.').map_or(ETCD_VERSION, |(mm, _)| mm).to_string() + ".0",
+        "etcdcluster": crate::api::maintenance::cluster_version(),
         "storage": STORAGE_VERSION,
         "cairn": env!("CARGO_PKG_VERSION"),
     }))

@@ -136,6 +136,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .max_encoding_message_size(usize::MAX),
     )
     .add_service(
+        cairn_proto::cairnpb::operations_server::OperationsServer::new(
+            api::operations::OperationsService {
+                server: server.clone(),
+            },
+        ),
+    )
+    .add_service(
         ClusterServer::new(api::cluster::ClusterService {
             server: server.clone(),
         })

@@ -15,6 +15,14 @@ use tonic::{Request, Response, Status};
 
 /// The etcd version Cairn reports to clients: kube-apiserver gates features on it.
 pub const ETCD_VERSION: &str = "3.6.0";
+
+/// The cluster version as etcd reports it: the server version's major and minor with patch 0.
+pub fn cluster_version() -> String {
+    let major_minor = ETCD_VERSION
+        .rsplit_once('.')
+        .map_or(ETCD_VERSION, |(mm, _)| mm);
+    format!("{major_minor}.0")
+}
 /// The storage schema version etcd 3.6 reports.
 pub const STORAGE_VERSION: &str = "3.6.0";
 
@@ -105,13 +113,21 @@ impl Maintenance for MaintenanceService {
         // threads, so that neither waits for it on a busy member.
         let (tx, rx) = tokio::sync::oneshot::channel();
         let inflight = metrics.defrag_inflight.clone();
+        let progress = self.server.defrag_progress.clone();
         std::thread::Builder::new()
             .name("defrag".into())
             .spawn(move || {
                 crate::readpool::lower_priority(DEFRAG_NICENESS);
                 // Set here, not in the call: a defragmentation goes on if its client leaves.
                 inflight.inc();
-                let done = store.defragment();
+                let _running = progress.begin();
+                let slow = crate::failpoint::defrag_step_delay();
+                let done = store.defragment_with_progress(&mut |copied, total| {
+                    progress.report(copied, total);
+                    if let Some(pause) = slow {
+                        std::thread::sleep(pause);
+                    }
+                });
                 inflight.dec();
                 let _ = tx.send(done);
             })

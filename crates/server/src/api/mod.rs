@@ -9,6 +9,7 @@ pub mod election;
 pub mod kv;
 pub mod lease;
 pub mod maintenance;
+pub mod operations;
 pub mod watch;
 
 use crate::auth::AuthInfo;

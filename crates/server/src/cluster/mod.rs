@@ -37,6 +37,12 @@ pub(crate) async fn publish(server: Arc<EtcdServer>) {
                     client_urls = ?attrs.client_urls,
                     "published local member to cluster"
                 );
+                // etcd logs this once the cluster version is known; tools that start members
+                // (etcd's own e2e suite among them) wait for it before sending requests.
+                tracing::info!(
+                    cluster_version = %crate::api::maintenance::cluster_version(),
+                    "enabled capabilities for version"
+                );
                 return;
             }
             Err(e) => {
