@@ -201,6 +201,10 @@ fn decode_record(rev: Revision, raw: &[u8]) -> Result<(u8, KeyValue)> {
 /// redb's own page cache. Its default (1 GiB) grows with everything written and read, which
 /// made a member's RSS track its database size; the OS page cache serves the rest just as well
 /// (a miss costs a `pread`), and unlike the process's memory it is given back under pressure.
+/// The size of a new, empty backend file: redb's header, allocator state and empty tables.
+/// (A new bbolt file, etcd's backend, takes 6 pages of 4 KiB.)
+pub const EMPTY_BACKEND_BYTES: u64 = 72 << 10;
+
 pub const BACKEND_CACHE_BYTES: usize = 64 << 20;
 
 /// Opens (or creates) a backend file with Cairn's settings.

@@ -1153,3 +1153,10 @@ fn writes_during_an_online_defragmentation_survive_it_and_a_reopen() {
     assert_eq!(count(&reopened, "old/", "old0"), 2000);
     assert_eq!(reopened.hash_kv(0).unwrap(), hash);
 }
+
+#[test]
+fn an_empty_backend_takes_what_the_constant_says() {
+    let (_dir, store) = open();
+    store.flush().unwrap();
+    assert_eq!(store.db_size(), EMPTY_BACKEND_BYTES);
+}

@@ -139,6 +139,17 @@ impl Alarms {
     }
 }
 
+/// A new bbolt file (etcd's backend): 6 pages of 4 KiB. etcd's users (and its own tests) size
+/// small quotas from there.
+const EMPTY_BBOLT_BYTES: u64 = 6 * 4096;
+
+/// The backend size the quota is held against: the file's size less what an empty Cairn
+/// backend takes beyond an empty bbolt file, so that a quota etcd's data fits in fits Cairn's.
+pub(crate) fn charged_size(db_size: u64) -> u64 {
+    let fixed_overhead = cairn_mvcc::EMPTY_BACKEND_BYTES.saturating_sub(EMPTY_BBOLT_BYTES);
+    db_size.saturating_sub(fixed_overhead)
+}
+
 /// etcd's estimate of how many bytes a request adds to the backend: 0 for anything that does
 /// not put (deletes, compaction and read-only transactions always pass the quota).
 pub(crate) fn cost(request: &Request) -> u64 {

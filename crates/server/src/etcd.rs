@@ -466,7 +466,8 @@ impl EtcdServer {
     /// refused, and this member raises NOSPACE for the whole cluster (once).
     async fn check_quota(&self, request: &Request) -> Result<(), ServerError> {
         let cost = crate::alarm::cost(request);
-        if cost == 0 || self.store.db_size() + cost <= self.config.quota_bytes() {
+        let charged = crate::alarm::charged_size(self.store.db_size());
+        if cost == 0 || charged + cost <= self.config.quota_bytes() {
             return Ok(());
         }
         let kind = cairn_proto::etcdserverpb::AlarmType::Nospace;

@@ -346,7 +346,8 @@ impl ClientTls {
             (Some(ca), _) => {
                 let mut roots = rustls::RootCertStore::empty();
                 let prefix = self.prefix;
-                for c in read_certs(ca, &format!("{prefix}trusted-ca-file"))? {
+                let trusted = read_certs(ca, &format!("{prefix}trusted-ca-file"))?;
+                for c in trusted.iter().cloned() {
                     roots.add(c).map_err(|e| {
                         TlsError(format!("--{prefix}trusted-ca-file {}: {e}", ca.display()))
                     })?;
@@ -354,22 +355,22 @@ impl ClientTls {
                 let mut verifier =
                     WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
                 if let Some(crl) = &self.crl_file {
-                    let crls = CertificateRevocationListDer::pem_file_iter(crl)
-                        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                        .map_err(|e| {
-                            let flag = if prefix.is_empty() {
-                                "client-crl-file"
-                            } else {
-                                "peer-crl-file"
-                            };
-                            TlsError(format!("--{flag} {}: {e}", crl.display()))
-                        })?;
+                    let flag = if prefix.is_empty() {
+                        "client-crl-file"
+                    } else {
+                        "peer-crl-file"
+                    };
+                    let crls = read_crls(crl)
+                        .map_err(|e| TlsError(format!("--{flag} {}: {e}", crl.display())))?;
                     verifier = verifier.with_crls(crls);
                 }
                 let verifier = verifier.build().map_err(|e| {
                     TlsError(format!("--{prefix}trusted-ca-file {}: {e}", ca.display()))
                 })?;
-                builder.with_client_cert_verifier(verifier)
+                builder.with_client_cert_verifier(Arc::new(TrustedItself {
+                    inner: verifier,
+                    trusted,
+                }))
             }
             (None, true) => {
                 let p = self.prefix;
@@ -593,6 +594,103 @@ impl axum::serve::Listener for TlsListener {
     }
 }
 
+/// The revocation lists in a CRL file, PEM or DER as Go's x509.ParseCRL takes them. A file
+/// that holds none is an error: an empty list would let every revoked certificate in.
+fn read_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, String> {
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    let pem: Vec<_> = CertificateRevocationListDer::pem_slice_iter(&bytes)
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
+    if !pem.is_empty() {
+        return Ok(pem);
+    }
+    // DER: one CertificateList, an ASN.1 SEQUENCE.
+    if bytes.first() == Some(&0x30) {
+        return Ok(vec![CertificateRevocationListDer::from(bytes)]);
+    }
+    Err("no certificate revocation list in it (neither PEM nor DER)".into())
+}
+
+/// Client certificate verification as Go's: WebPKI's, and besides it a certificate that is
+/// itself one of the trusted CA certificates (a self-signed CA certificate used as a client's,
+/// which Go accepts and WebPKI refuses as "CA used as end entity"). The client still proves it
+/// holds the key in the handshake; the certificate must be within its validity period.
+#[derive(Debug)]
+struct TrustedItself {
+    inner: Arc<dyn rustls::server::danger::ClientCertVerifier>,
+    trusted: Vec<CertificateDer<'static>>,
+}
+
+impl rustls::server::danger::ClientCertVerifier for TrustedItself {
+    fn offer_client_auth(&self) -> bool {
+        self.inner.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.inner.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        let refused = match self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now)
+        {
+            Ok(verified) => return Ok(verified),
+            Err(e) => e,
+        };
+        let is_trusted = self
+            .trusted
+            .iter()
+            .any(|t| t.as_ref() == end_entity.as_ref());
+        if is_trusted && within_validity(end_entity, now) {
+            return Ok(rustls::server::danger::ClientCertVerified::assertion());
+        }
+        Err(refused)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+fn within_validity(cert: &CertificateDer<'_>, now: rustls::pki_types::UnixTime) -> bool {
+    let Ok((_, parsed)) = x509_parser::parse_x509_certificate(cert.as_ref()) else {
+        return false;
+    };
+    let Ok(now) = i64::try_from(now.as_secs()) else {
+        return false;
+    };
+    let validity = parsed.validity();
+    validity.not_before.timestamp() <= now && now <= validity.not_after.timestamp()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -679,6 +777,85 @@ mod tests {
         assert!(
             e.contains("--peer-cert-file") && e.contains("missing.pem"),
             "{e}"
+        );
+    }
+
+    fn ca(name: &str) -> (rcgen::Certificate, rcgen::KeyPair) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::DigitalSignature,
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+        ];
+        (params.self_signed(&key).unwrap(), key)
+    }
+
+    #[test]
+    fn crl_files_in_pem_or_der() {
+        let (ca_cert, ca_key) = ca("ca");
+        let crl = rcgen::CertificateRevocationListParams {
+            this_update: rcgen::date_time_ymd(2024, 1, 1),
+            next_update: rcgen::date_time_ymd(2024, 2, 1),
+            crl_number: rcgen::SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs: vec![rcgen::RevokedCertParams {
+                serial_number: rcgen::SerialNumber::from(7u64),
+                revocation_time: rcgen::date_time_ymd(2024, 1, 1),
+                reason_code: None,
+                invalidity_date: None,
+            }],
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        }
+        .signed_by(&ca_cert, &ca_key)
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let der = dir.path().join("revoke.crl");
+        std::fs::write(&der, crl.der()).unwrap();
+        let pem = dir.path().join("revoke.pem");
+        std::fs::write(&pem, crl.pem().unwrap()).unwrap();
+        assert_eq!(read_crls(&der).unwrap()[0].as_ref(), crl.der().as_ref());
+        assert_eq!(read_crls(&pem).unwrap()[0].as_ref(), crl.der().as_ref());
+        let junk = dir.path().join("junk");
+        std::fs::write(&junk, "no list here").unwrap();
+        assert!(
+            read_crls(&junk)
+                .unwrap_err()
+                .contains("neither PEM nor DER")
+        );
+    }
+
+    #[test]
+    fn a_trusted_ca_certificate_may_be_the_client_certificate() {
+        use rustls::server::danger::ClientCertVerifier;
+        let (trusted, _) = ca("root");
+        let (stranger, _) = ca("root");
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(trusted.der().clone()).unwrap();
+        let inner = WebPkiClientVerifier::builder(Arc::new(roots))
+            .build()
+            .unwrap();
+        let verifier = TrustedItself {
+            inner,
+            trusted: vec![trusted.der().clone()],
+        };
+        let now = rustls::pki_types::UnixTime::now();
+        assert!(verifier.verify_client_cert(trusted.der(), &[], now).is_ok());
+        assert!(
+            verifier
+                .verify_client_cert(stranger.der(), &[], now)
+                .is_err(),
+            "same name, other key: not trusted"
+        );
+        let far = rustls::pki_types::UnixTime::since_unix_epoch(Duration::from_secs(1 << 40));
+        assert!(
+            verifier
+                .verify_client_cert(trusted.der(), &[], far)
+                .is_err()
         );
     }
 }

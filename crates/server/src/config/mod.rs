@@ -39,7 +39,9 @@ pub enum ConfigError {
     name = "cairn",
     version,
     about = "Cairn: an etcd-compatible, Raft-replicated key-value store",
-    long_about = None
+    long_about = None,
+    // Go's flag package keeps the last of a repeated flag; etcd's own tests repeat some.
+    args_override_self = true
 )]
 #[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
 pub struct Config {

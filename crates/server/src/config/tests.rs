@@ -144,3 +144,19 @@ fn max_request_bytes_fits_a_log_entry() {
     };
     assert!(over.validate().is_err());
 }
+
+#[test]
+fn a_repeated_flag_keeps_its_last_value_as_go_does() {
+    let c = Config::try_parse_from([
+        "cairn",
+        "--name",
+        "a",
+        "--client-cert-auth",
+        "--name",
+        "b",
+        "--client-cert-auth",
+    ])
+    .unwrap();
+    assert_eq!(c.name, "b");
+    assert!(c.client_cert_auth);
+}
