@@ -10,6 +10,10 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
+    if config.version {
+        print!("{}", version_lines());
+        return std::process::ExitCode::SUCCESS;
+    }
     if let Err(e) = config.validate() {
         eprintln!("cairn: {e}");
         return std::process::ExitCode::from(2);
@@ -36,4 +40,22 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// `--version` as etcd prints it, with Cairn's values: tools parse the first line.
+fn version_lines() -> String {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "powerpc64" => "ppc64le",
+        other => other,
+    };
+    format!(
+        "etcd Version: {}\nGit SHA: {}\nGo Version: {} (Cairn {})\nGo OS/Arch: {}/{arch}\n",
+        cairn_server::ETCD_VERSION,
+        option_env!("CAIRN_GIT_SHA").unwrap_or("Not provided"),
+        option_env!("CAIRN_RUSTC_VERSION").unwrap_or("rustc"),
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::OS,
+    )
 }

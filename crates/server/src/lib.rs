@@ -48,6 +48,16 @@ const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
 
 /// Starts a member and serves clients until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    for note in &config.startup_notes {
+        // What etcd logs at info; the rest are what an operator should look at.
+        if note.starts_with("recognized and used")
+            || note.starts_with("loaded server configuration")
+        {
+            tracing::info!("{note}");
+        } else {
+            tracing::warn!("{note}");
+        }
+    }
     let addrs = config.client_listen_addrs()?;
     let peer_addrs = config.peer_listen_addrs()?;
     // A new member of a running cluster learns the cluster from it first; a member with data

@@ -18,10 +18,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
 /// A learner must hold this share of the leader's log to be promoted (etcd's readyPercent).
 const LEARNER_READY_PERCENT: f64 = 0.9;
-/// etcd's default --experimental-max-learners.
-const MAX_LEARNERS: usize = 1;
-
 impl EtcdServer {
+    /// `--max-learners` (etcd 3.6; `--experimental-max-learners` before).
+    fn max_learners(&self) -> usize {
+        usize::try_from(self.config.max_learners).unwrap_or(usize::MAX)
+    }
+
     fn check_peer_urls(&self, urls: &[String], except: Option<u64>) -> Result<(), ServerError> {
         if urls.is_empty() {
             return Err(ServerError::BadMemberUrls);
@@ -138,7 +140,7 @@ impl EtcdServer {
     ) -> Result<(Member, Vec<Member>), ServerError> {
         self.check_peer_urls(&peer_urls, None)?;
         if is_learner {
-            if self.members.learners().len() >= MAX_LEARNERS {
+            if self.members.learners().len() >= self.max_learners() {
                 return Err(ServerError::TooManyLearners);
             }
         } else {

@@ -1,6 +1,8 @@
 //! Server configuration with etcd's flag names, `ETCD_*` environment variables and etcd's YAML
 //! configuration file.
 
+pub mod etcd_flags;
+mod sources;
 mod urls;
 mod values;
 
@@ -8,12 +10,10 @@ pub use urls::{is_tls_url, parse_url, split_list};
 pub use values::GoDuration;
 
 use clap::Parser;
-use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 use urls::listen_addrs;
-use values::{list_as_string, scalar_as_string};
 
 /// Configuration errors: always reported before anything is opened or bound.
 #[derive(Debug, thiserror::Error)]
@@ -34,325 +34,257 @@ pub enum ConfigError {
 
 /// The server's settings. Field names follow etcd's flags: `--foo-bar`, `ETCD_FOO_BAR`, and the
 /// YAML key `foo-bar` all set `foo_bar`.
-#[derive(Debug, Clone, Parser, Deserialize)]
+#[derive(Debug, Clone, Parser)]
 #[command(
     name = "cairn",
-    version,
+    disable_version_flag = true,
+    after_help = "Cairn accepts every other flag of etcd 3.4 to 3.7 too: docs/flags.md says what each does here.",
     about = "Cairn: an etcd-compatible, Raft-replicated key-value store",
     long_about = None,
     // Go's flag package keeps the last of a repeated flag; etcd's own tests repeat some.
     args_override_self = true
 )]
-#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
 pub struct Config {
     /// Path to a YAML config file with etcd's keys; when given, flags and env vars are ignored.
-    #[arg(long, env = "ETCD_CONFIG_FILE")]
-    #[serde(skip)]
+    #[arg(long)]
     pub config_file: Option<PathBuf>,
 
     /// Human-readable name for this member.
-    #[arg(long, env = "ETCD_NAME", default_value = "default")]
+    #[arg(long, default_value = "default")]
     pub name: String,
 
     /// Path to the data directory (default: ${name}.etcd).
-    #[arg(long, env = "ETCD_DATA_DIR")]
+    #[arg(long)]
     pub data_dir: Option<PathBuf>,
 
     /// Path to the dedicated WAL directory (default: ${data-dir}/member/wal).
-    #[arg(long, env = "ETCD_WAL_DIR")]
+    #[arg(long)]
     pub wal_dir: Option<PathBuf>,
 
     /// Number of committed transactions that trigger a snapshot and WAL compaction.
-    #[arg(long, env = "ETCD_SNAPSHOT_COUNT", default_value_t = 10_000)]
+    #[arg(long, default_value_t = 10_000)]
     pub snapshot_count: u64,
 
     /// Time (in milliseconds) of a heartbeat interval.
-    #[arg(long, env = "ETCD_HEARTBEAT_INTERVAL", default_value_t = 100)]
+    #[arg(long, default_value_t = 100)]
     pub heartbeat_interval: u64,
 
     /// Time (in milliseconds) for an election to timeout.
-    #[arg(long, env = "ETCD_ELECTION_TIMEOUT", default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000)]
     pub election_timeout: u64,
 
     /// List of URLs to listen on for peer traffic.
-    #[arg(
-        long,
-        env = "ETCD_LISTEN_PEER_URLS",
-        default_value = "http://localhost:2380"
-    )]
+    #[arg(long, default_value = "http://localhost:2380")]
     pub listen_peer_urls: String,
 
     /// List of URLs to listen on for client gRPC and HTTP traffic.
-    #[arg(
-        long,
-        env = "ETCD_LISTEN_CLIENT_URLS",
-        default_value = "http://localhost:2379"
-    )]
+    #[arg(long, default_value = "http://localhost:2379")]
     pub listen_client_urls: String,
 
     /// List of this member's client URLs to advertise to the rest of the cluster.
-    #[arg(
-        long,
-        env = "ETCD_ADVERTISE_CLIENT_URLS",
-        default_value = "http://localhost:2379"
-    )]
+    #[arg(long, default_value = "http://localhost:2379")]
     pub advertise_client_urls: String,
 
     /// List of this member's peer URLs to advertise to the rest of the cluster.
-    #[arg(
-        long,
-        env = "ETCD_INITIAL_ADVERTISE_PEER_URLS",
-        default_value = "http://localhost:2380"
-    )]
+    #[arg(long, default_value = "http://localhost:2380")]
     pub initial_advertise_peer_urls: String,
 
     /// Initial cluster configuration for bootstrapping: name=peerURL,...
-    #[arg(
-        long,
-        env = "ETCD_INITIAL_CLUSTER",
-        default_value = "default=http://localhost:2380"
-    )]
+    #[arg(long, default_value = "default=http://localhost:2380")]
     pub initial_cluster: String,
 
     /// Initial cluster state ('new' or 'existing').
-    #[arg(long, env = "ETCD_INITIAL_CLUSTER_STATE", default_value = "new")]
+    #[arg(long, default_value = "new")]
     pub initial_cluster_state: String,
 
     /// Initial cluster token for the cluster during bootstrap.
-    #[arg(
-        long,
-        env = "ETCD_INITIAL_CLUSTER_TOKEN",
-        default_value = "etcd-cluster"
-    )]
+    #[arg(long, default_value = "etcd-cluster")]
     pub initial_cluster_token: String,
 
     /// Maximum client request size in bytes the server will accept.
-    #[arg(long, env = "ETCD_MAX_REQUEST_BYTES", default_value_t = 1_572_864)]
+    #[arg(long, default_value_t = 1_572_864)]
     pub max_request_bytes: u32,
 
     /// Maximum number of operations permitted in a transaction.
-    #[arg(long, env = "ETCD_MAX_TXN_OPS", default_value_t = 128)]
+    #[arg(long, default_value_t = 128)]
     pub max_txn_ops: u32,
 
     /// Interpret 'auto-compaction-retention' one of: periodic|revision. 'periodic' for
     /// duration based retention (e.g. '5m'), 'revision' for revision number based retention.
-    #[arg(long, env = "ETCD_AUTO_COMPACTION_MODE", default_value = "periodic")]
+    #[arg(long, default_value = "periodic")]
     pub auto_compaction_mode: String,
 
     /// Auto compaction retention for the mvcc key value store: a duration ('5m', '1h') or a
     /// number (hours in periodic mode, revisions in revision mode); 0 disables it.
-    #[arg(long, env = "ETCD_AUTO_COMPACTION_RETENTION", default_value = "0")]
-    #[serde(deserialize_with = "scalar_as_string")]
+    #[arg(long, default_value = "0")]
     pub auto_compaction_retention: String,
 
     /// Check data corruption against the peers before serving client traffic.
-    #[arg(long, env = "ETCD_EXPERIMENTAL_INITIAL_CORRUPT_CHECK", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub experimental_initial_corrupt_check: bool,
 
     /// How often the leader compares its KV hash with the other members' (0s: never).
-    #[arg(
-        long,
-        env = "ETCD_EXPERIMENTAL_CORRUPT_CHECK_TIME",
-        alias = "corrupt-check-time",
-        default_value = "0s"
-    )]
-    #[serde(alias = "corrupt-check-time")]
+    #[arg(long, default_value = "0s")]
     pub experimental_corrupt_check_time: GoDuration,
 
     /// Backend quota in bytes; 0 means the default of 2 GiB.
-    #[arg(long, env = "ETCD_QUOTA_BACKEND_BYTES", default_value_t = 0)]
+    #[arg(long, default_value_t = 0)]
     pub quota_backend_bytes: u64,
 
     /// List of URLs to serve `/metrics`, `/health`, `/livez` and `/readyz` on, besides the
     /// client URLs (kubeadm probes http://127.0.0.1:2381).
-    #[arg(long, env = "ETCD_LISTEN_METRICS_URLS", default_value = "")]
+    #[arg(long, default_value = "")]
     pub listen_metrics_urls: String,
 
     /// Set level of detail for exported metrics: 'basic' or 'extensive' (adds gRPC
     /// handling-time histograms).
-    #[arg(long, env = "ETCD_METRICS", default_value = "basic")]
+    #[arg(long, default_value = "basic")]
     pub metrics: String,
 
     /// Specify 'zap' for structured (JSON) logging or 'capnslog' for human-readable lines.
-    #[arg(long, env = "ETCD_LOGGER", default_value = "zap")]
+    #[arg(long, default_value = "zap")]
     pub logger: String,
 
     /// Specify 'stdout' or 'stderr' to skip journald logging even when running under systemd,
     /// or list of comma separated output targets ('systemd/journal', file paths).
-    #[arg(long, env = "ETCD_LOG_OUTPUTS", default_value = "default")]
-    #[serde(deserialize_with = "list_as_string")]
+    #[arg(long, default_value = "default")]
     pub log_outputs: String,
 
     /// Log level: debug, info, warn, error, panic, or fatal.
-    #[arg(long, env = "ETCD_LOG_LEVEL", default_value = "info")]
+    #[arg(long, default_value = "info")]
     pub log_level: String,
 
     /// Interval between progress notifications to watchers that asked for them (Go duration,
     /// e.g. 10m or 5s; integer nanoseconds in YAML, as etcd).
-    #[arg(
-        long,
-        env = "ETCD_WATCH_PROGRESS_NOTIFY_INTERVAL",
-        alias = "experimental-watch-progress-notify-interval",
-        default_value = "10m"
-    )]
-    #[serde(alias = "experimental-watch-progress-notify-interval")]
+    #[arg(long, default_value = "10m")]
     pub watch_progress_notify_interval: GoDuration,
 
     /// Number of entries for a slow follower to catch up after compacting the raft storage
     /// entries.
-    #[arg(
-        long = "experimental-snapshot-catchup-entries",
-        alias = "snapshot-catchup-entries",
-        env = "ETCD_EXPERIMENTAL_SNAPSHOT_CATCHUP_ENTRIES",
-        default_value_t = 5000
-    )]
-    #[serde(alias = "snapshot-catchup-entries")]
+    #[arg(long = "experimental-snapshot-catchup-entries", default_value_t = 5000)]
     pub experimental_snapshot_catchup_entries: u64,
 
     /// Force to create a new one member cluster.
-    #[arg(long, env = "ETCD_FORCE_NEW_CLUSTER", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub force_new_cluster: bool,
 
     /// Reject reconfiguration requests that would cause quorum loss.
-    #[arg(long, env = "ETCD_STRICT_RECONFIG_CHECK", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub strict_reconfig_check: bool,
 
     /// Disables fsync of the WAL: unsafe, an acknowledged write can be lost at a power cut.
-    #[arg(long, env = "ETCD_UNSAFE_NO_FSYNC", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub unsafe_no_fsync: bool,
 
     /// Enable the JSON gateway on the client port (accepted for compatibility).
-    #[arg(long, env = "ETCD_ENABLE_GRPC_GATEWAY", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub enable_grpc_gateway: bool,
 
     /// bcrypt cost for hashing auth passwords (4..=31).
-    #[arg(long, env = "ETCD_BCRYPT_COST", default_value_t = 10)]
+    #[arg(long, default_value_t = 10)]
     pub bcrypt_cost: u32,
 
     /// How callers prove who they are once auth is on: `simple` (opaque tokens kept by the
     /// members) or `jwt,pub-key=<file>,priv-key=<file>,sign-method=<RS256|ES256|…>,ttl=<5m>`.
-    #[arg(long, env = "ETCD_AUTH_TOKEN", default_value = "simple")]
+    #[arg(long, default_value = "simple")]
     pub auth_token: String,
 
     /// Seconds a simple token lives after its last use.
-    #[arg(long, env = "ETCD_AUTH_TOKEN_TTL", default_value_t = 300)]
+    #[arg(long, default_value_t = 300)]
     pub auth_token_ttl: u64,
 
     /// Path to the client server TLS cert file.
-    #[arg(long, env = "ETCD_CERT_FILE", default_value = "")]
-    #[serde(skip)]
+    #[arg(long, default_value = "")]
     pub cert_file: String,
 
     /// Path to the client server TLS key file.
-    #[arg(long, env = "ETCD_KEY_FILE", default_value = "")]
-    #[serde(skip)]
+    #[arg(long, default_value = "")]
     pub key_file: String,
 
     /// Enable client cert authentication.
-    #[arg(long, env = "ETCD_CLIENT_CERT_AUTH", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
-    #[serde(skip)]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub client_cert_auth: bool,
 
     /// Path to the client certificate revocation list file.
-    #[arg(long, env = "ETCD_CLIENT_CRL_FILE", default_value = "")]
-    #[serde(skip)]
+    #[arg(long, default_value = "")]
     pub client_crl_file: String,
 
     /// Path to the client server TLS trusted CA cert file.
-    #[arg(long, env = "ETCD_TRUSTED_CA_FILE", default_value = "")]
-    #[serde(skip)]
+    #[arg(long, default_value = "")]
     pub trusted_ca_file: String,
 
     /// Client TLS using generated certificates.
-    #[arg(long, env = "ETCD_AUTO_TLS", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
-    #[serde(skip)]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub auto_tls: bool,
 
     /// The validity period of the client and peer certificates that are automatically
     /// generated, in years.
-    #[arg(long, env = "ETCD_SELF_SIGNED_CERT_VALIDITY", default_value_t = 1)]
+    #[arg(long, default_value_t = 1)]
     pub self_signed_cert_validity: u32,
 
     /// Comma-separated list of supported TLS cipher suites between client/server and peers
     /// (empty will be auto-populated by the TLS library).
-    #[arg(long, env = "ETCD_CIPHER_SUITES", default_value = "")]
+    #[arg(long, default_value = "")]
     pub cipher_suites: String,
 
     /// Minimum TLS version supported: TLS1.2 or TLS1.3.
-    #[arg(long, env = "ETCD_TLS_MIN_VERSION", default_value = "TLS1.2")]
+    #[arg(long, default_value = "TLS1.2")]
     pub tls_min_version: String,
 
     /// Maximum TLS version supported: TLS1.2 or TLS1.3 (empty: the library's maximum).
-    #[arg(long, env = "ETCD_TLS_MAX_VERSION", default_value = "")]
+    #[arg(long, default_value = "")]
     pub tls_max_version: String,
 
     /// Path to the peer server TLS cert file.
-    #[arg(long, env = "ETCD_PEER_CERT_FILE", default_value = "")]
-    #[serde(skip)]
+    #[arg(long, default_value = "")]
     pub peer_cert_file: String,
 
     /// Path to the peer server TLS key file.
-    #[arg(long, env = "ETCD_PEER_KEY_FILE", default_value = "")]
-    #[serde(skip)]
+    #[arg(long, default_value = "")]
     pub peer_key_file: String,
 
     /// Enable peer client cert authentication.
-    #[arg(long, env = "ETCD_PEER_CLIENT_CERT_AUTH", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
-    #[serde(skip)]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub peer_client_cert_auth: bool,
 
     /// Path to the peer server TLS trusted CA file.
-    #[arg(long, env = "ETCD_PEER_TRUSTED_CA_FILE", default_value = "")]
-    #[serde(skip)]
+    #[arg(long, default_value = "")]
     pub peer_trusted_ca_file: String,
 
     /// Path to the peer certificate revocation list file.
-    #[arg(long, env = "ETCD_PEER_CRL_FILE", default_value = "")]
-    #[serde(skip)]
+    #[arg(long, default_value = "")]
     pub peer_crl_file: String,
 
     /// Peer TLS using self-generated certificates if --peer-key-file and --peer-cert-file are
     /// not provided.
-    #[arg(long, env = "ETCD_PEER_AUTO_TLS", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
-    #[serde(skip)]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub peer_auto_tls: bool,
 
     /// Allowed CN for inter peer authentication.
-    #[arg(long, env = "ETCD_PEER_CERT_ALLOWED_CN", default_value = "")]
-    #[serde(skip)]
+    #[arg(long, default_value = "")]
     pub peer_cert_allowed_cn: String,
 
     /// Allowed TLS hostname for inter peer authentication.
-    #[arg(long, env = "ETCD_PEER_CERT_ALLOWED_HOSTNAME", default_value = "")]
-    #[serde(skip)]
+    #[arg(long, default_value = "")]
     pub peer_cert_allowed_hostname: String,
 
-    /// The peer side of TLS in etcd's config file (`peer-transport-security:`).
-    #[arg(skip)]
-    #[serde(rename = "peer-transport-security")]
-    pub peer_transport_security: Option<TransportSecurity>,
+    /// The most learners the cluster may have at once.
+    #[arg(long, default_value_t = 1)]
+    pub max_learners: u32,
 
-    /// The client side of TLS in etcd's config file (`client-transport-security:`); folded into
-    /// the flat fields above when the file is read.
-    #[arg(skip)]
-    #[serde(rename = "client-transport-security")]
-    pub client_transport_security: Option<TransportSecurity>,
-}
+    /// Print etcd's version lines (with Cairn's values) and exit.
+    #[arg(long, default_value_t = false)]
+    pub version: bool,
 
-/// A `client-transport-security` (or `peer-transport-security`) section of etcd's config file.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
-pub struct TransportSecurity {
-    pub cert_file: String,
-    pub key_file: String,
-    pub client_cert_auth: bool,
-    pub trusted_ca_file: String,
-    pub auto_tls: bool,
-    pub crl_file: String,
-    pub allowed_cn: String,
-    pub allowed_hostname: String,
-    pub client_cert_file: String,
-    pub client_key_file: String,
+    /// The etcd flags Cairn accepts without a `Config` field that were set, with their
+    /// checked values (see `etcd_flags`).
+    #[arg(skip)]
+    pub etcd_flags: Vec<(&'static str, String)>,
+
+    /// What to log once logging is set up: variables used, flags without effect, and what
+    /// etcd would warn about.
+    #[arg(skip)]
+    pub startup_notes: Vec<String>,
 }
 
 impl Default for Config {
@@ -373,16 +305,18 @@ pub struct InitialMember {
 pub const DEFAULT_QUOTA_BYTES: u64 = 2 << 30;
 
 impl Config {
-    /// Parses the command line (and `ETCD_*`), then, if a config file is named, replaces every
-    /// setting with the file's, as etcd does.
+    /// The configuration as etcd would read it: the command line (Go's flag syntax), then
+    /// `ETCD_*` variables for flags the command line did not set; or, when `--config-file` (or
+    /// `ETCD_CONFIG_FILE`) names a YAML file, that file alone (the command line is still
+    /// checked). `--help` prints and exits here, as Go's flag package does; `--version` is
+    /// left to the binary, which knows its build.
     pub fn load() -> Result<Config, ConfigError> {
-        let cli = Config::parse();
-        match &cli.config_file {
-            Some(path) => Config::from_yaml_file(path),
-            None => Ok(cli),
-        }
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        sources::load(&args, &env)
     }
 
+    /// The configuration from a YAML file with etcd's keys.
     pub fn from_yaml_file(path: &std::path::Path) -> Result<Config, ConfigError> {
         let err = |reason: String| ConfigError::ConfigFile {
             path: path.to_path_buf(),
@@ -392,29 +326,9 @@ impl Config {
         Config::from_yaml(&text).map_err(|e| err(e.to_string()))
     }
 
+    /// The configuration from YAML text with etcd's keys.
     pub fn from_yaml(text: &str) -> Result<Config, ConfigError> {
-        let mut cfg: Config = serde_yaml::from_str(text)
-            .map_err(|e| ConfigError::Invalid(format!("config file: {e}")))?;
-        cfg.config_file = None;
-        if let Some(t) = cfg.peer_transport_security.take() {
-            cfg.peer_cert_file = t.cert_file;
-            cfg.peer_key_file = t.key_file;
-            cfg.peer_client_cert_auth = t.client_cert_auth;
-            cfg.peer_trusted_ca_file = t.trusted_ca_file;
-            cfg.peer_auto_tls = t.auto_tls;
-            cfg.peer_crl_file = t.crl_file;
-            cfg.peer_cert_allowed_cn = t.allowed_cn;
-            cfg.peer_cert_allowed_hostname = t.allowed_hostname;
-        }
-        if let Some(t) = cfg.client_transport_security.take() {
-            cfg.cert_file = t.cert_file;
-            cfg.key_file = t.key_file;
-            cfg.client_cert_auth = t.client_cert_auth;
-            cfg.trusted_ca_file = t.trusted_ca_file;
-            cfg.auto_tls = t.auto_tls;
-            cfg.client_crl_file = t.crl_file;
-        }
-        Ok(cfg)
+        sources::from_yaml(text)
     }
 
     pub fn data_dir(&self) -> PathBuf {

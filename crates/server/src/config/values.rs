@@ -1,46 +1,9 @@
-//! Values as etcd's flags and config file write them: Go durations, YAML scalars and lists
-//! read as flag text.
+//! Values as etcd's flags write them: Go durations, booleans and integers.
 
-use serde::Deserialize;
 use std::time::Duration;
 
-/// A YAML scalar read as text: etcd's config file takes `auto-compaction-retention: 1` and
-/// `auto-compaction-retention: "1h"` alike.
-pub(super) fn scalar_as_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    use serde::Deserialize;
-    match serde_yaml::Value::deserialize(d)? {
-        serde_yaml::Value::String(s) => Ok(s),
-        serde_yaml::Value::Number(n) => Ok(n.to_string()),
-        other => Err(serde::de::Error::custom(format!(
-            "expected a number or a string, got {other:?}"
-        ))),
-    }
-}
-
-/// A YAML list read as a comma-separated flag value: etcd's config file takes
-/// `log-outputs: [stderr, /var/log/etcd.log]`, and a plain string too.
-pub(super) fn list_as_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    use serde::Deserialize;
-    match serde_yaml::Value::deserialize(d)? {
-        serde_yaml::Value::String(s) => Ok(s),
-        serde_yaml::Value::Sequence(items) => items
-            .into_iter()
-            .map(|v| match v {
-                serde_yaml::Value::String(s) => Ok(s),
-                other => Err(serde::de::Error::custom(format!(
-                    "expected a string in the list, got {other:?}"
-                ))),
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(|v| v.join(",")),
-        other => Err(serde::de::Error::custom(format!(
-            "expected a list or a string, got {other:?}"
-        ))),
-    }
-}
-
-/// A duration written as Go writes them (`1h2m3.5s`, `500ms`, `10m`); in YAML also integer
-/// nanoseconds, which is what etcd's config file expects.
+/// A duration written as Go writes them (`1h2m3.5s`, `500ms`, `10m`), or bare integer
+/// nanoseconds (what etcd's YAML file holds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GoDuration(pub Duration);
 
@@ -106,17 +69,65 @@ impl std::fmt::Display for GoDuration {
     }
 }
 
-impl<'de> Deserialize<'de> for GoDuration {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Nanos(u64),
-            Text(String),
+/// Go's `strconv.ParseBool`: the spellings etcd's boolean flags take.
+pub fn go_bool(s: &str) -> Result<bool, String> {
+    match s {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
+        _ => Err("parse error".into()),
+    }
+}
+
+/// Go's `strconv.ParseUint(s, 0, bits)`: decimal, or `0x`/`0o`/`0b`/leading-`0` prefixed, with
+/// `_` between digits only after a prefix.
+pub fn go_uint(s: &str, bits: u32) -> Result<u64, String> {
+    let (digits, radix) = if let Some(r) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        (r, 16)
+    } else if let Some(r) = s.strip_prefix("0o").or_else(|| s.strip_prefix("0O")) {
+        (r, 8)
+    } else if let Some(r) = s.strip_prefix("0b").or_else(|| s.strip_prefix("0B")) {
+        (r, 2)
+    } else if s.len() > 1 && s.starts_with('0') {
+        (&s[1..], 8)
+    } else {
+        (s, 10)
+    };
+    let prefixed = radix != 10;
+    if digits.is_empty()
+        || (!prefixed && digits.contains('_'))
+        || digits.starts_with('_')
+        || digits.ends_with('_')
+        || digits.contains("__")
+    {
+        return Err("parse error".into());
+    }
+    let clean: String = digits.chars().filter(|c| *c != '_').collect();
+    if clean.starts_with('+') || clean.starts_with('-') {
+        return Err("parse error".into());
+    }
+    let n = u64::from_str_radix(&clean, radix).map_err(|e| match e.kind() {
+        std::num::IntErrorKind::PosOverflow => "value out of range".to_string(),
+        _ => "parse error".to_string(),
+    })?;
+    if bits < 64 && n >> bits != 0 {
+        return Err("value out of range".into());
+    }
+    Ok(n)
+}
+
+/// Go's `strconv.ParseInt(s, 0, 64)`.
+pub fn go_int(s: &str) -> Result<i64, String> {
+    let (negative, magnitude) = match s.strip_prefix('-') {
+        Some(m) => (true, m),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    let n = go_uint(magnitude, 64)?;
+    if negative {
+        if n > i64::MAX as u64 + 1 {
+            return Err("value out of range".into());
         }
-        match Raw::deserialize(d)? {
-            Raw::Nanos(n) => GoDuration::from_nanos(n).map_err(serde::de::Error::custom),
-            Raw::Text(t) => t.parse().map_err(serde::de::Error::custom),
-        }
+        Ok((n as i128).wrapping_neg() as i64)
+    } else {
+        i64::try_from(n).map_err(|_| "value out of range".to_string())
     }
 }
