@@ -15,6 +15,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("cargo:rerun-if-changed={f}");
     }
     let compiled = protox::compile(files, ["proto"])?;
+    // Kept for the JSON gateway, which transcodes by these descriptors.
+    let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(out_dir.join("descriptors.bin"), compiled.encode_to_vec())?;
     // protox may link a different prost-types than tonic-prost-build; the encoded descriptor set
     // is the stable interface between them.
     let fds = prost_types::FileDescriptorSet::decode(compiled.encode_to_vec().as_slice())?;

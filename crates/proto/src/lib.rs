@@ -36,6 +36,10 @@ pub mod cairnpb {
 
 pub mod raw_range;
 
+/// The encoded `FileDescriptorSet` of every proto above (etcd's and Cairn's), for code that
+/// works from descriptors (the JSON gateway).
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptors.bin"));
+
 /// etcd's KV service as the server implements it: identical on the wire, with Range answers
 /// carrying encoded key-values (see `proto/cairnpb/kv_server.proto`).
 pub mod kv_server {

@@ -1,5 +1,5 @@
-//! HTTP on the client port, next to gRPC: `/health`, `/livez`, `/readyz`, `/version`,
-//! `/metrics`, and gRPC's UNIMPLEMENTED (with a message naming the method) for services not
+//! HTTP on the client port, next to gRPC: the JSON gateway (`crate::gateway`), `/health`,
+//! `/livez`, `/readyz`, `/version`, `/metrics`, and gRPC's UNIMPLEMENTED (with a message naming the method) for services not
 //! built yet. The same probes and metrics are served alone on `--listen-metrics-urls`.
 
 use crate::etcd::EtcdServer;
@@ -14,8 +14,19 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-pub fn routes(grpc: Router, server: Arc<EtcdServer>) -> Router {
+pub fn routes(grpc: Router, server: Arc<EtcdServer>, body_limit: usize) -> Router {
+    let gateway = server.config.enable_grpc_gateway.then(|| {
+        crate::gateway::routes(
+            grpc.clone(),
+            body_limit,
+            server.config.max_concurrent_streams,
+        )
+    });
     let http = probes().route("/version", get(version)).with_state(server);
+    let grpc = match gateway {
+        Some(gateway) => grpc.merge(gateway),
+        None => grpc,
+    };
     grpc.merge(http)
         .fallback(fallback)
         .layer(axum::middleware::map_response(grpc_go_size_error))

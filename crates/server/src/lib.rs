@@ -18,6 +18,7 @@ pub mod config;
 mod errors;
 pub mod etcd;
 mod failpoint;
+mod gateway;
 mod http;
 mod idgen;
 mod lease;
@@ -200,7 +201,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         catch_up,
         config.watch_progress_notify_interval.0,
     );
-    let router = http::routes(routes.into_axum_router(), server.clone());
+    let router = http::routes(routes.into_axum_router(), server.clone(), recv_limit);
     let service = metrics::grpc::Track::new(router, server.metrics.clone());
 
     // Read before anything is bound: a bad certificate stops the start with the file named.

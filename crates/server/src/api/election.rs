@@ -28,6 +28,7 @@ use tonic::{Request as GrpcRequest, Response, Status};
 
 const NOT_LEADER: &str = "election: not leader";
 const NO_LEADER: &str = "election: no leader";
+/// A plain Go error in etcd, so its code is Unknown (not InvalidArgument).
 const MISSING_LEADER: &str = "\"leader\" field must be provided";
 
 fn prefix_end(prefix: &[u8]) -> Bytes {
@@ -327,9 +328,7 @@ impl Election for ElectionService {
             check_access(&self.server, &request, name_of(&l.key), Some(&l.key)).await?;
         }
         let req = request.into_inner();
-        let leader = req
-            .leader
-            .ok_or_else(|| Status::invalid_argument(MISSING_LEADER))?;
+        let leader = req.leader.ok_or_else(|| Status::unknown(MISSING_LEADER))?;
         let rev = proclaim(
             &self.server,
             &leader.key,
@@ -417,7 +416,7 @@ impl Election for ElectionService {
         let leader = request
             .into_inner()
             .leader
-            .ok_or_else(|| Status::invalid_argument(MISSING_LEADER))?;
+            .ok_or_else(|| Status::unknown(MISSING_LEADER))?;
         let resp = release(&self.server, &leader.key, leader.rev).await?;
         Ok(Response::new(ResignResponse {
             header: self.server.restamp(resp.header),

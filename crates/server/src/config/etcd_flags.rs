@@ -261,9 +261,7 @@ pub const ETCD_FLAGS: &[EtcdFlag] = &[
         default: "'math.MaxUint32'",
         versions: "3.4 3.5 3.6 3.7",
         yaml: "max-concurrent-streams",
-        handling: Handling::NoEffect(
-            "Cairn's HTTP/2 server uses its own per-connection stream limit.",
-        ),
+        handling: Handling::Config,
     },
     EtcdFlag {
         name: "grpc-keepalive-min-time",

@@ -268,6 +268,11 @@ pub struct Config {
     #[arg(long, default_value = "")]
     pub peer_cert_allowed_hostname: String,
 
+    /// The most concurrent streams a client connection may have open (etcd's
+    /// `--max-concurrent-streams`; the JSON gateway counts as one connection, as in etcd).
+    #[arg(long, default_value_t = u32::MAX)]
+    pub max_concurrent_streams: u32,
+
     /// The most learners the cluster may have at once.
     #[arg(long, default_value_t = 1)]
     pub max_learners: u32,
