@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod offline;
 mod probes;
 mod readpool;
+mod serve;
 mod systemd;
 pub mod tls;
 
@@ -97,22 +98,24 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 "peer",
                 tls::peer_identity_check(&config),
             )?;
-            tasks.push(tokio::spawn(async move {
-                axum::serve(listener, router)
-                    .with_graceful_shutdown(shutdown_signal())
-                    .await
-            }));
+            tasks.push(tokio::spawn(serve::serve(
+                listener,
+                router,
+                serve::Http2::internal(),
+                no_info,
+            )));
             continue;
         }
         tracing::info!(%addr, "serving peer traffic");
         let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
             let _ = tcp.set_nodelay(true);
         });
-        tasks.push(tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(shutdown_signal())
-                .await
-        }));
+        tasks.push(tokio::spawn(serve::serve(
+            listener,
+            router,
+            serve::Http2::internal(),
+            no_info,
+        )));
     }
     server.peers.start(server.raft.clone());
     tokio::spawn(cluster::publish(server.clone()));
@@ -210,6 +213,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     } else {
         None
     };
+    let client_http2 = serve::Http2::from_config(&config);
     for (addr, over_tls) in addrs {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -220,15 +224,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             let listener = tls::TlsListener::new(listener, tls.clone(), "client", None)?;
             // Each request learns its connection's certificate name (the user under
             // --client-cert-auth).
-            let service =
-                axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
-                    tls::ClientCertName,
-                >(service);
-            tasks.push(tokio::spawn(async move {
-                axum::serve(listener, service)
-                    .with_graceful_shutdown(shutdown_signal())
-                    .await
-            }));
+            tasks.push(tokio::spawn(serve::serve(
+                listener,
+                service,
+                client_http2,
+                |io| Some(tls::ClientCertName::of(io)),
+            )));
             continue;
         }
         tracing::info!(%addr, "serving client traffic (gRPC and HTTP)");
@@ -236,12 +237,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
             let _ = tcp.set_nodelay(true);
         });
-        let service = axum::ServiceExt::<axum::extract::Request>::into_make_service(service);
-        tasks.push(tokio::spawn(async move {
-            axum::serve(listener, service)
-                .with_graceful_shutdown(shutdown_signal())
-                .await
-        }));
+        tasks.push(tokio::spawn(serve::serve(
+            listener,
+            service,
+            client_http2,
+            no_info,
+        )));
     }
     for (addr, over_tls) in config.metrics_listen_addrs()? {
         let listener = tokio::net::TcpListener::bind(addr)
@@ -251,19 +252,21 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         if let (true, Some(tls)) = (over_tls, &tls) {
             tracing::info!(%addr, "serving metrics and health over TLS");
             let listener = tls::TlsListener::new(listener, tls.clone(), "metrics", None)?;
-            tasks.push(tokio::spawn(async move {
-                axum::serve(listener, router)
-                    .with_graceful_shutdown(shutdown_signal())
-                    .await
-            }));
+            tasks.push(tokio::spawn(serve::serve(
+                listener,
+                router,
+                serve::Http2::internal(),
+                no_info,
+            )));
             continue;
         }
         tracing::info!(%addr, "serving metrics and health");
-        tasks.push(tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(shutdown_signal())
-                .await
-        }));
+        tasks.push(tokio::spawn(serve::serve(
+            listener,
+            router,
+            serve::Http2::internal(),
+            no_info,
+        )));
     }
     // Every listener is bound: once the member has published itself, it serves.
     tokio::spawn(systemd::notify_when_ready(server.clone()));
@@ -296,7 +299,12 @@ fn shutdown(server: &Arc<EtcdServer>) {
     tracing::info!("stopped");
 }
 
-async fn shutdown_signal() {
+/// Connections that carry nothing requests need to know.
+fn no_info<Io>(_: &Io) -> Option<()> {
+    None
+}
+
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -562,12 +562,10 @@ impl TlsListener {
 #[derive(Debug, Clone)]
 pub struct ClientCertName(pub Option<String>);
 
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>>
-    for ClientCertName
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
-        let name = stream
-            .io()
+impl ClientCertName {
+    /// The name of a TLS connection's verified client certificate, if it showed one.
+    pub fn of(io: &TlsStream<TcpStream>) -> ClientCertName {
+        let name = io
             .get_ref()
             .1
             .peer_certificates()

@@ -277,9 +277,7 @@ pub const ETCD_FLAGS: &[EtcdFlag] = &[
         default: "'2h'",
         versions: "3.4 3.5 3.6 3.7",
         yaml: "grpc-keepalive-interval",
-        handling: Handling::NoEffect(
-            "The server sends no keep-alive pings of its own; clients' pings keep connections alive.",
-        ),
+        handling: Handling::Config,
     },
     EtcdFlag {
         name: "grpc-keepalive-timeout",
@@ -287,7 +285,7 @@ pub const ETCD_FLAGS: &[EtcdFlag] = &[
         default: "'20s'",
         versions: "3.4 3.5 3.6 3.7",
         yaml: "grpc-keepalive-timeout",
-        handling: Handling::NoEffect("As --grpc-keepalive-interval."),
+        handling: Handling::Config,
     },
     EtcdFlag {
         name: "socket-reuse-port",

@@ -273,6 +273,14 @@ pub struct Config {
     #[arg(long, default_value_t = u32::MAX)]
     pub max_concurrent_streams: u32,
 
+    /// How often the server pings an idle client connection (0s: never).
+    #[arg(long, default_value = "2h")]
+    pub grpc_keepalive_interval: GoDuration,
+
+    /// How long a ping may go unanswered before the connection is closed.
+    #[arg(long, default_value = "20s")]
+    pub grpc_keepalive_timeout: GoDuration,
+
     /// The most learners the cluster may have at once.
     #[arg(long, default_value_t = 1)]
     pub max_learners: u32,
