@@ -44,6 +44,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ".etcdserverpb.RawRangeResponse",
         "crate::raw_range::RawRangeResponse",
     );
+    config = config.extern_path(
+        ".etcdserverpb.RawRangeStreamResponse",
+        "crate::raw_range::RawRangeStreamResponse",
+    );
     for name in [
         "ResponseHeader",
         "RangeRequest",

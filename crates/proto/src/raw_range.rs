@@ -64,6 +64,33 @@ impl EncodedKvs {
         self.count == 0
     }
 
+    /// Bytes of the framed key-values.
+    pub fn encoded_len(&self) -> usize {
+        self.framed.len()
+    }
+
+    /// The key of the last key-value, found by walking the frames (`RangeStream` resumes
+    /// after it).
+    pub fn last_key(&self) -> Option<Bytes> {
+        let mut rest = self.framed.clone();
+        let mut last = None;
+        while rest.has_remaining() {
+            encoding::decode_key(&mut rest).ok()?;
+            let len = usize::try_from(encoding::decode_varint(&mut rest).ok()?).ok()?;
+            if rest.remaining() < len {
+                return None;
+            }
+            last = Some(rest.split_to(len));
+        }
+        /// Field 1 alone, as `mvccpb.KeyValue` holds the key.
+        #[derive(Clone, PartialEq, prost::Message)]
+        struct KeyOnly {
+            #[prost(bytes = "bytes", tag = "1")]
+            key: Bytes,
+        }
+        Some(KeyOnly::decode(last?).ok()?.key)
+    }
+
     /// The encoded key-values, unframed again (for tests and diagnostics).
     pub fn to_vec(&self) -> Result<Vec<Bytes>, DecodeError> {
         /// Field 2 alone, as `RangeResponse` frames it.
@@ -157,6 +184,49 @@ impl Message for RawRangeResponse {
 
     fn clear(&mut self) {
         *self = RawRangeResponse::default();
+    }
+}
+
+/// `etcdserverpb.RangeStreamResponse` (etcd 3.7) around a [`RawRangeResponse`].
+#[derive(Clone, Default, PartialEq, Debug)]
+pub struct RawRangeStreamResponse {
+    pub range_response: Option<RawRangeResponse>,
+}
+
+impl Message for RawRangeStreamResponse {
+    fn encode_raw(&self, buf: &mut impl BufMut) {
+        if let Some(r) = &self.range_response {
+            encoding::message::encode(1, r, buf);
+        }
+    }
+
+    fn merge_field(
+        &mut self,
+        tag: u32,
+        wire_type: WireType,
+        buf: &mut impl Buf,
+        ctx: DecodeContext,
+    ) -> Result<(), DecodeError> {
+        match tag {
+            1 => encoding::message::merge(
+                wire_type,
+                self.range_response
+                    .get_or_insert_with(RawRangeResponse::default),
+                buf,
+                ctx,
+            ),
+            _ => encoding::skip_field(wire_type, tag, buf, ctx),
+        }
+    }
+
+    fn encoded_len(&self) -> usize {
+        self.range_response
+            .as_ref()
+            .map_or(0, |r| encoding::message::encoded_len(1, r))
+    }
+
+    fn clear(&mut self) {
+        self.range_response = None;
     }
 }
 

@@ -92,12 +92,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .into_axum_router();
         if let (true, Some(tls)) = (over_tls, &peer_tls) {
             tracing::info!(%addr, "serving peer traffic over TLS");
-            let listener = tls::TlsListener::new(
-                listener,
-                tls.clone(),
-                "peer",
-                tls::peer_identity_check(&config),
-            )?;
+            let listener = tls::TlsListener::new(listener, tls.clone(), "peer")?;
             tasks.push(tokio::spawn(serve::serve(
                 listener,
                 router,
@@ -221,7 +216,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let service = service.clone();
         if let (true, Some(tls)) = (over_tls, &tls) {
             tracing::info!(%addr, "serving client traffic (gRPC and HTTP) over TLS");
-            let listener = tls::TlsListener::new(listener, tls.clone(), "client", None)?;
+            let listener = tls::TlsListener::new(listener, tls.clone(), "client")?;
             // Each request learns its connection's certificate name (the user under
             // --client-cert-auth).
             tasks.push(tokio::spawn(serve::serve(
@@ -251,7 +246,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let router = http::metrics_routes(server.clone());
         if let (true, Some(tls)) = (over_tls, &tls) {
             tracing::info!(%addr, "serving metrics and health over TLS");
-            let listener = tls::TlsListener::new(listener, tls.clone(), "metrics", None)?;
+            let listener = tls::TlsListener::new(listener, tls.clone(), "metrics")?;
             tasks.push(tokio::spawn(serve::serve(
                 listener,
                 router,

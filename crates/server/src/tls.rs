@@ -242,6 +242,9 @@ pub struct ClientTls {
     pub cipher_suites: String,
     pub min_version: String,
     pub max_version: String,
+    /// `--peer-cert-allowed-cn` / `-hostname`: checked in the handshake on the certificates of
+    /// members that dial in and of members this one dials, as etcd checks them both ways.
+    pub identity: Option<IdentityCheck>,
 }
 
 impl ClientTls {
@@ -315,6 +318,11 @@ impl ClientTls {
             cipher_suites: config.cipher_suites.clone(),
             min_version: config.tls_min_version.clone(),
             max_version: config.tls_max_version.clone(),
+            identity: if f.prefix == "peer-" {
+                peer_identity_check(config)
+            } else {
+                None
+            },
         })
     }
 
@@ -322,14 +330,40 @@ impl ClientTls {
     /// servers verified against `--peer-trusted-ca-file` (not at all with `--peer-auto-tls`,
     /// whose certificates no one can verify, as etcd).
     pub fn peer_dialer(&self, auto: bool) -> Result<Arc<rustls::ClientConfig>, TlsError> {
-        cairn_client::TlsOptions {
+        let skip_verify = auto && self.trusted_ca_file.is_none();
+        let config = cairn_client::TlsOptions {
             ca_file: self.trusted_ca_file.clone(),
             cert_file: Some(self.cert_file.clone()),
             key_file: Some(self.key_file.clone()),
-            skip_verify: auto && self.trusted_ca_file.is_none(),
+            skip_verify,
         }
         .client_config()
-        .map_err(|e| TlsError(format!("peer TLS: {e}")))
+        .map_err(|e| TlsError(format!("peer TLS: {e}")))?;
+        let (Some(check), Some(ca), false) = (&self.identity, &self.trusted_ca_file, skip_verify)
+        else {
+            return Ok(config);
+        };
+        // The members dialled must show an allowed certificate too.
+        let mut roots = rustls::RootCertStore::empty();
+        for c in read_certs(ca, "peer-trusted-ca-file")? {
+            roots
+                .add(c)
+                .map_err(|e| TlsError(format!("--peer-trusted-ca-file {}: {e}", ca.display())))?;
+        }
+        let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots),
+            Arc::new(crypto_provider()),
+        )
+        .build()
+        .map_err(|e| TlsError(format!("--peer-trusted-ca-file {}: {e}", ca.display())))?;
+        let mut config = Arc::unwrap_or_clone(config);
+        config
+            .dangerous()
+            .set_certificate_verifier(Arc::new(AllowedServer {
+                inner,
+                check: check.clone(),
+            }));
+        Ok(Arc::new(config))
     }
 
     /// A rustls server configuration: ALPN h2 and http/1.1 (gRPC and the HTTP endpoints share
@@ -370,6 +404,7 @@ impl ClientTls {
                 builder.with_client_cert_verifier(Arc::new(TrustedItself {
                     inner: verifier,
                     trusted,
+                    identity: self.identity.clone(),
                 }))
             }
             (None, true) => {
@@ -511,7 +546,6 @@ impl TlsListener {
         tcp: TcpListener,
         config: Arc<rustls::ServerConfig>,
         side: &'static str,
-        check: Option<IdentityCheck>,
     ) -> std::io::Result<Self> {
         let local = tcp.local_addr()?;
         let acceptor = TlsAcceptor::from(config);
@@ -531,15 +565,10 @@ impl TlsListener {
                 if tx.is_closed() {
                     return;
                 }
-                let (acceptor, tx, check) = (acceptor.clone(), tx.clone(), check.clone());
+                let (acceptor, tx) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
-                            let chain = tls.get_ref().1.peer_certificates().unwrap_or_default();
-                            if let Some(Err(reason)) = check.as_ref().map(|c| c(chain)) {
-                                tracing::warn!(%peer, %reason, "rejected a {side} connection");
-                                return;
-                            }
                             let _ = tx.send((tls, peer)).await;
                         }
                         Ok(Err(e)) => {
@@ -613,10 +642,36 @@ fn read_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, 
 /// itself one of the trusted CA certificates (a self-signed CA certificate used as a client's,
 /// which Go accepts and WebPKI refuses as "CA used as end entity"). The client still proves it
 /// holds the key in the handshake; the certificate must be within its validity period.
-#[derive(Debug)]
 struct TrustedItself {
     inner: Arc<dyn rustls::server::danger::ClientCertVerifier>,
     trusted: Vec<CertificateDer<'static>>,
+    /// The allowed CN or hostname of peers, if one is set.
+    identity: Option<IdentityCheck>,
+}
+
+impl std::fmt::Debug for TrustedItself {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrustedItself")
+            .field("trusted", &self.trusted.len())
+            .field("identity", &self.identity.is_some())
+            .finish()
+    }
+}
+
+/// A certificate that verified but is not the allowed CN or hostname: refused in the
+/// handshake with a bad_certificate alert (what Go's server sends), named in the log with
+/// etcd's words.
+fn refuse_identity(
+    check: Option<&IdentityCheck>,
+    chain: &[CertificateDer<'_>],
+) -> Result<(), rustls::Error> {
+    let Some(check) = check else {
+        return Ok(());
+    };
+    check(chain).map_err(|reason| {
+        tracing::warn!(%reason, "client certificate authentication failed");
+        rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName)
+    })
 }
 
 impl rustls::server::danger::ClientCertVerifier for TrustedItself {
@@ -638,21 +693,85 @@ impl rustls::server::danger::ClientCertVerifier for TrustedItself {
         intermediates: &[CertificateDer<'_>],
         now: rustls::pki_types::UnixTime,
     ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
-        let refused = match self
+        let verified = match self
             .inner
             .verify_client_cert(end_entity, intermediates, now)
         {
-            Ok(verified) => return Ok(verified),
-            Err(e) => e,
+            Ok(verified) => verified,
+            Err(refused) => {
+                let is_trusted = self
+                    .trusted
+                    .iter()
+                    .any(|t| t.as_ref() == end_entity.as_ref());
+                if !(is_trusted && within_validity(end_entity, now)) {
+                    return Err(refused);
+                }
+                rustls::server::danger::ClientCertVerified::assertion()
+            }
         };
-        let is_trusted = self
-            .trusted
-            .iter()
-            .any(|t| t.as_ref() == end_entity.as_ref());
-        if is_trusted && within_validity(end_entity, now) {
-            return Ok(rustls::server::danger::ClientCertVerified::assertion());
-        }
-        Err(refused)
+        refuse_identity(self.identity.as_ref(), std::slice::from_ref(end_entity))?;
+        Ok(verified)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// Server certificate verification for dialling members: WebPKI's, then the allowed CN or
+/// hostname (etcd applies `--peer-cert-allowed-*` to both ends of a peer connection).
+struct AllowedServer {
+    inner: Arc<rustls::client::WebPkiServerVerifier>,
+    check: IdentityCheck,
+}
+
+impl std::fmt::Debug for AllowedServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AllowedServer")
+    }
+}
+
+impl rustls::client::danger::ServerCertVerifier for AllowedServer {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        let verified = self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        )?;
+        (self.check)(std::slice::from_ref(end_entity)).map_err(|reason| {
+            // etcd's words for it, whichever end finds it.
+            rustls::Error::General(format!(
+                "client certificate authentication failed: {reason}"
+            ))
+        })?;
+        Ok(verified)
     }
 
     fn verify_tls12_signature(
@@ -834,12 +953,16 @@ mod tests {
         let (stranger, _) = ca("root");
         let mut roots = rustls::RootCertStore::empty();
         roots.add(trusted.der().clone()).unwrap();
-        let inner = WebPkiClientVerifier::builder(Arc::new(roots))
-            .build()
-            .unwrap();
+        let inner = WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            Arc::new(crypto_provider()),
+        )
+        .build()
+        .unwrap();
         let verifier = TrustedItself {
-            inner,
+            inner: inner.clone(),
             trusted: vec![trusted.der().clone()],
+            identity: None,
         };
         let now = rustls::pki_types::UnixTime::now();
         assert!(verifier.verify_client_cert(trusted.der(), &[], now).is_ok());
@@ -855,5 +978,33 @@ mod tests {
                 .verify_client_cert(trusted.der(), &[], far)
                 .is_err()
         );
+
+        // An allowed CN is checked in the handshake: refused with a bad_certificate alert.
+        let mut config = crate::Config {
+            peer_cert_allowed_cn: "someone-else".into(),
+            ..Default::default()
+        };
+        let strict = TrustedItself {
+            inner,
+            trusted: vec![trusted.der().clone()],
+            identity: peer_identity_check(&config),
+        };
+        let refused = strict
+            .verify_client_cert(trusted.der(), &[], now)
+            .unwrap_err();
+        assert_eq!(
+            refused,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName)
+        );
+        assert_eq!(
+            rustls::AlertDescription::from(rustls::CertificateError::NotValidForName),
+            rustls::AlertDescription::BadCertificate
+        );
+        config.peer_cert_allowed_cn = "root".into();
+        let allowed = TrustedItself {
+            identity: peer_identity_check(&config),
+            ..strict
+        };
+        assert!(allowed.verify_client_cert(trusted.der(), &[], now).is_ok());
     }
 }

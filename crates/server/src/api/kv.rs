@@ -158,6 +158,28 @@ impl Kv for KvService {
         Ok(Response::new(resp))
     }
 
+    type RangeStreamStream = super::range_stream::RangeStreamStream;
+
+    async fn range_stream(
+        &self,
+        request: GrpcRequest<RangeRequest>,
+    ) -> Result<Response<Self::RangeStreamStream>, Status> {
+        let who = super::caller(&self.server, &request).await?;
+        let req = request.into_inner();
+        if !req.serializable {
+            self.server.refuse_learner()?;
+        }
+        check_range(&req)?;
+        super::range_stream::check_streamable(&req)?;
+        self.server
+            .auth
+            .check_key(&who, &req.key, &req.range_end, false)
+            .map_err(|e| e.status())?;
+        let chunks = super::range_stream::stream(self.server.clone(), req).await?;
+        super::still_permitted(&self.server, &who)?;
+        Ok(Response::new(chunks))
+    }
+
     async fn put(&self, request: GrpcRequest<PutRequest>) -> Result<Response<PutResponse>, Status> {
         self.server.refuse_learner()?;
         let who = super::caller(&self.server, &request).await?;

@@ -10,6 +10,7 @@ pub mod kv;
 pub mod lease;
 pub mod maintenance;
 pub mod operations;
+pub(crate) mod range_stream;
 pub mod watch;
 
 use crate::auth::AuthInfo;

@@ -385,7 +385,7 @@ async fn send_loop(t: PeerTransport, peer: u64, urls: Vec<String>, rx: mpsc::Rec
         let outcome = stream_once(&t, peer, &url, rx.clone()).await;
         let (connected, reason) = match outcome {
             Ok(()) => (true, "stream closed by the peer".to_string()),
-            Err((connected, reason)) => (connected, reason),
+            Err((connected, reason)) => (connected, go_tls_words(reason)),
         };
         t.active.write().remove(&peer);
         if connected || was_active != Some(false) {
@@ -651,5 +651,15 @@ impl Peer for PeerService {
         Ok(Response::new(
             self.server.lease_time_to_live_as_leader(&inner).await?,
         ))
+    }
+}
+
+/// A refused TLS handshake in the words Go (and so etcd's log) uses for it, besides rustls's:
+/// operators grep etcd's logs for "remote error: tls: bad certificate".
+fn go_tls_words(reason: String) -> String {
+    if reason.contains("received fatal alert: BadCertificate") {
+        format!("remote error: tls: bad certificate ({reason})")
+    } else {
+        reason
     }
 }

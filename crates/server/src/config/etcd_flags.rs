@@ -547,7 +547,7 @@ pub const ETCD_FLAGS: &[EtcdFlag] = &[
     },
     EtcdFlag {
         name: "auto-compaction-mode",
-        kind: Kind::Choice(&["periodic", "revision"]),
+        kind: Kind::Text,
         default: "'periodic'",
         versions: "3.4 3.5 3.6 3.7",
         yaml: "auto-compaction-mode",
@@ -813,7 +813,7 @@ pub const ETCD_FLAGS: &[EtcdFlag] = &[
     },
     EtcdFlag {
         name: "tls-min-version",
-        kind: Kind::Choice(&["TLS1.2", "TLS1.3"]),
+        kind: Kind::Text,
         default: "'TLS1.2'",
         versions: "3.5 3.6 3.7",
         yaml: "tls-min-version",
@@ -821,7 +821,7 @@ pub const ETCD_FLAGS: &[EtcdFlag] = &[
     },
     EtcdFlag {
         name: "tls-max-version",
-        kind: Kind::Choice(&["", "TLS1.2", "TLS1.3"]),
+        kind: Kind::Text,
         default: "''",
         versions: "3.5 3.6 3.7",
         yaml: "tls-max-version",

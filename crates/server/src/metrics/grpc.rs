@@ -35,6 +35,7 @@ const METHODS: &[(&str, &[(&str, &str)])] = &[
             ("DeleteRange", UNARY),
             ("Txn", UNARY),
             ("Compact", UNARY),
+            ("RangeStream", SERVER_STREAM),
         ],
     ),
     ("etcdserverpb.Watch", &[("Watch", BIDI)]),
