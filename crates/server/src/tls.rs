@@ -243,7 +243,8 @@ pub struct ClientTls {
     pub min_version: String,
     pub max_version: String,
     /// `--peer-cert-allowed-cn` / `-hostname`: checked in the handshake on the certificates of
-    /// members that dial in and of members this one dials, as etcd checks them both ways.
+    /// members that dial in (as etcd's server side does; a refused member sees a bad_certificate
+    /// alert).
     pub identity: Option<IdentityCheck>,
 }
 
@@ -330,40 +331,14 @@ impl ClientTls {
     /// servers verified against `--peer-trusted-ca-file` (not at all with `--peer-auto-tls`,
     /// whose certificates no one can verify, as etcd).
     pub fn peer_dialer(&self, auto: bool) -> Result<Arc<rustls::ClientConfig>, TlsError> {
-        let skip_verify = auto && self.trusted_ca_file.is_none();
-        let config = cairn_client::TlsOptions {
+        cairn_client::TlsOptions {
             ca_file: self.trusted_ca_file.clone(),
             cert_file: Some(self.cert_file.clone()),
             key_file: Some(self.key_file.clone()),
-            skip_verify,
+            skip_verify: auto && self.trusted_ca_file.is_none(),
         }
         .client_config()
-        .map_err(|e| TlsError(format!("peer TLS: {e}")))?;
-        let (Some(check), Some(ca), false) = (&self.identity, &self.trusted_ca_file, skip_verify)
-        else {
-            return Ok(config);
-        };
-        // The members dialled must show an allowed certificate too.
-        let mut roots = rustls::RootCertStore::empty();
-        for c in read_certs(ca, "peer-trusted-ca-file")? {
-            roots
-                .add(c)
-                .map_err(|e| TlsError(format!("--peer-trusted-ca-file {}: {e}", ca.display())))?;
-        }
-        let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
-            Arc::new(roots),
-            Arc::new(crypto_provider()),
-        )
-        .build()
-        .map_err(|e| TlsError(format!("--peer-trusted-ca-file {}: {e}", ca.display())))?;
-        let mut config = Arc::unwrap_or_clone(config);
-        config
-            .dangerous()
-            .set_certificate_verifier(Arc::new(AllowedServer {
-                inner,
-                check: check.clone(),
-            }));
-        Ok(Arc::new(config))
+        .map_err(|e| TlsError(format!("peer TLS: {e}")))
     }
 
     /// A rustls server configuration: ALPN h2 and http/1.1 (gRPC and the HTTP endpoints share
@@ -710,67 +685,6 @@ impl rustls::server::danger::ClientCertVerifier for TrustedItself {
             }
         };
         refuse_identity(self.identity.as_ref(), std::slice::from_ref(end_entity))?;
-        Ok(verified)
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
-}
-
-/// Server certificate verification for dialling members: WebPKI's, then the allowed CN or
-/// hostname (etcd applies `--peer-cert-allowed-*` to both ends of a peer connection).
-struct AllowedServer {
-    inner: Arc<rustls::client::WebPkiServerVerifier>,
-    check: IdentityCheck,
-}
-
-impl std::fmt::Debug for AllowedServer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("AllowedServer")
-    }
-}
-
-impl rustls::client::danger::ServerCertVerifier for AllowedServer {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &rustls::pki_types::ServerName<'_>,
-        ocsp_response: &[u8],
-        now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        let verified = self.inner.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        )?;
-        (self.check)(std::slice::from_ref(end_entity)).map_err(|reason| {
-            // etcd's words for it, whichever end finds it.
-            rustls::Error::General(format!(
-                "client certificate authentication failed: {reason}"
-            ))
-        })?;
         Ok(verified)
     }
 

@@ -417,11 +417,7 @@ async fn stream_once(
     let channel = channel(url, DIAL_TIMEOUT, &t.dialer, false)
         .map_err(|e| (false, e))?
         .await
-        .map_err(|e| {
-            let cause =
-                std::error::Error::source(&e).map_or_else(String::new, |s| format!(": {s}"));
-            (false, format!("dial: {e}{cause}"))
-        })?;
+        .map_err(|e| (false, format!("dial: {}", error_chain(&e))))?;
     let mut client = PeerClient::new(channel).max_encoding_message_size(usize::MAX);
     tracing::info!(peer = format!("{peer:x}"), %url, "peer became active");
     t.active.write().entry(peer).or_insert_with(Instant::now);
@@ -475,7 +471,17 @@ async fn stream_once(
                 tracing::error!(peer = format!("{peer:x}"), "{MEMBER_REMOVED}");
                 t.removed.notify_one();
             }
-            Err((true, status.message().to_string()))
+            // The message alone says "transport error"; its causes say which.
+            let mut reason = status.message().to_string();
+            if let Some(cause) = std::error::Error::source(&status) {
+                let cause = error_chain(cause);
+                reason = if cause.starts_with(&reason) {
+                    cause
+                } else {
+                    format!("{reason}: {cause}")
+                };
+            }
+            Err((true, reason))
         }
     }
 }
@@ -654,12 +660,47 @@ impl Peer for PeerService {
     }
 }
 
+/// An error and its causes, as one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        // Wrappers often repeat their cause's text.
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        cause = c.source();
+    }
+    text
+}
+
 /// A refused TLS handshake in the words Go (and so etcd's log) uses for it, besides rustls's:
 /// operators grep etcd's logs for "remote error: tls: bad certificate".
 fn go_tls_words(reason: String) -> String {
-    if reason.contains("received fatal alert: BadCertificate") {
+    if reason.contains("BadCertificate") {
         format!("remote error: tls: bad certificate ({reason})")
     } else {
         reason
+    }
+}
+
+#[cfg(test)]
+mod words_tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_certificate_reads_as_in_etcds_log() {
+        assert_eq!(
+            go_tls_words("transport error: received fatal alert: BadCertificate".into()),
+            "remote error: tls: bad certificate (transport error: received fatal alert: BadCertificate)"
+        );
+        assert_eq!(
+            go_tls_words("connection refused".into()),
+            "connection refused"
+        );
+        let inner = std::io::Error::other("received fatal alert: BadCertificate");
+        let outer = std::io::Error::other(inner);
+        assert!(error_chain(&outer).contains("BadCertificate"));
     }
 }
