@@ -60,6 +60,7 @@ const ADMIN_RAW: [Expect; 4] = [RawUserEmpty, RawDenied, RawDenied, Allowed];
 
 const TABLE: &[(&str, &str, [Expect; 4])] = &[
     ("KV", "Range", KEYED),
+    ("KV", "RangeStream", KEYED),
     ("KV", "Put", KEYED),
     ("KV", "DeleteRange", KEYED),
     ("KV", "Txn", KEYED),
@@ -244,6 +245,16 @@ impl Fixture {
                         ..Default::default()
                     })
                     .await?;
+            }
+            ("KV", "RangeStream") => {
+                let mut s = KvClient::new(ch)
+                    .range_stream(pb::RangeRequest {
+                        key: key("k").into(),
+                        ..Default::default()
+                    })
+                    .await?
+                    .into_inner();
+                s.message().await?;
             }
             ("KV", "Put") => {
                 KvClient::new(ch)

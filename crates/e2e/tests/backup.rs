@@ -229,3 +229,45 @@ fn a_save_killed_on_either_side_leaves_nothing_half_written() {
     let count = serde_json::from_str::<serde_json::Value>(&run.stdout).unwrap()["count"].clone();
     assert_eq!(count, 300, "{run:?}");
 }
+
+/// What etcdctl 3.5's `snapshot save` reads besides the data (its `SnapshotWithVersion`): the
+/// server version in the stream's messages, the first one included. (etcdctl 3.5 itself cannot be
+/// installed here; Debian ships 3.4.)
+#[test]
+fn the_snapshot_stream_carries_the_server_version() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let member = Member::start(&dir.path().join("m1"), &[]);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let client = cairn_client::Client::connect_one(
+            &member.endpoint(),
+            std::time::Duration::from_secs(5),
+        )
+        .await
+        .expect("connect");
+        client.put("k", "v").await.expect("put");
+        let version = client
+            .maintenance()
+            .status(cairn_proto::etcdserverpb::StatusRequest {})
+            .await
+            .expect("status")
+            .into_inner()
+            .version;
+        assert!(version.starts_with("3."), "{version}");
+        let mut stream = client
+            .maintenance()
+            .snapshot(cairn_proto::etcdserverpb::SnapshotRequest {})
+            .await
+            .expect("snapshot")
+            .into_inner();
+        let mut messages = 0;
+        while let Some(m) = stream.message().await.expect("a message") {
+            if messages == 0 {
+                assert!(m.header.is_some(), "the first message has the header");
+            }
+            assert_eq!(m.version, version);
+            messages += 1;
+        }
+        assert!(messages >= 2, "data, then the SHA-256");
+    });
+}
