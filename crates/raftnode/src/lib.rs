@@ -13,6 +13,7 @@
 //! No lock surrounds the Raft state: other tasks talk to the node thread through [`RaftHandle`]'s
 //! channel and read its progress from atomics.
 
+mod commit_notice;
 mod logstore;
 
 use bytes::Bytes;
@@ -657,6 +658,8 @@ pub fn start(
         max_inflight_msgs: 256,
         pre_vote: true,
         check_quorum: true,
+        // Followers hear of new commit indexes as `commit_notice` decides.
+        skip_bcast_commit: true,
         ..Default::default()
     };
     raft_config.validate()?;
@@ -695,6 +698,7 @@ pub fn start(
         tick: config.tick,
         observer: config.observer.clone(),
         wal_bytes_reported: 0,
+        commit_notices: commit_notice::CommitNotices::default(),
     };
     // Clients may arrive before the node thread's first step: they must see the recovered
     // commit index (admission control compares it with the applied index).
@@ -767,6 +771,8 @@ struct Runner {
     observer: Arc<dyn Observer>,
     /// The WAL's byte count when last reported to the observer.
     wal_bytes_reported: u64,
+    /// What followers have been told of the commit index, as leader.
+    commit_notices: commit_notice::CommitNotices,
 }
 
 impl Runner {
@@ -785,7 +791,11 @@ impl Runner {
     fn run_loop(&mut self, rx: &Receiver<Command>) -> Result<(), RaftError> {
         let mut next_tick = Instant::now() + self.tick;
         loop {
-            let wait = next_tick.saturating_duration_since(Instant::now());
+            let wake_at = match self.commit_notices.deadline() {
+                Some(due) => due.min(next_tick),
+                None => next_tick,
+            };
+            let wait = wake_at.saturating_duration_since(Instant::now());
             match rx.recv_timeout(wait) {
                 Ok(cmd) => {
                     if !self.handle(cmd)? {
@@ -810,6 +820,9 @@ impl Runner {
             }
             self.flush_reads();
             self.on_ready()?;
+            if self.notify_commit() {
+                self.on_ready()?;
+            }
             if self.node.store().wanted.take()
                 && !self.making_snapshot
                 && let Some(handle) = self.handle.clone()
@@ -825,6 +838,9 @@ impl Runner {
     fn handle(&mut self, cmd: Command) -> Result<bool, RaftError> {
         match cmd {
             Command::Propose { data, on_reject } => {
+                if self.node.raft.state == StateRole::Leader {
+                    self.commit_notices.proposed(Instant::now());
+                }
                 let res = if self.node.raft.leader_id == raft::INVALID_ID {
                     Err(RaftError::NoLeader)
                 } else {
@@ -896,10 +912,17 @@ impl Runner {
             Command::Durable { index } => self.compact(index)?,
             Command::Step(bytes) => match raft::eraftpb::Message::decode(bytes.as_ref()) {
                 Ok(m) => {
+                    let forwarded = (m.get_msg_type() == raft::eraftpb::MessageType::MsgPropose
+                        && self.node.raft.state == StateRole::Leader)
+                        .then_some(m.from);
                     // Messages from removed members or of stale terms are expected; raft
                     // drops them, and nothing needs to be done about the rest here either.
                     if let Err(e) = self.node.step(m) {
                         tracing::debug!(error = %e, "raft message not stepped");
+                    } else if let Some(from) = forwarded {
+                        let last = self.node.raft.raft_log.last_index();
+                        self.commit_notices.forwarded(from, last);
+                        self.commit_notices.proposed(Instant::now());
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "undecodable raft message from a peer"),
@@ -971,6 +994,7 @@ impl Runner {
                 continue;
             }
             let heartbeat = m.get_msg_type() == raft::eraftpb::MessageType::MsgHeartbeat;
+            self.commit_notices.sent(&m);
             if !self.transport.send(to, Bytes::from(m.encode_to_vec())) {
                 if heartbeat {
                     self.observer.heartbeat_send_failed();
@@ -982,6 +1006,29 @@ impl Runner {
         for to in dropped {
             self.node.report_unreachable(to);
         }
+    }
+
+    /// Sends the commit index to the followers that are owed it now (see `commit_notice`);
+    /// true if that left messages to send.
+    fn notify_commit(&mut self) -> bool {
+        let raft = &mut self.node.raft;
+        if raft.state != StateRole::Leader {
+            self.commit_notices.reset();
+            return false;
+        }
+        let me = raft.id;
+        let members: Vec<u64> = raft.prs().iter().map(|(id, _)| *id).collect();
+        let due = self.commit_notices.due(
+            raft.raft_log.committed,
+            members.into_iter().filter(|&id| id != me),
+            Instant::now(),
+        );
+        for member in due {
+            if raft.prs().get(member).is_some() {
+                raft.send_append(member);
+            }
+        }
+        self.node.has_ready()
     }
 
     fn publish_progress(&self) {
