@@ -621,25 +621,43 @@ pub enum SnapshotCommand {
     /// Streams one member's backend snapshot into the given file
     #[command(args_override_self = true)]
     Save(RestArgs),
-    /// Offline: use `cairnutl snapshot status`
-    Status(OfflineArgs),
-    /// Offline: use `cairnutl snapshot restore`
-    Restore(OfflineArgs),
+    /// Gets backend snapshot status of a given file (deprecated: use `cairnutl snapshot status`)
+    #[command(args_override_self = true)]
+    Status(RestArgs),
+    /// Restores an etcd member snapshot to an etcd directory (deprecated: use `cairnutl
+    /// snapshot restore`)
+    #[command(args_override_self = true)]
+    Restore(SnapshotRestoreArgs),
     /// An unknown subcommand: cobra shows the parent's help and ignores its arguments.
     #[command(external_subcommand)]
     External(#[allow(dead_code)] Vec<OsString>),
 }
 
-/// The words after an offline command cairnctl leaves to cairnutl, flags included: they are
-/// only reported, never parsed.
+/// `snapshot restore <filename>`: etcdctl 3.5's flags (etcdutl's, less the revision bump).
 #[derive(Args, Debug, Default)]
-pub struct OfflineArgs {
-    #[arg(
-        value_parser = clap::value_parser!(OsString),
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        hide = true
-    )]
+pub struct SnapshotRestoreArgs {
+    /// Path to the data directory
+    #[arg(long, allow_hyphen_values = true)]
+    pub data_dir: Option<String>,
+    /// Path to the WAL directory (use --data-dir if none given)
+    #[arg(long, allow_hyphen_values = true)]
+    pub wal_dir: Option<String>,
+    /// Initial cluster configuration for restore bootstrap [default: default=http://localhost:2380]
+    #[arg(long, allow_hyphen_values = true)]
+    pub initial_cluster: Option<String>,
+    /// Initial cluster token for the etcd cluster during restore bootstrap [default: etcd-cluster]
+    #[arg(long, allow_hyphen_values = true)]
+    pub initial_cluster_token: Option<String>,
+    /// List of this member's peer URLs to advertise to the rest of the cluster [default: http://localhost:2380]
+    #[arg(long, allow_hyphen_values = true)]
+    pub initial_advertise_peer_urls: Option<String>,
+    /// Human-readable name for this member [default: default]
+    #[arg(long, allow_hyphen_values = true)]
+    pub name: Option<String>,
+    /// Ignore snapshot integrity hash value (required if copied from data directory)
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub skip_hash_check: Option<String>,
+    #[arg(value_parser = clap::value_parser!(OsString), hide = true)]
     pub args: Vec<OsString>,
 }
 
@@ -696,6 +714,57 @@ pub enum TxnRequestLine {
     Del(DelArgs),
 }
 
+/// The same words with the command path (`snapshot restore`) first and every flag after it.
+///
+/// cobra finds the command before it parses flags, so a command's own flag may come before the
+/// command's name (`etcdctl --data-dir d snapshot restore f`, common in runbooks); clap accepts
+/// only global flags there. Applied when clap refuses a line as given. A flag's value is the
+/// next word unless the flag is written `--flag=value` or takes no value (etcdctl's booleans).
+pub fn command_path_first(argv: &[OsString]) -> Option<Vec<OsString>> {
+    use clap::CommandFactory as _;
+    let root = Cli::command();
+    let takes_next_word = |cmd: &clap::Command, word: &str| {
+        let name = word.trim_start_matches('-');
+        let arg = cmd.get_arguments().chain(root.get_arguments()).find(|a| {
+            a.get_long() == Some(name) || (word.len() == 2 && a.get_short() == name.chars().next())
+        });
+        // pflag: an unknown flag's value is the next word, as cobra assumes when it strips flags.
+        arg.is_none_or(|a| a.get_num_args().is_none_or(|n| n.min_values() > 0))
+    };
+    let (program, rest) = argv.split_first()?;
+    let mut path: Vec<OsString> = Vec::new();
+    let mut others: Vec<OsString> = Vec::new();
+    let mut cmd = root.clone();
+    let mut i = 0;
+    while i < rest.len() {
+        let word = rest[i].to_string_lossy();
+        if word == "--" {
+            others.extend_from_slice(&rest[i..]);
+            break;
+        }
+        if word.starts_with('-') && word.len() > 1 {
+            others.push(rest[i].clone());
+            if !word.contains('=') && takes_next_word(&cmd, &word) && i + 1 < rest.len() {
+                i += 1;
+                others.push(rest[i].clone());
+            }
+        } else if let Some(sub) = cmd.find_subcommand(word.as_ref()).cloned() {
+            path.push(rest[i].clone());
+            cmd = sub;
+        } else {
+            // The first positional argument: the command path is complete.
+            others.extend_from_slice(&rest[i..]);
+            break;
+        }
+        i += 1;
+    }
+    let reordered: Vec<OsString> = std::iter::once(program.clone())
+        .chain(path)
+        .chain(others)
+        .collect();
+    (reordered != argv).then_some(reordered)
+}
+
 /// Turns a clap parse error into etcdctl's wording for the same pflag/cobra error.
 pub fn describe_parse_error(err: &clap::Error) -> String {
     use clap::error::{ContextKind, ContextValue, ErrorKind};
@@ -739,6 +808,42 @@ pub fn describe_parse_error(err: &clap::Error) -> String {
 
 #[cfg(test)]
 mod tests {
+    fn words(line: &str) -> Vec<OsString> {
+        line.split_whitespace().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn a_commands_own_flag_before_its_name_moves_after_it() {
+        let moved = command_path_first(&words(
+            "cairnctl --endpoints=a:1 --data-dir /d snapshot restore --skip-hash-check f.db",
+        ));
+        assert_eq!(
+            moved,
+            Some(words(
+                "cairnctl snapshot restore --endpoints=a:1 --data-dir /d --skip-hash-check f.db"
+            ))
+        );
+        let parsed = Cli::try_parse_from(moved.unwrap_or_default());
+        let Ok(Cli {
+            command:
+                Some(Command::Snapshot(SnapshotArgs {
+                    command: Some(SnapshotCommand::Restore(a)),
+                })),
+            ..
+        }) = parsed
+        else {
+            panic!("not a restore: {parsed:?}");
+        };
+        assert_eq!(a.data_dir.as_deref(), Some("/d"));
+        assert_eq!(a.args, words("f.db"));
+        // A boolean flag takes no value; the path after it is still found.
+        assert_eq!(
+            command_path_first(&words("cairnctl --hex get k")),
+            Some(words("cairnctl get --hex k"))
+        );
+        assert_eq!(command_path_first(&words("cairnctl get k --hex")), None);
+    }
+
     use super::*;
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {

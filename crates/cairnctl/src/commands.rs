@@ -14,6 +14,7 @@ use crate::kvops;
 use crate::lease;
 use crate::maintenance;
 use crate::membership;
+use crate::offline;
 use crate::output::{EpHealth, EpStatus, Format, Printer};
 use crate::txn;
 use crate::watch;
@@ -124,8 +125,8 @@ pub fn run(cli: Cli) -> Result<(), Exit> {
         },
         Command::Snapshot(x) => match x.command {
             Some(SnapshotCommand::Save(a)) => maintenance::snapshot_save(&rt, &mut g, &a),
-            Some(SnapshotCommand::Status(_)) => Err(maintenance::offline("snapshot status")),
-            Some(SnapshotCommand::Restore(_)) => Err(maintenance::offline("snapshot restore")),
+            Some(SnapshotCommand::Status(a)) => offline::snapshot_status(&g, &a),
+            Some(SnapshotCommand::Restore(a)) => offline::snapshot_restore(&a),
             Some(SnapshotCommand::External(_)) | None => {
                 print_help(&["snapshot"]);
                 Ok(())

@@ -2,7 +2,7 @@
 //!
 //! Owns: etcdctl's command-line surface for `put`, `get`, `del`, `txn`, `compaction`, `watch`,
 //! `lease`, `elect`, `lock`, `endpoint health|status|hashkv`, `member`, `move-leader`, `auth`,
-//! `user`, `role`, `snapshot save`, `defrag`, `alarm list|disarm` and `version`, with
+//! `user`, `role`, `snapshot save|status|restore`, `defrag`, `alarm list|disarm` and `version`, with
 //! `--user`/`--password` logins — flags and
 //! `ETCDCTL_*` variables, argument checks, output formats (simple, json, fields, table,
 //! protobuf), error messages and exit codes — reproduced so that scripts written for etcdctl 3.4
@@ -18,8 +18,8 @@
 //! the user and role commands, [`membership`] for the cluster commands and [`maintenance`] for
 //! snapshots (with a progress display and the stream's SHA-256 checked, beyond etcdctl),
 //! defragmentation and alarms; [`gofmt`] holds the Go-compatible formatting everything above
-//! relies on. etcdctl 3.4's offline commands (`snapshot status|restore`, `defrag --data-dir`)
-//! are cairnutl's.
+//! relies on. [`offline`] answers `snapshot status|restore` as etcdctl 3.5 does (a deprecation
+//! note, then cairnutl's code); `defrag --data-dir` is refused with a pointer to cairnutl.
 
 mod auth;
 mod cli;
@@ -33,11 +33,12 @@ mod kvops;
 mod lease;
 mod maintenance;
 mod membership;
+mod offline;
 mod output;
 mod txn;
 mod watch;
 
-use cairnctl::{gofmt, table};
+use cairn_cliout::{gofmt, table};
 
 use clap::Parser as _;
 use clap::error::ErrorKind;
@@ -50,7 +51,14 @@ fn main() {
 }
 
 fn run() -> i32 {
-    let cli = match cli::Cli::try_parse() {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let parsed = cli::Cli::try_parse_from(&argv).or_else(|e| match e.kind() {
+        ErrorKind::UnknownArgument | ErrorKind::ArgumentConflict => cli::command_path_first(&argv)
+            .and_then(|moved| cli::Cli::try_parse_from(moved).ok())
+            .ok_or(e),
+        _ => Err(e),
+    });
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
             return match e.kind() {

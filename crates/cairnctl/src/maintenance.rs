@@ -7,8 +7,8 @@
 //! file takes its name, so a cut or damaged stream never becomes a file at the target path; and
 //! SIGINT or SIGTERM removes the partial file (etcdctl leaves it behind).
 //!
-//! The offline commands of etcdctl 3.4 (`snapshot status|restore`, `defrag --data-dir`) are
-//! cairnutl's and are refused here with a pointer to it.
+//! `snapshot status|restore` are `crate::offline`'s; `defrag --data-dir` is refused here with a
+//! pointer to cairnutl.
 
 use crate::cli::{DefragArgs, RestArgs};
 use crate::commands::{
@@ -19,12 +19,12 @@ use crate::flags::{EnvScope, Globals};
 use crate::gofmt;
 use bytes::Bytes;
 use cairn_client::Client;
+use cairn_cliout::progress::Progress;
 use cairn_proto::cairnpb::DefragmentProgressRequest;
 use cairn_proto::etcdserverpb::{
     AlarmRequest, AlarmResponse, AlarmType, DefragmentRequest, SnapshotRequest,
     alarm_request::AlarmAction,
 };
-use cairnctl::progress::Progress;
 use std::ffi::OsString;
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};

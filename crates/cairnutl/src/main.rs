@@ -2,24 +2,20 @@
 //! `defrag` and `hashkv` — on snapshot files and the data dirs of stopped members, with
 //! etcdutl's flags, outputs and exit codes.
 //!
-//! Owns: the command line and the printing. Must not: know how a data dir or a snapshot file
-//! is laid out; that is `cairn_server::offline`'s.
+//! Owns: the command line (the snapshot commands themselves are the library's, which cairnctl
+//! shares). Must not: know how a data dir or a snapshot file is laid out; that is
+//! `cairn_server::offline`'s.
 
-mod output;
-
+use cairn_cliout::progress::Progress;
 use cairn_server::offline::{self, RestoreOptions};
-use cairnctl::progress::Progress;
+use cairnutl::output::{self, Format, log_info};
+use cairnutl::snapshot::{self, show};
+use cairnutl::{EXIT_BAD_ARGS, EXIT_BAD_FEATURE, EXIT_ERROR, Failure};
 use clap::{Parser, Subcommand};
-use output::{Format, log_info};
-use std::io::{IsTerminal as _, Write as _};
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
-
-/// etcdutl's (cobrautl's) exit codes.
-const EXIT_ERROR: u8 = 1;
-const EXIT_BAD_FEATURE: u8 = 4;
-const EXIT_BAD_ARGS: u8 = 128;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -103,6 +99,13 @@ fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(code)
 }
 
+fn done(result: Result<(), Failure>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => fail(f.code, f.message),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -121,13 +124,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Snapshot(SnapshotCommand::Status { file }) => {
-            match offline::snapshot_status(&file) {
-                Ok(status) => {
-                    print!("{}", output::snapshot_status(format, &status));
-                    ExitCode::SUCCESS
-                }
-                Err(e) => fail(EXIT_ERROR, e),
-            }
+            done(snapshot::status(&file, format).map(|text| print!("{text}")))
         }
         Command::Snapshot(SnapshotCommand::Restore {
             file,
@@ -140,50 +137,18 @@ fn main() -> ExitCode {
             skip_hash_check,
             bump_revision,
             mark_compacted,
-        }) => {
-            let opts = RestoreOptions {
-                snapshot: file,
-                name,
-                data_dir,
-                wal_dir,
-                initial_cluster,
-                initial_cluster_token,
-                initial_advertise_peer_urls,
-                skip_hash_check,
-                bump_revision,
-                mark_compacted,
-            };
-            if opts.mark_compacted != (opts.bump_revision > 0) {
-                return fail(EXIT_BAD_ARGS, offline::OfflineError::BumpWithoutMark);
-            }
-            log_info(
-                "restoring snapshot",
-                &[("path", opts.snapshot.display().to_string())],
-            );
-            let mut progress = Progress::new("Restoring snapshot", std::io::stderr().is_terminal());
-            let restored = offline::restore(&opts, &mut |done, total| {
-                show(progress.update(done, total, Instant::now()));
-            });
-            show(progress.finish());
-            match restored {
-                Ok(r) => {
-                    log_info(
-                        "restored snapshot",
-                        &[
-                            ("path", opts.snapshot.display().to_string()),
-                            ("data-dir", r.data_dir.display().to_string()),
-                            ("wal-dir", r.wal_dir.display().to_string()),
-                            ("cluster-id", format!("{:x}", r.cluster_id)),
-                            ("member-id", format!("{:x}", r.member_id)),
-                            ("revision", r.revision.to_string()),
-                            ("compact-revision", r.compact_revision.to_string()),
-                        ],
-                    );
-                    ExitCode::SUCCESS
-                }
-                Err(e) => fail(EXIT_ERROR, e),
-            }
-        }
+        }) => done(snapshot::restore(&RestoreOptions {
+            snapshot: file,
+            name,
+            data_dir,
+            wal_dir,
+            initial_cluster,
+            initial_cluster_token,
+            initial_advertise_peer_urls,
+            skip_hash_check,
+            bump_revision,
+            mark_compacted,
+        })),
         Command::Defrag { data_dir } => match defragment(&data_dir) {
             Ok((before, after)) => {
                 log_info(
@@ -220,16 +185,6 @@ fn main() -> ExitCode {
             println!("API version: {}", api.join("."));
             ExitCode::SUCCESS
         }
-    }
-}
-
-/// Writes a progress update to stderr.
-fn show(text: Option<String>) {
-    if let Some(text) = text {
-        let mut err = std::io::stderr().lock();
-        // Progress that cannot be shown is not worth failing the work for.
-        let _ = err.write_all(text.as_bytes());
-        let _ = err.flush();
     }
 }
 

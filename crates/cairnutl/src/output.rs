@@ -1,7 +1,7 @@
 //! etcdutl's output formats for the few things cairnutl prints, and its log lines.
 
+use cairn_cliout::{gofmt, table};
 use cairn_server::offline::SnapshotStatus;
-use cairnctl::{gofmt, table};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {

@@ -430,3 +430,89 @@ fn a_restore_killed_at_any_moment_leaves_no_half_written_data_dir() {
     ));
     assert_eq!(leftovers(dir.path(), ".r1"), Vec::<PathBuf>::new());
 }
+
+/// etcdctl 3.5 still answers `snapshot status|restore` (deprecated, by etcdutl's code), and
+/// runbooks written for etcdctl 3.4 use them, often with the command's own flags before its
+/// name. cairnctl runs cairnutl's code: the same output after the same note, a member starts
+/// on what it restored.
+#[test]
+fn cairnctl_restores_and_reads_snapshots_as_etcdctl_3_5() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("src")).unwrap();
+    let source = Cluster::start(&dir.path().join("src"), 1, &[]);
+    let ep = source.endpoints();
+    for i in 0..20 {
+        ok(etcdctl(
+            &ep,
+            &["put", &format!("k{i:02}"), &format!("v{i}")],
+            None,
+        ));
+    }
+    let expected = all_kvs(&ep);
+    let file = dir.path().join("backup.db");
+    let file_s = file.to_str().unwrap().to_string();
+    ok(cairn_e2e::cairnctl(
+        &ep,
+        &["snapshot", "save", &file_s],
+        None,
+    ));
+    drop(source);
+
+    let note = |command: &str| format!("Deprecated: Use `etcdutl snapshot {command}` instead.\n\n");
+    for format in ["simple", "json", "table", "fields"] {
+        let ctl = ok(cairn_e2e::cairnctl(
+            "127.0.0.1:1",
+            &["snapshot", "status", &file_s, "-w", format],
+            None,
+        ));
+        let utl = ok(cairnutl(&["snapshot", "status", &file_s, "-w", format]));
+        assert_eq!(ctl.stdout, utl.stdout, "{format}");
+        assert!(!ctl.stdout.is_empty(), "{format}");
+        assert_eq!(ctl.stderr, note("status"), "{format}");
+    }
+    let missing = cairn_e2e::cairnctl("127.0.0.1:1", &["snapshot", "status"], None);
+    assert_eq!(missing.code, 128, "{missing:?}");
+    assert!(
+        missing.stderr.starts_with(&note("status"))
+            && missing
+                .stderr
+                .ends_with("Error: snapshot status requires exactly one argument\n"),
+        "{missing:?}"
+    );
+
+    let (mut members, initial) = new_members(dir.path(), 1);
+    let m = &mut members[0];
+    let data_dir = m.data_dir.to_str().unwrap().to_string();
+    let peer = m.peer_url();
+    // The runbook's order: the restore's flags before `snapshot restore`.
+    let run = ok(cairn_e2e::cairnctl(
+        "127.0.0.1:1",
+        &[
+            "--data-dir",
+            &data_dir,
+            "--name",
+            &m.name.clone(),
+            "--initial-cluster",
+            &initial,
+            "--initial-advertise-peer-urls",
+            &peer,
+            "snapshot",
+            "restore",
+            &file_s,
+        ],
+        None,
+    ));
+    assert!(run.stderr.starts_with(&note("restore")), "{run:?}");
+    assert!(run.stderr.contains("restored snapshot"), "{run:?}");
+    m.restart_unready();
+    m.wait_ready();
+    assert_eq!(all_kvs(&m.endpoint()), expected);
+    // A data dir that holds something is refused, as etcdutl refuses it.
+    let again = cairn_e2e::cairnctl(
+        "127.0.0.1:1",
+        &["snapshot", "restore", &file_s, "--data-dir", &data_dir],
+        None,
+    );
+    assert_eq!(again.code, 1, "{again:?}");
+    assert!(again.stderr.contains("not empty"), "{again:?}");
+}
