@@ -119,6 +119,12 @@ pub enum Command {
     /// Transfers leadership to another etcd cluster member.
     #[command(name = "move-leader", args_override_self = true)]
     MoveLeader(RestArgs),
+    /// commands for checking properties of the etcd cluster
+    #[command(subcommand_required = false)]
+    Check(CheckArgs),
+    /// Makes a mirror at the destination etcd cluster
+    #[command(name = "make-mirror", args_override_self = true)]
+    MakeMirror(MakeMirrorArgs),
     /// Lease related commands
     #[command(args_override_self = true)]
     Lease(LeaseArgs),
@@ -151,6 +157,76 @@ pub enum Command {
     Alarm(AlarmArgs),
     #[command(external_subcommand)]
     External(Vec<OsString>),
+}
+
+#[derive(Args, Debug)]
+#[command(subcommand_required = false)]
+pub struct CheckArgs {
+    #[command(subcommand)]
+    pub command: Option<CheckCommand>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CheckCommand {
+    /// Check the performance of the etcd cluster
+    #[command(args_override_self = true)]
+    Perf(CheckPerfArgs),
+    /// An unknown subcommand: cobra shows the parent's help and ignores its arguments.
+    #[command(external_subcommand)]
+    External(#[allow(dead_code)] Vec<OsString>),
+}
+
+/// `check perf [options]`.
+#[derive(Args, Debug, Default)]
+pub struct CheckPerfArgs {
+    /// The performance check's workload model. Accepted workloads: s(small), m(medium), l(large), xl(xLarge) [default: s]
+    #[arg(long, allow_hyphen_values = true)]
+    pub load: Option<String>,
+    /// The prefix for writing the performance check's keys. [default: /etcdctl-check-perf/]
+    #[arg(long, allow_hyphen_values = true)]
+    pub prefix: Option<String>,
+    /// Compact storage with last revision after test is finished.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub auto_compact: Option<String>,
+    /// Defragment storage after test is finished.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub auto_defrag: Option<String>,
+    #[arg(value_parser = clap::value_parser!(OsString), hide = true)]
+    pub args: Vec<OsString>,
+}
+
+/// `make-mirror [options] <destination>`.
+#[derive(Args, Debug, Default)]
+pub struct MakeMirrorArgs {
+    /// Key-value prefix to mirror
+    #[arg(long, allow_hyphen_values = true)]
+    pub prefix: Option<String>,
+    /// destination prefix to mirror a prefix to a different prefix in the destination cluster
+    #[arg(long, allow_hyphen_values = true)]
+    pub dest_prefix: Option<String>,
+    /// mirror key-values to the root of the destination cluster
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub no_dest_prefix: Option<String>,
+    /// Identify secure client using this TLS certificate file for the destination cluster
+    #[arg(long, allow_hyphen_values = true)]
+    pub dest_cert: Option<String>,
+    /// Identify secure client using this TLS key file
+    #[arg(long, allow_hyphen_values = true)]
+    pub dest_key: Option<String>,
+    /// Verify certificates of TLS enabled secure servers using this CA bundle
+    #[arg(long, allow_hyphen_values = true)]
+    pub dest_cacert: Option<String>,
+    /// Disable transport security for client connections [default: true]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub dest_insecure_transport: Option<String>,
+    /// Destination username[:password] for authentication (prompt if password is not supplied)
+    #[arg(long, allow_hyphen_values = true)]
+    pub dest_user: Option<String>,
+    /// Destination password for authentication (if this option is used, --dest-user option shouldn't include password)
+    #[arg(long, allow_hyphen_values = true)]
+    pub dest_password: Option<String>,
+    #[arg(value_parser = clap::value_parser!(OsString), hide = true)]
+    pub args: Vec<OsString>,
 }
 
 /// Positional arguments a command ignores, as cobra does.

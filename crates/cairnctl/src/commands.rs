@@ -2,9 +2,11 @@
 //! order etcdctl does them (so the same mistakes fail the same way, with the same exit code).
 
 use crate::auth::{self, Credentials};
+use crate::check;
 use crate::cli::{
-    AlarmCommand, AuthCommand, Cli, Command, CompactionArgs, DelArgs, EndpointCommand, GetArgs,
-    LeaseCommand, MemberCommand, PutArgs, RoleCommand, SnapshotCommand, TxnArgs, UserCommand,
+    AlarmCommand, AuthCommand, CheckCommand, Cli, Command, CompactionArgs, DelArgs,
+    EndpointCommand, GetArgs, LeaseCommand, MemberCommand, PutArgs, RoleCommand, SnapshotCommand,
+    TxnArgs, UserCommand,
 };
 use crate::elect_lock;
 use crate::exit::{EXIT_BAD_CONNECTION, Exit, status_message};
@@ -14,6 +16,7 @@ use crate::kvops;
 use crate::lease;
 use crate::maintenance;
 use crate::membership;
+use crate::mirror;
 use crate::offline;
 use crate::output::{EpHealth, EpStatus, Format, Printer};
 use crate::txn;
@@ -78,6 +81,14 @@ pub fn run(cli: Cli) -> Result<(), Exit> {
         },
         Command::Watch(a) => watch::watch(&rt, &mut g, &a),
         Command::MoveLeader(a) => membership::move_leader(&rt, &mut g, &a),
+        Command::MakeMirror(a) => mirror::make_mirror(&rt, &mut g, &a),
+        Command::Check(c) => match c.command {
+            Some(CheckCommand::Perf(a)) => check::perf(&rt, &mut g, &a),
+            Some(CheckCommand::External(_)) | None => {
+                print_help(&["check"]);
+                Ok(())
+            }
+        },
         Command::Lease(l) => match l.command {
             Some(LeaseCommand::Grant(a)) => lease::grant(&rt, &mut g, &a),
             Some(LeaseCommand::Revoke(a)) => lease::revoke(&rt, &mut g, &a),

@@ -2,7 +2,8 @@
 //!
 //! Owns: etcdctl's command-line surface for `put`, `get`, `del`, `txn`, `compaction`, `watch`,
 //! `lease`, `elect`, `lock`, `endpoint health|status|hashkv`, `member`, `move-leader`, `auth`,
-//! `user`, `role`, `snapshot save|status|restore`, `defrag`, `alarm list|disarm` and `version`, with
+//! `user`, `role`, `snapshot save|status|restore`, `defrag`, `alarm list|disarm`, `make-mirror`,
+//! `check perf` and `version`, with
 //! `--user`/`--password` logins — flags and
 //! `ETCDCTL_*` variables, argument checks, output formats (simple, json, fields, table,
 //! protobuf), error messages and exit codes — reproduced so that scripts written for etcdctl 3.4
@@ -17,11 +18,13 @@
 //! (over the [`concurrency`] recipes) for the long-running commands, [`auth`] for logins and
 //! the user and role commands, [`membership`] for the cluster commands and [`maintenance`] for
 //! snapshots (with a progress display and the stream's SHA-256 checked, beyond etcdctl),
-//! defragmentation and alarms; [`gofmt`] holds the Go-compatible formatting everything above
+//! defragmentation and alarms; [`mirror`] copies a cluster into another and follows it,
+//! [`check`] runs etcdctl's write-load check; [`gofmt`] holds the Go-compatible formatting everything above
 //! relies on. [`offline`] answers `snapshot status|restore` as etcdctl 3.5 does (a deprecation
 //! note, then cairnutl's code); `defrag --data-dir` is refused with a pointer to cairnutl.
 
 mod auth;
+mod check;
 mod cli;
 mod commands;
 mod concurrency;
@@ -33,6 +36,7 @@ mod kvops;
 mod lease;
 mod maintenance;
 mod membership;
+mod mirror;
 mod offline;
 mod output;
 mod txn;
