@@ -337,7 +337,12 @@ fn a_cluster_reports_its_peers_and_one_leader() {
                         == 2
                 })
         });
-        if leaders == 1.0 && probed {
+        // Followers apply the put once they hear it committed, which may come after the
+        // client's answer (with the next append, or within milliseconds).
+        let applied = scrapes
+            .iter()
+            .all(|m| value(m, "etcd_mvcc_put_total", &[]) == 1.0);
+        if leaders == 1.0 && probed && applied {
             for (m, s) in cluster.members.iter().zip(&scrapes) {
                 assert_eq!(value(s, "etcd_server_has_leader", &[]), 1.0);
                 assert_eq!(value(s, "etcd_mvcc_put_total", &[]), 1.0, "{}", m.name);

@@ -87,6 +87,14 @@ impl History {
         self.lease = 0;
     }
 
+    /// The key as it is now, without its value: `(mod revision, create revision, version,
+    /// lease)`, or None if it does not exist. Everything a keys-only read at the current
+    /// revision answers, known without reading the record.
+    pub fn live_meta(&self) -> Option<(Revision, i64, i64, i64)> {
+        self.live()
+            .map(|rev| (rev, self.create, self.version, self.lease))
+    }
+
     /// The lease the key is attached to now (0: none, or the key does not exist).
     pub fn live_lease(&self) -> i64 {
         if self.live().is_some() { self.lease } else { 0 }

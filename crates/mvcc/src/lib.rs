@@ -388,7 +388,8 @@ impl Store {
         req: &cairn_proto::etcdserverpb::RangeRequest,
     ) -> Result<cairn_proto::etcdserverpb::RangeResponse> {
         let mut kvs = Vec::new();
-        let (count, current) = self.range_in_stretches(req, |records, table| {
+        let (count, current) = self.range_in_stretches(req, |records, from_index, table| {
+            kvs.extend(from_index);
             ops::read_records(records, table, &mut kvs)
         })?;
         Ok(ops::shape_range(kvs, count, current, req))
@@ -412,7 +413,8 @@ impl Store {
             });
         }
         let mut kvs = Vec::new();
-        let (count, current) = self.range_in_stretches(req, |records, table| {
+        // Raw answers are never keys-only, so nothing comes from the index alone.
+        let (count, current) = self.range_in_stretches(req, |records, _, table| {
             ops::read_raw(records, table, &mut kvs)
         })?;
         Ok(ops::shape_raw(kvs, count, current, req))
@@ -425,6 +427,7 @@ impl Store {
         req: &cairn_proto::etcdserverpb::RangeRequest,
         mut read: impl FnMut(
             Vec<(Revision, Option<Bytes>)>,
+            Vec<cairn_proto::mvccpb::KeyValue>,
             &ReadOnlyTable<u128, &'static [u8]>,
         ) -> Result<()>,
     ) -> Result<(i64, i64)> {
@@ -461,8 +464,8 @@ impl Store {
                 (chunk, table, current)
             };
             count += chunk.count;
-            taken += chunk.records.len();
-            read(chunk.records, &table)?;
+            taken += chunk.records.len() + chunk.kvs.len();
+            read(chunk.records, chunk.kvs, &table)?;
             match chunk.resume_after {
                 Some(key) => after = Some(key),
                 None => return Ok((count, current)),

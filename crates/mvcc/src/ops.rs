@@ -80,6 +80,19 @@ pub(crate) struct RangeChunk {
     pub(crate) records: Vec<(Revision, Option<Bytes>)>,
     /// Where the next stretch starts (after this key), if the range goes on.
     pub(crate) resume_after: Option<Bytes>,
+    /// Keys answered from the index alone (see [`from_index`]), in key order; when they are,
+    /// `records` is empty.
+    pub(crate) kvs: Vec<KeyValue>,
+}
+
+/// Whether a Range at revision `rev` is answered from the key index without reading records:
+/// keys-only at the current revision (the index knows every live key's revisions, version and
+/// lease, as etcd 3.7 answers such reads from its index), unless values decide the order.
+pub(crate) fn from_index(req: &RangeRequest, rev: i64, current: i64) -> bool {
+    req.keys_only
+        && !req.count_only
+        && rev == current
+        && !(answer_order(req).0 == SortTarget::Value && answer_order(req).1 != SortOrder::None)
 }
 
 /// How many values a Range reads: without sorting or filtering, only limit + 1 (the extra one
@@ -114,7 +127,9 @@ pub(crate) fn plan_chunk(
         count: 0,
         records: Vec::new(),
         resume_after: None,
+        kvs: Vec::new(),
     };
+    let index_only = from_index(req, rev, state.current);
     let mut last: Option<&[u8]> = None;
     for (walked, (key, history)) in keys.enumerate() {
         if walked == max_keys {
@@ -127,6 +142,21 @@ pub(crate) fn plan_chunk(
             continue;
         };
         chunk.count += 1;
+        if index_only {
+            if chunk.kvs.len() < room
+                && let Some((at, create, version, lease)) = history.live_meta()
+            {
+                chunk.kvs.push(KeyValue {
+                    key: Bytes::copy_from_slice(key),
+                    create_revision: create,
+                    mod_revision: at.main,
+                    version,
+                    value: Bytes::new(),
+                    lease,
+                });
+            }
+            continue;
+        }
         if chunk.records.len() < room {
             let at = r.to_key();
             let memory = if at >= lowest_in_memory {
@@ -424,7 +454,7 @@ pub(crate) fn range(
 ) -> Result<RangeResponse> {
     let rev = read_revision(state, current, req.revision)?;
     let chunk = plan_chunk(state, source, rev, req, None, usize::MAX, fetch_limit(req));
-    let mut kvs = Vec::new();
+    let mut kvs = chunk.kvs;
     read_records(chunk.records, source.table, &mut kvs)?;
     Ok(shape_range(kvs, chunk.count, current, req))
 }

@@ -1160,3 +1160,130 @@ fn an_empty_backend_takes_what_the_constant_says() {
     store.flush().unwrap();
     assert_eq!(store.db_size(), EMPTY_BACKEND_BYTES);
 }
+
+/// Keys-only reads at the current revision come from the key index (no record is read) and
+/// equal a full read with the values taken out, in every shape a Range can have.
+#[test]
+fn keys_only_reads_come_from_the_index_and_equal_full_reads() {
+    let (_dir, s) = open();
+    for i in 0..40 {
+        put(&s, &format!("k{i:02}"), &format!("v{}", 40 - i));
+    }
+    for i in (0..40).step_by(3) {
+        put(&s, &format!("k{i:02}"), "again");
+    }
+    del(&s, "k05", "k08");
+    put(&s, "k06", "reborn");
+    apply_put(
+        &s,
+        PutRequest {
+            key: Bytes::from_static(b"k10"),
+            value: Bytes::from_static(b"leased"),
+            lease: 77,
+            ..Default::default()
+        },
+        0,
+        0,
+    );
+    // Half of it written back to the backend, the rest still in memory.
+    s.write_back_now().unwrap();
+    for i in 20..30 {
+        put(&s, &format!("k{i:02}"), "late");
+    }
+    let current = s.revision();
+    let shapes = [
+        RangeRequest::default(),
+        RangeRequest {
+            limit: 7,
+            ..Default::default()
+        },
+        RangeRequest {
+            sort_order: SortOrder::Descend as i32,
+            sort_target: SortTarget::Mod as i32,
+            ..Default::default()
+        },
+        RangeRequest {
+            sort_order: SortOrder::Ascend as i32,
+            sort_target: SortTarget::Version as i32,
+            limit: 5,
+            ..Default::default()
+        },
+        RangeRequest {
+            sort_order: SortOrder::Descend as i32,
+            sort_target: SortTarget::Value as i32,
+            ..Default::default()
+        },
+        RangeRequest {
+            min_mod_revision: 30,
+            max_create_revision: 35,
+            ..Default::default()
+        },
+        RangeRequest {
+            revision: current - 5,
+            ..Default::default()
+        },
+    ];
+    for shape in shapes {
+        let req = RangeRequest {
+            key: Bytes::from_static(b"k"),
+            range_end: Bytes::from_static(b"l"),
+            ..shape
+        };
+        let mut full = s.range(&req).unwrap();
+        for kv in &mut full.kvs {
+            kv.value = Bytes::new();
+        }
+        let keys_only = s
+            .range(&RangeRequest {
+                keys_only: true,
+                ..req.clone()
+            })
+            .unwrap();
+        assert_eq!(keys_only, full, "{req:?}");
+        assert!(!keys_only.kvs.is_empty(), "{req:?}");
+    }
+    let leased = s
+        .range(&RangeRequest {
+            key: Bytes::from_static(b"k10"),
+            keys_only: true,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(leased.kvs[0].lease, 77);
+
+    // Take a record out of the backend behind the store's back: a full read now fails, a
+    // keys-only read at the current revision does not notice, as it reads no record.
+    let victim = s.range(&RangeRequest {
+        key: Bytes::from_static(b"k01"),
+        ..Default::default()
+    });
+    let rev = victim.unwrap().kvs[0].mod_revision;
+    let w = s.db().begin_write().unwrap();
+    {
+        let mut t = w.open_table(KV).unwrap();
+        t.remove(Revision::new(rev, 0).to_key()).unwrap();
+    }
+    w.commit().unwrap();
+    let whole = RangeRequest {
+        key: Bytes::from_static(b"k"),
+        range_end: Bytes::from_static(b"l"),
+        ..Default::default()
+    };
+    assert!(s.range(&whole).is_err());
+    let keys_only = s
+        .range(&RangeRequest {
+            keys_only: true,
+            ..whole.clone()
+        })
+        .unwrap();
+    assert_eq!((keys_only.count, keys_only.kvs.len()), (38, 38));
+    // An older revision still needs the records.
+    assert!(
+        s.range(&RangeRequest {
+            keys_only: true,
+            revision: current - 1,
+            ..whole
+        })
+        .is_err()
+    );
+}
