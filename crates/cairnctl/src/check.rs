@@ -1,10 +1,16 @@
-//! `check perf`: etcdctl's quick judgement of whether a cluster keeps up with a write load. For
+//! `check perf` and `check datascale`.
+//!
+//! `check perf` is etcdctl's quick judgement of whether a cluster keeps up with a write load. For
 //! 60 seconds it writes 1 KiB values under random 256-byte keys below a prefix, at a fixed rate
 //! from many clients (each its own connection), then deletes them and passes or fails the
 //! cluster on throughput (over 90% of the rate), the slowest write (at most 0.5 s) and the
 //! spread of write times (standard deviation at most 0.1 s), printing etcdctl's lines.
 //!
-//! The bar etcdctl draws on stdout while it runs is a progress line on stderr here (the shared
+//! `check datascale` writes a fixed number of 1 KiB key-values (512-byte keys and values) from
+//! many clients and reports how much the first endpoint's resident memory grew, read from its
+//! `/metrics` (`process_resident_memory_bytes`) before and after, then deletes them again.
+//!
+//! The bar etcdctl draws on stdout while they run is a progress line on stderr here (the shared
 //! display, a line per tenth off a terminal), so stdout carries only the verdict lines.
 
 use crate::cli::CheckPerfArgs;
@@ -21,6 +27,24 @@ use std::collections::BTreeMap;
 use std::io::IsTerminal as _;
 use std::time::{Duration, Instant};
 use tokio::runtime::Runtime;
+
+/// `check datascale`'s models: key-values written, concurrent clients.
+fn datascale_load(name: &str) -> Option<(u64, usize)> {
+    Some(match name {
+        "s" | "small" => (10_000, 50),
+        "m" | "medium" => (100_000, 200),
+        "l" | "large" => (1_000_000, 500),
+        "xl" | "xLarge" => (3_000_000, 1000),
+        _ => return None,
+    })
+}
+
+/// How a write load is fed: at a rate for a while, or a number of writes as fast as they go.
+#[derive(Clone, Copy)]
+enum Feed {
+    Rate { per_second: u32, run_for: Duration },
+    Count(u64),
+}
 
 /// A load model: writes per second, concurrent clients.
 struct Load {
@@ -89,70 +113,108 @@ pub fn perf(rt: &Runtime, g: &mut Globals, a: &CheckPerfArgs) -> Result<(), Exit
     let name = a.load.clone().unwrap_or_else(|| "s".to_string());
     let model =
         load(&name).ok_or_else(|| Exit::bad_feature(format!("unknown load option {name}")))?;
-    let prefix = a
-        .prefix
-        .clone()
-        .unwrap_or_else(|| "/etcdctl-check-perf/".to_string());
-    let auto_compact = flags::flag_bool(&a.auto_compact, "auto-compact").map_err(Exit::error)?;
-    let auto_defrag = flags::flag_bool(&a.auto_defrag, "auto-defrag").map_err(Exit::error)?;
+    let (prefix, auto_compact, auto_defrag) = common_flags(a, "/etcdctl-check-perf/")?;
     client_config(g, EnvScope::Global)?;
     let run_for = duration();
     rt.block_on(async {
-        let mut clients = Vec::with_capacity(model.clients);
-        for _ in 0..model.clients {
-            clients.push(dial(&g.endpoints, g.dial_timeout).await?);
-        }
+        let clients = dial_each(model.clients, g).await?;
         let Some(first) = clients.first().cloned() else {
             return Err(Exit::error("no client"));
         };
-        let range_end = cairn_client::prefix_end(prefix.as_bytes());
-        let existing = tokio::time::timeout(
+        refuse_busy_prefix(&first, &prefix, run_for).await?;
+        let feed = Feed::Rate {
+            per_second: model.rate,
             run_for,
-            first.kv().range(RangeRequest {
-                key: prefix.clone().into_bytes().into(),
-                range_end: range_end.clone().into(),
-                limit: 1,
-                ..Default::default()
-            }),
-        )
-        .await
-        .map_err(|_| Exit::error("context deadline exceeded"))?
-        .map_err(|s| Exit::error(status_message(&s)))?
-        .into_inner();
-        if !existing.kvs.is_empty() {
-            return Err(Exit::invalid_input(format!(
-                "prefix {} has keys. Delete with etcdctl del --prefix {prefix} first",
-                gofmt::quote_str(&prefix)
-            )));
-        }
-        let outcome = write_load(clients, &prefix, model.rate, run_for).await;
-        let deleted = tokio::time::timeout(
-            Duration::from_secs(30),
-            first.kv().delete_range(DeleteRangeRequest {
-                key: prefix.clone().into_bytes().into(),
-                range_end: range_end.into(),
-                ..Default::default()
-            }),
-        )
-        .await
-        .map_err(|_| Exit::error("context deadline exceeded"))?
-        .map_err(|s| Exit::error(status_message(&s)))?
-        .into_inner();
-        if auto_compact {
-            let revision = deleted.header.map_or(0, |h| h.revision);
-            compact(&first, revision).await?;
-        }
-        if auto_defrag {
-            for ep in &g.endpoints {
-                defrag(ep, g).await?;
-            }
-        }
+        };
+        let outcome = write_load(clients, &prefix, feed, (256, 1024)).await;
+        clean_up(&first, &prefix, auto_compact, auto_defrag, g).await?;
         verdict(&outcome, model.rate)
     })
 }
 
-/// Writes at `rate` per second for `run_for`, spread over `clients`.
-async fn write_load(clients: Vec<Client>, prefix: &str, rate: u32, run_for: Duration) -> Outcome {
+/// The flags both checks take: the prefix (or its default), `--auto-compact`, `--auto-defrag`.
+fn common_flags(a: &CheckPerfArgs, default_prefix: &str) -> Result<(String, bool, bool), Exit> {
+    let prefix = a
+        .prefix
+        .clone()
+        .unwrap_or_else(|| default_prefix.to_string());
+    let auto_compact = flags::flag_bool(&a.auto_compact, "auto-compact").map_err(Exit::error)?;
+    let auto_defrag = flags::flag_bool(&a.auto_defrag, "auto-defrag").map_err(Exit::error)?;
+    Ok((prefix, auto_compact, auto_defrag))
+}
+
+/// `n` clients, each with its own connection, as etcdctl makes them.
+async fn dial_each(n: usize, g: &Globals) -> Result<Vec<Client>, Exit> {
+    let mut clients = Vec::with_capacity(n);
+    for _ in 0..n {
+        clients.push(dial(&g.endpoints, g.dial_timeout).await?);
+    }
+    Ok(clients)
+}
+
+/// etcdctl refuses to write under a prefix that already holds keys (it deletes them after).
+async fn refuse_busy_prefix(c: &Client, prefix: &str, timeout: Duration) -> Result<(), Exit> {
+    let existing = tokio::time::timeout(
+        timeout,
+        c.kv().range(RangeRequest {
+            key: prefix.as_bytes().to_vec().into(),
+            range_end: cairn_client::prefix_end(prefix.as_bytes()).into(),
+            limit: 1,
+            ..Default::default()
+        }),
+    )
+    .await
+    .map_err(|_| Exit::error("context deadline exceeded"))?
+    .map_err(|s| Exit::error(status_message(&s)))?
+    .into_inner();
+    if existing.kvs.is_empty() {
+        return Ok(());
+    }
+    Err(Exit::invalid_input(format!(
+        "prefix {} has keys. Delete with etcdctl del --prefix {prefix} first",
+        gofmt::quote_str(prefix)
+    )))
+}
+
+/// Deletes what the check wrote, then compacts and defragments if asked.
+async fn clean_up(
+    first: &Client,
+    prefix: &str,
+    auto_compact: bool,
+    auto_defrag: bool,
+    g: &Globals,
+) -> Result<(), Exit> {
+    let deleted = tokio::time::timeout(
+        Duration::from_secs(30),
+        first.kv().delete_range(DeleteRangeRequest {
+            key: prefix.as_bytes().to_vec().into(),
+            range_end: cairn_client::prefix_end(prefix.as_bytes()).into(),
+            ..Default::default()
+        }),
+    )
+    .await
+    .map_err(|_| Exit::error("context deadline exceeded"))?
+    .map_err(|s| Exit::error(status_message(&s)))?
+    .into_inner();
+    if auto_compact {
+        let revision = deleted.header.map_or(0, |h| h.revision);
+        compact(first, revision).await?;
+    }
+    if auto_defrag {
+        for ep in &g.endpoints {
+            defrag(ep, g).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes `feed`'s load of (key size, value size) key-values, spread over `clients`.
+async fn write_load(
+    clients: Vec<Client>,
+    prefix: &str,
+    feed: Feed,
+    (key_size, value_size): (usize, usize),
+) -> Outcome {
     let (ops, queue) = async_channel(clients.len());
     let (results, mut collected) = tokio::sync::mpsc::unbounded_channel();
     let started = Instant::now();
@@ -173,18 +235,29 @@ async fn write_load(clients: Vec<Client>, prefix: &str, rate: u32, run_for: Dura
     drop(results);
     let prefix = prefix.as_bytes().to_vec();
     let feeder = tokio::spawn(async move {
-        let value = bytes::Bytes::from(vec![0u8; 1024]);
-        let mut tick = tokio::time::interval(Duration::from_secs(1) / rate.max(1));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let end = Instant::now() + run_for;
+        let value = bytes::Bytes::from(vec![0u8; value_size]);
+        let (mut tick, end, mut left) = match feed {
+            Feed::Rate {
+                per_second,
+                run_for,
+            } => {
+                let mut tick = tokio::time::interval(Duration::from_secs(1) / per_second.max(1));
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                (Some(tick), Some(Instant::now() + run_for), u64::MAX)
+            }
+            Feed::Count(n) => (None, None, n),
+        };
         let mut rng = SplitMix(u64::from(std::process::id()) ^ started.elapsed().as_nanos() as u64);
-        loop {
-            tick.tick().await;
-            if Instant::now() >= end {
+        while left > 0 {
+            left -= 1;
+            if let Some(tick) = tick.as_mut() {
+                tick.tick().await;
+            }
+            if end.is_some_and(|end| Instant::now() >= end) {
                 return;
             }
-            // A 256-byte key: a random varint, then zeros (etcdctl's shape).
-            let mut key = vec![0u8; 256];
+            // A random varint, then zeros (etcdctl's key shape).
+            let mut key = vec![0u8; key_size];
             put_varint(&mut key, (rng.next() >> 1) as i64);
             let req = PutRequest {
                 key: [&prefix[..], &key[..]].concat().into(),
@@ -198,7 +271,11 @@ async fn write_load(clients: Vec<Client>, prefix: &str, rate: u32, run_for: Dura
     });
     let mut progress = Progress::percent_only("Checking", std::io::stderr().is_terminal());
     let mut outcome = Outcome::default();
-    let total = run_for.as_millis() as u64;
+    // Progress by time for a rate, by writes done for a count.
+    let total = match feed {
+        Feed::Rate { run_for, .. } => run_for.as_millis() as u64,
+        Feed::Count(n) => n,
+    };
     let mut ticker = tokio::time::interval(Duration::from_millis(250));
     loop {
         tokio::select! {
@@ -208,7 +285,11 @@ async fn write_load(clients: Vec<Client>, prefix: &str, rate: u32, run_for: Dura
                 None => break,
             },
             _ = ticker.tick() => {
-                let done = (started.elapsed().as_millis() as u64).min(total);
+                let done = match feed {
+                    Feed::Rate { .. } => started.elapsed().as_millis() as u64,
+                    Feed::Count(_) => (outcome.latencies.len() + outcome.errors.values().sum::<u64>() as usize) as u64,
+                }
+                .min(total);
                 show(progress.update(done, total, Instant::now()));
             }
         }
@@ -220,6 +301,142 @@ async fn write_load(clients: Vec<Client>, prefix: &str, rate: u32, run_for: Dura
     }
     outcome.took = started.elapsed();
     outcome
+}
+
+pub fn datascale(rt: &Runtime, g: &mut Globals, a: &CheckPerfArgs) -> Result<(), Exit> {
+    let name = a.load.clone().unwrap_or_else(|| "s".to_string());
+    let (count, clients_n) = datascale_load(&name)
+        .ok_or_else(|| Exit::bad_feature(format!("unknown load option {name}")))?;
+    let count = std::env::var(DATASCALE_COUNT_ENV)
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(count);
+    let (prefix, auto_compact, auto_defrag) = common_flags(a, "/etcdctl-check-datascale/")?;
+    client_config(g, EnvScope::Global)?;
+    let Some(first_endpoint) = g.endpoints.first().cloned() else {
+        return Err(Exit::error("no endpoint"));
+    };
+    rt.block_on(async {
+        let clients = dial_each(clients_n, g).await?;
+        let Some(first) = clients.first().cloned() else {
+            return Err(Exit::error("no client"));
+        };
+        refuse_busy_prefix(&first, &prefix, Duration::from_secs(3600)).await?;
+        let fail = |what: &str| {
+            emit(format!("FAIL: Could not read process_resident_memory_bytes {what} the put operations.\n").as_bytes());
+            Exit::silent(EXIT_ERROR)
+        };
+        let before = resident_memory(&first_endpoint).await;
+        if before == 0.0 {
+            return Err(fail("before"));
+        }
+        emit(format!("Start data scale check for work load [{count} key-value pairs, 1024 bytes per key-value, {clients_n} concurrent clients].\n").as_bytes());
+        let outcome = write_load(clients, &prefix, Feed::Count(count), (512, 512)).await;
+        let after = resident_memory(&first_endpoint).await;
+        if after == 0.0 {
+            return Err(fail("after"));
+        }
+        clean_up(&first, &prefix, auto_compact, auto_defrag, g).await?;
+        if !outcome.errors.is_empty() {
+            let mut out = String::from("FAIL: too many errors\n");
+            for (e, n) in &outcome.errors {
+                out.push_str(&format!("FAIL: ERROR({e}) -> {n}\n"));
+            }
+            emit(out.as_bytes());
+            return Err(Exit::silent(EXIT_ERROR));
+        }
+        let used = (after - before) / (1024.0 * 1024.0);
+        emit(format!("PASS: Approximate system memory used : {used:.2} MB.\n").as_bytes());
+        Ok(())
+    })
+}
+
+/// Tests shrink `check datascale`'s write count with this variable.
+const DATASCALE_COUNT_ENV: &str = "CAIRNCTL_CHECK_DATASCALE_COUNT";
+
+/// The endpoint's `process_resident_memory_bytes`, 0 when it cannot be read (after saying why
+/// on stdout, as etcdctl does).
+async fn resident_memory(endpoint: &str) -> f64 {
+    const KEY: &str = "process_resident_memory_bytes";
+    let url = if endpoint.starts_with("http://") || endpoint.starts_with("https://") {
+        format!("{endpoint}/metrics")
+    } else {
+        format!("http://{endpoint}/metrics")
+    };
+    let body = match http_get(&url).await {
+        Ok(body) => body,
+        Err(e) => {
+            emit(format!("fetch error: {e}\n").as_bytes());
+            return 0.0;
+        }
+    };
+    let Some(value) = body
+        .lines()
+        .find_map(|line| line.strip_prefix(KEY))
+        .map(str::trim)
+    else {
+        emit(format!("could not find: {KEY}\n").as_bytes());
+        return 0.0;
+    };
+    match value.parse::<f64>() {
+        Ok(v) => v,
+        Err(e) => {
+            emit(format!("parse error: {e}\n").as_bytes());
+            0.0
+        }
+    }
+}
+
+/// One HTTP/1.1 GET, over TLS for `https://` with this run's client TLS settings.
+async fn http_get(url: &str) -> Result<String, String> {
+    use http_body_util::BodyExt as _;
+    let uri: hyper::Uri = url.parse().map_err(|e| format!("{e}"))?;
+    let host = uri.host().ok_or("no host")?.to_string();
+    let tls = uri.scheme_str() == Some("https");
+    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    let request = hyper::Request::get(uri.clone())
+        .header(hyper::header::HOST, format!("{host}:{port}"))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .map_err(|e| e.to_string())?;
+    let response = if tls {
+        let config =
+            crate::commands::client_tls_config().ok_or("https endpoint without TLS settings")?;
+        let io = cairn_client::tls::connect(uri, config)
+            .await
+            .map_err(|e| e.to_string())?;
+        send(io, request).await?
+    } else {
+        let tcp =
+            tokio::net::TcpStream::connect((host.trim_matches(|c| c == '[' || c == ']'), port))
+                .await
+                .map_err(|e| e.to_string())?;
+        send(hyper_util::rt::TokioIo::new(tcp), request).await?
+    };
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| format!("reading {url}: {e}"))?
+        .to_bytes();
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
+async fn send<I>(
+    io: I,
+    request: hyper::Request<http_body_util::Empty<bytes::Bytes>>,
+) -> Result<hyper::Response<hyper::body::Incoming>, String>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(connection);
+    sender
+        .send_request(request)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 fn verdict(s: &Outcome, rate: u32) -> Result<(), Exit> {

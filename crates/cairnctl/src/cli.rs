@@ -171,12 +171,15 @@ pub enum CheckCommand {
     /// Check the performance of the etcd cluster
     #[command(args_override_self = true)]
     Perf(CheckPerfArgs),
+    /// Check the memory usage of holding data for different workloads on a given server endpoint.
+    #[command(args_override_self = true)]
+    Datascale(CheckPerfArgs),
     /// An unknown subcommand: cobra shows the parent's help and ignores its arguments.
     #[command(external_subcommand)]
     External(#[allow(dead_code)] Vec<OsString>),
 }
 
-/// `check perf [options]`.
+/// `check perf|datascale [options]` (the same flags; the prefix default differs).
 #[derive(Args, Debug, Default)]
 pub struct CheckPerfArgs {
     /// The performance check's workload model. Accepted workloads: s(small), m(medium), l(large), xl(xLarge) [default: s]
@@ -743,7 +746,7 @@ pub struct DefragArgs {
     /// use all endpoints from the cluster member list
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
     pub cluster: Option<String>,
-    /// offline defragmentation of a data directory (not here: use `cairnutl defrag --data-dir`)
+    /// Optional. If present, defragments a data directory not in use by etcd.
     #[arg(long, allow_hyphen_values = true)]
     pub data_dir: Option<String>,
     #[arg(value_parser = clap::value_parser!(OsString), hide = true)]

@@ -84,6 +84,7 @@ pub fn run(cli: Cli) -> Result<(), Exit> {
         Command::MakeMirror(a) => mirror::make_mirror(&rt, &mut g, &a),
         Command::Check(c) => match c.command {
             Some(CheckCommand::Perf(a)) => check::perf(&rt, &mut g, &a),
+            Some(CheckCommand::Datascale(a)) => check::datascale(&rt, &mut g, &a),
             Some(CheckCommand::External(_)) | None => {
                 print_help(&["check"]);
                 Ok(())
@@ -265,6 +266,11 @@ pub(crate) fn client_config(g: &mut Globals, scope: EnvScope) -> Result<Printer,
 /// per process, and its flags are read once, before anything dials.
 static CLIENT_TLS: std::sync::OnceLock<Option<std::sync::Arc<rustls::ClientConfig>>> =
     std::sync::OnceLock::new();
+
+/// The client TLS settings of this run (None: plaintext), once [`client_config`] ran.
+pub(crate) fn client_tls_config() -> Option<std::sync::Arc<rustls::ClientConfig>> {
+    CLIENT_TLS.get().cloned().flatten()
+}
 
 /// Who every connection of this run logs in as (none: no login), set with [`CLIENT_TLS`].
 static CREDENTIALS: std::sync::OnceLock<Option<Credentials>> = std::sync::OnceLock::new();

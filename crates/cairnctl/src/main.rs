@@ -3,7 +3,7 @@
 //! Owns: etcdctl's command-line surface for `put`, `get`, `del`, `txn`, `compaction`, `watch`,
 //! `lease`, `elect`, `lock`, `endpoint health|status|hashkv`, `member`, `move-leader`, `auth`,
 //! `user`, `role`, `snapshot save|status|restore`, `defrag`, `alarm list|disarm`, `make-mirror`,
-//! `check perf` and `version`, with
+//! `check perf|datascale` and `version`, with
 //! `--user`/`--password` logins — flags and
 //! `ETCDCTL_*` variables, argument checks, output formats (simple, json, fields, table,
 //! protobuf), error messages and exit codes — reproduced so that scripts written for etcdctl 3.4
@@ -19,9 +19,9 @@
 //! the user and role commands, [`membership`] for the cluster commands and [`maintenance`] for
 //! snapshots (with a progress display and the stream's SHA-256 checked, beyond etcdctl),
 //! defragmentation and alarms; [`mirror`] copies a cluster into another and follows it,
-//! [`check`] runs etcdctl's write-load check; [`gofmt`] holds the Go-compatible formatting everything above
+//! [`check`] runs etcdctl's write-load and memory checks; [`gofmt`] holds the Go-compatible formatting everything above
 //! relies on. [`offline`] answers `snapshot status|restore` as etcdctl 3.5 does (a deprecation
-//! note, then cairnutl's code); `defrag --data-dir` is refused with a pointer to cairnutl.
+//! note, then cairnutl's code) and `defrag --data-dir` as etcdctl 3.4 does.
 
 mod auth;
 mod check;

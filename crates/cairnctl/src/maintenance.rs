@@ -7,8 +7,7 @@
 //! file takes its name, so a cut or damaged stream never becomes a file at the target path; and
 //! SIGINT or SIGTERM removes the partial file (etcdctl leaves it behind).
 //!
-//! `snapshot status|restore` are `crate::offline`'s; `defrag --data-dir` is refused here with a
-//! pointer to cairnutl.
+//! `snapshot status|restore` and `defrag --data-dir` are `crate::offline`'s.
 
 use crate::cli::{DefragArgs, RestArgs};
 use crate::commands::{
@@ -34,13 +33,6 @@ use tokio::runtime::Runtime;
 
 fn rpc_error(s: tonic::Status) -> Exit {
     Exit::error(status_message(&s))
-}
-
-/// The refusal of an etcdctl 3.4 command that works on files rather than members.
-pub fn offline(command: &str) -> Exit {
-    Exit::error(format!(
-        "\"{command}\" works on files, not on members: use \"cairnutl {command}\""
-    ))
 }
 
 /// `snapshot save <filename>`: streams one member's backend into `<filename>.part`, checks it,
@@ -332,8 +324,8 @@ const DEFRAG_POLL: std::time::Duration = std::time::Duration::from_millis(250);
 /// `defrag [--cluster]`: each endpoint in turn, a line on stdout per success and on stderr per
 /// failure, exit code 1 if any failed.
 pub fn defrag(rt: &Runtime, g: &mut Globals, a: &DefragArgs) -> Result<(), Exit> {
-    if a.data_dir.as_deref().is_some_and(|d| !d.is_empty()) {
-        return Err(offline("defrag --data-dir"));
+    if let Some(dir) = a.data_dir.as_deref().filter(|d| !d.is_empty()) {
+        return crate::offline::defrag(dir);
     }
     client_config(g, EnvScope::Global)?;
     let endpoints = target_endpoints(rt, g)?;

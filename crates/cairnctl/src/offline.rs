@@ -1,4 +1,4 @@
-//! `snapshot status` and `snapshot restore`: files, not members. etcdctl 3.5 still answers them,
+//! `snapshot status`, `snapshot restore` and `defrag --data-dir`: files, not members. etcdctl 3.5 still answers them,
 //! after a deprecation note on stderr, by running etcdutl's code; cairnctl runs cairnutl's, so
 //! both tools print the same. No endpoint is dialed and no `ETCDCTL_*` variable is read, as in
 //! etcdctl, where these commands never build a client.
@@ -60,4 +60,16 @@ pub fn snapshot_restore(a: &SnapshotRestoreArgs) -> Result<(), Exit> {
         mark_compacted: false,
     };
     cairnutl::snapshot::restore(&opts).map_err(failed)
+}
+
+/// `defrag --data-dir <dir>`: the backend of a stopped member, defragmented in place, as etcdctl
+/// 3.4 does it (silent on success; etcdctl's line and exit code 1 on failure).
+pub fn defrag(data_dir: &str) -> Result<(), Exit> {
+    match cairnutl::defrag::run(std::path::Path::new(data_dir)) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            emit_err(format!("Failed to defragment etcd data[{data_dir}] ({e})\n").as_bytes());
+            Err(Exit::silent(crate::exit::EXIT_ERROR))
+        }
+    }
 }

@@ -1,11 +1,12 @@
-//! etcdutl's offline snapshot commands as a library: `cairnutl snapshot status|restore` runs
-//! them from its own command line, and `cairnctl snapshot status|restore` (which etcdctl 3.5
-//! still answers, with a deprecation note) runs the same code, so both print the same.
+//! etcdutl's offline commands as a library: `cairnutl` runs them from its own command line, and
+//! cairnctl runs the same code for what etcdctl still answers offline (`snapshot status|restore`,
+//! with 3.5's deprecation note, and `defrag --data-dir`), so both print the same.
 //!
 //! Owns: running those commands and printing their results and log lines the way etcdutl
 //! does. Must not: know how a data dir or a snapshot file is laid out; that is
 //! `cairn_server::offline`'s.
 
+pub mod defrag;
 pub mod output;
 pub mod snapshot;
 

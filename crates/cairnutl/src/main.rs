@@ -6,16 +6,13 @@
 //! shares). Must not: know how a data dir or a snapshot file is laid out; that is
 //! `cairn_server::offline`'s.
 
-use cairn_cliout::progress::Progress;
 use cairn_server::offline::{self, RestoreOptions};
 use cairnutl::output::{self, Format, log_info};
-use cairnutl::snapshot::{self, show};
+use cairnutl::snapshot;
 use cairnutl::{EXIT_BAD_ARGS, EXIT_BAD_FEATURE, EXIT_ERROR, Failure};
 use clap::{Parser, Subcommand};
-use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -149,7 +146,7 @@ fn main() -> ExitCode {
             bump_revision,
             mark_compacted,
         })),
-        Command::Defrag { data_dir } => match defragment(&data_dir) {
+        Command::Defrag { data_dir } => match cairnutl::defrag::run(&data_dir) {
             Ok((before, after)) => {
                 log_info(
                     "defragmented",
@@ -186,14 +183,4 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
     }
-}
-
-/// An offline defragmentation with its progress on stderr.
-fn defragment(data_dir: &std::path::Path) -> Result<(u64, u64), offline::OfflineError> {
-    let mut progress = Progress::percent_only("Defragmenting", std::io::stderr().is_terminal());
-    let done = offline::defragment(data_dir, &mut |copied, total| {
-        show(progress.update(copied, total, Instant::now()));
-    });
-    show(progress.finish());
-    done
 }

@@ -121,7 +121,13 @@ impl Workload {
                     Op::Cas(k, value, rev)
                 }
                 88..92 if writer == 0 => Op::Compact,
-                _ => Op::LeaseCycle(Bytes::from(format!("c/{writer:02}/lease{i}")), value),
+                // A key no earlier round used: `uncertain` takes an existing lease key for
+                // this cycle's own put (a round's op numbers start again at 0, and a key whose
+                // revocation a crash lost outlives its round).
+                _ => Op::LeaseCycle(
+                    Bytes::from(format!("c/{writer:02}/lease{seed:x}-{i}")),
+                    value,
+                ),
             };
             if let Err(e) = self.apply(&c, &op).await {
                 assert!(

@@ -7,9 +7,13 @@ use cairn_e2e::{Member, RealEtcd, Run, cairnctl_bin, etcdctl};
 use std::process::Command;
 
 fn check_perf(ep: &str, args: &[&str], seconds: u64) -> Run {
+    check(ep, "perf", args, seconds)
+}
+
+fn check(ep: &str, which: &str, args: &[&str], seconds: u64) -> Run {
     let out = Command::new(cairnctl_bin())
         .env("CAIRNCTL_CHECK_PERF_SECONDS", seconds.to_string())
-        .args(["--endpoints", ep, "check", "perf"])
+        .args(["--endpoints", ep, "check", which])
         .args(args)
         .output()
         .expect("run cairnctl");
@@ -71,13 +75,74 @@ fn check_perf_refusals_match_etcdctl() {
     for ep in [etcd.endpoint(), member.endpoint()] {
         assert_eq!(etcdctl(&ep, &["put", "/busy/k", "v"], None).code, 0);
     }
-    for args in [vec!["--prefix", "/busy/"], vec!["--load", "huge"]] {
-        let ours = check_perf(&member.endpoint(), &args, 1);
-        let mut full = vec!["check", "perf"];
-        full.extend(&args);
-        let theirs = etcdctl(&etcd.endpoint(), &full, None);
-        assert_eq!(ours.code, theirs.code, "{args:?}: {ours:?} / {theirs:?}");
-        assert_ne!(ours.code, 0);
-        assert_eq!(ours.stderr, theirs.stderr, "{args:?}");
+    for which in ["perf", "datascale"] {
+        for args in [vec!["--prefix", "/busy/"], vec!["--load", "huge"]] {
+            let ours = check(&member.endpoint(), which, &args, 1);
+            let mut full = vec!["check", which];
+            full.extend(&args);
+            let theirs = etcdctl(&etcd.endpoint(), &full, None);
+            assert_eq!(
+                ours.code, theirs.code,
+                "{which} {args:?}: {ours:?} / {theirs:?}"
+            );
+            assert_ne!(ours.code, 0);
+            assert_eq!(ours.stderr, theirs.stderr, "{which} {args:?}");
+        }
     }
+}
+
+/// `check datascale` reads the member's resident memory from `/metrics` before and after the
+/// writes. cairnctl's run (shortened by `CAIRNCTL_CHECK_DATASCALE_COUNT`) prints etcdctl's lines;
+/// real etcdctl's own run passes against a Cairn member too (its `/metrics` carries
+/// `process_resident_memory_bytes` as etcd's does).
+#[test]
+fn check_datascale_reports_memory_growth_as_etcdctl() {
+    let dir = tempfile::tempdir().unwrap();
+    let member = Member::start(dir.path(), &[]);
+    let ep = member.endpoint();
+    let out = Command::new(cairnctl_bin())
+        .env("CAIRNCTL_CHECK_DATASCALE_COUNT", "3000")
+        .args(["--endpoints", &ep, "check", "datascale", "--auto-compact"])
+        .output()
+        .expect("run cairnctl");
+    let run = Run::from(out);
+    assert_eq!(run.code, 0, "{run:?}");
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(
+        lines.first(),
+        Some(
+            &"Start data scale check for work load [3000 key-value pairs, 1024 bytes per key-value, 50 concurrent clients]."
+        ),
+        "{run:?}"
+    );
+    let pass = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("PASS: Approximate system memory used : "))
+        .and_then(|l| l.strip_suffix(" MB."))
+        .unwrap_or_else(|| panic!("{run:?}"));
+    let (whole, decimals) = pass.split_once('.').unwrap_or_else(|| panic!("{pass}"));
+    assert!(
+        whole.trim_start_matches('-').parse::<u64>().is_ok() && decimals.len() == 2,
+        "{pass}"
+    );
+    let left = etcdctl(
+        &ep,
+        &[
+            "get",
+            "/etcdctl-check-datascale/",
+            "--prefix",
+            "--keys-only",
+        ],
+        None,
+    );
+    assert_eq!((left.code, left.stdout.as_str()), (0, ""), "{left:?}");
+
+    let theirs = etcdctl(&ep, &["check", "datascale"], None);
+    assert_eq!(theirs.code, 0, "{theirs:?}");
+    assert!(
+        theirs
+            .stdout
+            .contains("PASS: Approximate system memory used : "),
+        "{theirs:?}"
+    );
 }
