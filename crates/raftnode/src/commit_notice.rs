@@ -113,6 +113,7 @@ impl CommitNotices {
                 now_due.push(member);
             }
         }
+        // Called on every turn of the Raft loop: nothing is allocated unless someone is owed.
         let behind: Vec<u64> = members
             .filter(|&m| told(&self.told, m) < committed)
             .collect();

@@ -994,8 +994,9 @@ impl Runner {
                 continue;
             }
             let heartbeat = m.get_msg_type() == raft::eraftpb::MessageType::MsgHeartbeat;
-            self.commit_notices.sent(&m);
-            if !self.transport.send(to, Bytes::from(m.encode_to_vec())) {
+            if self.transport.send(to, Bytes::from(m.encode_to_vec())) {
+                self.commit_notices.sent(&m);
+            } else {
                 if heartbeat {
                     self.observer.heartbeat_send_failed();
                 }
@@ -1017,10 +1018,9 @@ impl Runner {
             return false;
         }
         let me = raft.id;
-        let members: Vec<u64> = raft.prs().iter().map(|(id, _)| *id).collect();
         let due = self.commit_notices.due(
             raft.raft_log.committed,
-            members.into_iter().filter(|&id| id != me),
+            raft.prs().iter().map(|(id, _)| *id).filter(|&id| id != me),
             Instant::now(),
         );
         for member in due {
