@@ -42,6 +42,7 @@ use cairn_proto::etcdserverpb::{
     maintenance_server::MaintenanceServer, watch_server::WatchServer,
 };
 use cairn_proto::kv_server::kv_server::KvServer;
+use cluster::transport::SniffingListener;
 use std::sync::Arc;
 
 /// gRPC overhead etcd allows on top of `--max-request-bytes` before the transport refuses a
@@ -76,23 +77,25 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     } else {
         None
     };
+    let peer_service = Arc::new(cluster::transport::PeerService {
+        me: server.member_id,
+        cluster_id: server.cluster_id,
+        raft: server.raft.clone(),
+        server: server.clone(),
+    });
     for (addr, over_tls) in peer_addrs {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| anyhow::anyhow!("listen on {addr} for peers: {e}"))?;
         let router = tonic::service::Routes::new(
-            cairn_proto::cairnpb::peer_server::PeerServer::new(cluster::transport::PeerService {
-                me: server.member_id,
-                cluster_id: server.cluster_id,
-                raft: server.raft.clone(),
-                server: server.clone(),
-            })
-            .max_decoding_message_size(cluster::transport::MAX_BATCH_BYTES),
+            cairn_proto::cairnpb::peer_server::PeerServer::from_arc(peer_service.clone())
+                .max_decoding_message_size(cluster::transport::MAX_MESSAGE_BYTES),
         )
         .into_axum_router();
         if let (true, Some(tls)) = (over_tls, &peer_tls) {
             tracing::info!(%addr, "serving peer traffic over TLS");
             let listener = tls::TlsListener::new(listener, tls.clone(), "peer")?;
+            let listener = SniffingListener::new(listener, peer_service.clone())?;
             tasks.push(tokio::spawn(serve::serve(
                 listener,
                 router,
@@ -105,6 +108,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
             let _ = tcp.set_nodelay(true);
         });
+        let listener = SniffingListener::new(listener, peer_service.clone())?;
         tasks.push(tokio::spawn(serve::serve(
             listener,
             router,

@@ -1,45 +1,49 @@
-//! Raft messages between members, over gRPC on the peer URLs.
+//! Raft messages between members, on the peer URLs.
 //!
-//! Each member keeps one outgoing stream open to every other member (`cairnpb.Peer/Stream`). The
-//! Raft thread only queues encoded messages ([`PeerTransport::send`] never blocks); a task per
-//! peer drains its queue into the stream, taking everything queued at once into one batch, so a
-//! busy leader sends few large writes instead of many small ones. Queues are bounded: when a
-//! peer is slow or gone, messages are dropped and Raft is told the peer is unreachable, and it
-//! resends from its log once the peer answers again. A stream that breaks is reopened with
-//! backoff; what was queued for the broken one is dropped for the same reason.
+//! Each member keeps one connection open to every other member and sends its messages for that
+//! member on it, framed ([`frame`]); the peer port tells these connections from the peer gRPC
+//! service's by their first bytes ([`inbound`]), and steps every message it reads straight into
+//! its Raft node. The Raft thread hands messages to a peer's [`link`], which writes them to the
+//! socket from the Raft thread itself when it can and otherwise queues them, bounded, for the
+//! connection's writer task: a message that finds the queue full is dropped and Raft is told the
+//! peer is unreachable, and it resends from its log once the peer answers again. A connection
+//! that breaks is redialed with backoff ([`dial`]); what was queued for it is dropped for the
+//! same reason. Snapshots, and the calls members make of each other, go over gRPC on the same
+//! port, so a large transfer never holds up a heartbeat.
 //!
-//! Every batch names its cluster and its addressee; a member of another cluster (or a stale
-//! member id at this address) is refused with a log line on both sides, as etcd refuses it. A
-//! member that was removed while it was down is told so when it reconnects, and stops itself
-//! (etcd answers it 410 Gone), rather than campaigning forever against a cluster that left it.
+//! Every connection starts with its sender's cluster and addressee; a member of another cluster
+//! (or a stale member id at this address) is refused with a log line on both sides, as etcd
+//! refuses it. A member that was removed while it was down is told so when it reconnects, and
+//! stops itself (etcd answers it 410 Gone), rather than campaigning forever against a cluster
+//! that left it.
+
+mod dial;
+mod frame;
+mod inbound;
+mod link;
+
+pub(crate) use inbound::SniffingListener;
 
 use bytes::Bytes;
 use cairn_proto::cairnpb::peer_client::PeerClient;
 use cairn_proto::cairnpb::peer_server::Peer;
 use cairn_proto::cairnpb::{
     LeaseRenewRequest, LeaseRenewResponse, LeaseTimeToLiveForward, MemberPromoteForward,
-    MembersRequest, MembersResponse, PeerBatch, PeerHashKvRequest, PeerStreamEnd, ProbeRequest,
-    ProbeResponse, SnapshotAck, SnapshotChunk,
+    MembersRequest, MembersResponse, PeerHashKvRequest, ProbeRequest, ProbeResponse, SnapshotAck,
+    SnapshotChunk,
 };
 use cairn_proto::etcdserverpb::{HashKvResponse, LeaseTimeToLiveResponse, MemberPromoteResponse};
 use cairn_raft::RaftHandle;
+use link::Link;
 use parking_lot::{Mutex, RwLock};
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
 use tonic::{Request, Response, Status, Streaming};
 
-/// Messages queued per peer before new ones are dropped (etcd's stream buffer is as large).
-const QUEUE_MESSAGES: usize = 4096;
-/// A batch stops growing at this size; a single larger message still goes alone.
-const BATCH_BYTES: usize = 4 << 20;
-/// Largest batch a member accepts: one maximal log entry plus a full batch of others.
-pub(crate) const MAX_BATCH_BYTES: usize = cairn_raft::MAX_PROPOSAL_BYTES + 2 * BATCH_BYTES;
-const BACKOFF_MIN: Duration = Duration::from_millis(50);
-const BACKOFF_MAX: Duration = Duration::from_secs(1);
-const DIAL_TIMEOUT: Duration = Duration::from_secs(1);
+/// Largest Raft message a member accepts: one maximal log entry plus a full append of others.
+pub(crate) const MAX_MESSAGE_BYTES: usize = cairn_raft::MAX_PROPOSAL_BYTES + (8 << 20);
 /// How often the round trip to each peer is measured.
 const PROBE_INTERVAL: Duration = Duration::from_secs(5);
 /// What a removed member is told by the members it still tries to reach (etcd's words).
@@ -88,11 +92,11 @@ pub(crate) fn channel(
     })
 }
 
-struct Queue {
-    tx: mpsc::Sender<Bytes>,
-    /// Taken by the sender task when it starts.
-    rx: Option<mpsc::Receiver<Bytes>>,
+struct PeerEntry {
+    link: Arc<Link>,
     urls: Vec<String>,
+    /// Whether its connection task was started.
+    started: bool,
 }
 
 /// The sending side: what the Raft thread hands messages to.
@@ -100,7 +104,7 @@ struct Queue {
 pub struct PeerTransport {
     me: u64,
     cluster_id: u64,
-    queues: Arc<RwLock<HashMap<u64, Queue>>>,
+    peers: Arc<RwLock<HashMap<u64, PeerEntry>>>,
     raft: Arc<Mutex<Option<RaftHandle>>>,
     /// Channels for unary calls to other members, connected on first use.
     clients: Arc<Mutex<HashMap<u64, tonic::transport::Channel>>>,
@@ -141,7 +145,7 @@ impl PeerTransport {
             removed: Arc::default(),
             me,
             cluster_id,
-            queues: Arc::default(),
+            peers: Arc::default(),
             raft: Arc::default(),
             clients: Arc::default(),
             active: Arc::default(),
@@ -159,33 +163,42 @@ impl PeerTransport {
     }
 
     fn add_peer(&self, id: u64, urls: Vec<String>) {
-        let (tx, rx) = mpsc::channel(QUEUE_MESSAGES);
-        self.queues.write().insert(
-            id,
-            Queue {
-                tx,
-                rx: Some(rx),
-                urls,
-            },
-        );
+        let sent_bytes = self
+            .metrics
+            .peer_sent_bytes
+            .with_label_values(&[&format!("{id:x}")]);
+        let entry = PeerEntry {
+            link: Arc::new(Link::new(sent_bytes)),
+            urls,
+            started: false,
+        };
+        if let Some(old) = self.peers.write().insert(id, entry) {
+            old.link.close();
+        }
     }
 
-    /// Starts a sender task for every peer. Called once the runtime and the Raft node run.
+    /// Starts a connection task for every peer. Called once the runtime and the Raft node run.
     pub(crate) fn start(&self, raft: RaftHandle) {
         *self.raft.lock() = Some(raft);
         *self.runtime.lock() = Some(tokio::runtime::Handle::current());
-        self.spawn_senders();
+        self.start_links();
     }
 
-    fn spawn_senders(&self) {
+    fn start_links(&self) {
         let Some(runtime) = self.runtime.lock().clone() else {
             return;
         };
-        let mut queues = self.queues.write();
-        for (&id, q) in queues.iter_mut() {
-            if let Some(rx) = q.rx.take() {
-                runtime.spawn(probe_loop(self.clone(), id, q.tx.clone()));
-                runtime.spawn(send_loop(self.clone(), id, q.urls.clone(), rx));
+        let mut peers = self.peers.write();
+        for (&id, entry) in peers.iter_mut() {
+            if !entry.started {
+                entry.started = true;
+                runtime.spawn(probe_loop(self.clone(), id, entry.link.clone()));
+                runtime.spawn(dial::run(
+                    self.clone(),
+                    id,
+                    entry.urls.clone(),
+                    entry.link.clone(),
+                ));
             }
         }
     }
@@ -195,17 +208,19 @@ impl PeerTransport {
         if id == self.me {
             return;
         }
-        if self.queues.read().get(&id).is_some_and(|q| q.urls == urls) {
+        if self.peers.read().get(&id).is_some_and(|p| p.urls == urls) {
             return;
         }
         self.remove_peer(id);
         self.add_peer(id, urls);
-        self.spawn_senders();
+        self.start_links();
     }
 
-    /// A member was removed: its queue closes, which ends its sender task.
+    /// A member was removed: its link closes, which ends its connection task.
     pub(crate) fn remove_peer(&self, id: u64) {
-        self.queues.write().remove(&id);
+        if let Some(old) = self.peers.write().remove(&id) {
+            old.link.close();
+        }
         self.clients.lock().remove(&id);
         self.active.write().remove(&id);
     }
@@ -226,7 +241,7 @@ impl PeerTransport {
     /// Drops every peer not in `members`.
     pub(crate) fn retain_peers(&self, members: &[u64]) {
         let gone: Vec<u64> = self
-            .queues
+            .peers
             .read()
             .keys()
             .copied()
@@ -251,9 +266,9 @@ impl PeerTransport {
         if let Some(channel) = clients.get(&id) {
             return Some(PeerClient::new(channel.clone()));
         }
-        let url = self.queues.read().get(&id)?.urls.first()?.clone();
+        let url = self.peers.read().get(&id)?.urls.first()?.clone();
         // Lazy: the future resolves at once, without touching the network.
-        let lazy = channel(&url, DIAL_TIMEOUT, &self.dialer, true).ok()?;
+        let lazy = channel(&url, dial::DIAL_TIMEOUT, &self.dialer, true).ok()?;
         let channel = futures::FutureExt::now_or_never(lazy)?.ok()?;
         clients.insert(id, channel.clone());
         Some(PeerClient::new(channel))
@@ -271,10 +286,8 @@ impl cairn_raft::Transport for PeerTransport {
         if self.is_blocked(to) {
             return false;
         }
-        let sent = match self.queues.read().get(&to) {
-            Some(q) => q.tx.try_send(message).is_ok(),
-            None => false,
-        };
+        let link = self.peers.read().get(&to).map(|p| p.link.clone());
+        let sent = link.is_some_and(|link| link.send(message));
         if !sent {
             self.metrics
                 .peer_sent_failures
@@ -291,7 +304,7 @@ impl cairn_raft::Transport for PeerTransport {
         let Some(runtime) = self.runtime.lock().clone() else {
             return false;
         };
-        if !self.queues.read().contains_key(&to) {
+        if !self.peers.read().contains_key(&to) {
             return false;
         }
         // One copy at a time per member; the transfer under way reports for this one too.
@@ -337,8 +350,8 @@ impl cairn_raft::Transport for PeerTransport {
 }
 
 /// Times an empty call to `peer` every [`PROBE_INTERVAL`] while its stream is up, until the
-/// peer is removed (its queue, of which `queue` is a sender, closes).
-async fn probe_loop(t: PeerTransport, peer: u64, queue: mpsc::Sender<Bytes>) {
+/// peer is removed (its link closes).
+async fn probe_loop(t: PeerTransport, peer: u64, link: Arc<Link>) {
     let label = format!("{peer:x}");
     let round_trip = t.metrics.peer_round_trip.with_label_values(&[&label]);
     // Present at zero from the start, so that rate() sees the first failure.
@@ -347,7 +360,7 @@ async fn probe_loop(t: PeerTransport, peer: u64, queue: mpsc::Sender<Bytes>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if queue.is_closed() {
+        if link.is_closed() {
             return;
         }
         if t.active_since(peer).is_none() {
@@ -364,130 +377,8 @@ async fn probe_loop(t: PeerTransport, peer: u64, queue: mpsc::Sender<Bytes>) {
     }
 }
 
-/// Keeps a stream to `peer` open and feeds it from `rx`, reconnecting with backoff.
-async fn send_loop(t: PeerTransport, peer: u64, urls: Vec<String>, rx: mpsc::Receiver<Bytes>) {
-    let rx = Arc::new(tokio::sync::Mutex::new(rx));
-    let mut backoff = BACKOFF_MIN;
-    let mut attempt = 0usize;
-    // Logged once per change, not once per retry.
-    let mut was_active = None;
-    loop {
-        if rx.lock().await.is_closed() {
-            // The member was removed (or its URLs changed and a new task took over).
-            t.active.write().remove(&peer);
-            return;
-        }
-        let Some(url) = urls.get(attempt % urls.len().max(1)).cloned() else {
-            tracing::error!(peer = format!("{peer:x}"), "peer has no URL to dial");
-            return;
-        };
-        attempt += 1;
-        let outcome = stream_once(&t, peer, &url, rx.clone()).await;
-        let (connected, reason) = match outcome {
-            Ok(()) => (true, "stream closed by the peer".to_string()),
-            Err((connected, reason)) => (connected, go_tls_words(reason)),
-        };
-        t.active.write().remove(&peer);
-        if connected || was_active != Some(false) {
-            tracing::warn!(peer = format!("{peer:x}"), %url, %reason, "peer became inactive");
-            was_active = Some(false);
-        }
-        t.report_unreachable(peer);
-        // Messages queued for the broken stream are stale by the time a new one opens; Raft
-        // resends what still matters.
-        {
-            let mut rx = rx.lock().await;
-            while rx.try_recv().is_ok() {}
-        }
-        if connected {
-            backoff = BACKOFF_MIN;
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(BACKOFF_MAX);
-    }
-}
-
-/// One stream's life. Err carries whether it had been established, and why it ended.
-async fn stream_once(
-    t: &PeerTransport,
-    peer: u64,
-    url: &str,
-    rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Bytes>>>,
-) -> Result<(), (bool, String)> {
-    let channel = channel(url, DIAL_TIMEOUT, &t.dialer, false)
-        .map_err(|e| (false, e))?
-        .await
-        .map_err(|e| (false, format!("dial: {}", error_chain(&e))))?;
-    let mut client = PeerClient::new(channel).max_encoding_message_size(usize::MAX);
-    tracing::info!(peer = format!("{peer:x}"), %url, "peer became active");
-    t.active.write().entry(peer).or_insert_with(Instant::now);
-    let (cluster_id, me) = (t.cluster_id, t.me);
-    let sent_bytes = t
-        .metrics
-        .peer_sent_bytes
-        .with_label_values(&[&format!("{peer:x}")]);
-    // An empty batch first: the peer checks who is calling before there is anything to say, so a
-    // member of another cluster, or one removed while it was down, hears it at once.
-    let hello = PeerBatch {
-        cluster_id,
-        from: me,
-        to: peer,
-        messages: Vec::new(),
-    };
-    let batches = futures::stream::unfold(rx, move |rx| {
-        let sent_bytes = sent_bytes.clone();
-        async move {
-            let batch = {
-                let mut queue = rx.lock().await;
-                let first = queue.recv().await?;
-                let mut size = first.len();
-                let mut messages = vec![first];
-                while size < BATCH_BYTES {
-                    match queue.try_recv() {
-                        Ok(m) => {
-                            size += m.len();
-                            messages.push(m);
-                        }
-                        Err(_) => break,
-                    }
-                }
-                sent_bytes.inc_by(size as u64);
-                PeerBatch {
-                    cluster_id,
-                    from: me,
-                    to: peer,
-                    messages,
-                }
-            };
-            Some((batch, rx))
-        }
-    });
-    let batches = futures::StreamExt::chain(futures::stream::once(async move { hello }), batches);
-    match client.stream(batches).await {
-        Ok(_) => Ok(()),
-        Err(status) => {
-            if status.code() == tonic::Code::PermissionDenied && status.message() == MEMBER_REMOVED
-            {
-                tracing::error!(peer = format!("{peer:x}"), "{MEMBER_REMOVED}");
-                t.removed.notify_one();
-            }
-            // The message alone says "transport error"; its causes say which.
-            let mut reason = status.message().to_string();
-            if let Some(cause) = std::error::Error::source(&status) {
-                let cause = error_chain(cause);
-                reason = if cause.starts_with(&reason) {
-                    cause
-                } else {
-                    format!("{reason}: {cause}")
-                };
-            }
-            Err((true, reason))
-        }
-    }
-}
-
-/// The receiving side: steps every message of every batch into the local Raft node, and serves
-/// the lease requests followers forward to the leader.
+/// The peer port's services: Raft connections ([`inbound`]), and the calls members make of each
+/// other (lease work only the leader can do, membership, hashes, snapshots).
 pub struct PeerService {
     pub(crate) me: u64,
     pub(crate) cluster_id: u64,
@@ -538,43 +429,6 @@ impl PeerService {
 
 #[tonic::async_trait]
 impl Peer for PeerService {
-    async fn stream(
-        &self,
-        request: Request<Streaming<PeerBatch>>,
-    ) -> Result<Response<PeerStreamEnd>, Status> {
-        let mut batches = request.into_inner();
-        // Resolved on the first batch: a stream carries one sender's batches.
-        let mut received_bytes: Option<prometheus::IntCounter> = None;
-        while let Some(batch) = batches.message().await? {
-            self.check_cluster(batch.cluster_id)?;
-            self.check_addressee(batch.to)?;
-            if self.server.members.is_removed(batch.from) {
-                tracing::warn!(
-                    from = format!("{:x}", batch.from),
-                    "refused the stream of a member removed from the cluster"
-                );
-                return Err(Status::permission_denied(MEMBER_REMOVED));
-            }
-            if self.server.peers.is_blocked(batch.from) {
-                // Partition failpoint: lost on the way.
-                continue;
-            }
-            let counter = received_bytes.get_or_insert_with(|| {
-                self.server
-                    .metrics
-                    .peer_received_bytes
-                    .with_label_values(&[&format!("{:x}", batch.from)])
-            });
-            counter.inc_by(batch.messages.iter().map(|m| m.len() as u64).sum());
-            for m in batch.messages {
-                self.raft
-                    .step(m)
-                    .map_err(|_| Status::unavailable("member is stopping"))?;
-            }
-        }
-        Ok(Response::new(PeerStreamEnd {}))
-    }
-
     async fn members(
         &self,
         _: Request<MembersRequest>,
