@@ -675,3 +675,64 @@ fn peers_of_another_cluster_are_refused() {
     );
     assert_ne!(put.code, 0, "two clusters formed a quorum: {put:?}");
 }
+
+/// A member frozen by SIGSTOP keeps its connections open but answers nothing: its peers notice
+/// within `--raft-read-timeout` (pings go unanswered), drop the connection, and dial
+/// again; the majority keeps taking writes, and once the member runs again it is reconnected
+/// and catches up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_member_is_noticed_and_reconnected_when_it_wakes() {
+    let dir = tempfile::tempdir().unwrap();
+    let flags = [FAST_RAFT, &["--raft-read-timeout", "2s"]].concat();
+    let mut c = Cluster::start(dir.path(), 3, &flags);
+    let leader = c.leader(Duration::from_secs(10)).await;
+    let frozen = (leader + 1) % 3;
+    let ep = c.members[leader].endpoint();
+    assert_eq!(etcdctl(&ep, &["put", "before", "1"], None).code, 0);
+    let activations = |c: &Cluster| {
+        c.members[leader]
+            .log_text()
+            .matches("peer became active")
+            .count()
+    };
+    let active_before = activations(&c);
+    let pid = c.members[frozen].pid().expect("running") as i32;
+    // SAFETY: signalling a child process this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    for i in 0..20 {
+        let put = etcdctl(&ep, &["put", &format!("during{i}"), "x"], None);
+        assert_eq!(put.code, 0, "the majority refused a write: {put:?}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !c.members[leader]
+        .log_text()
+        .contains("the peer stopped answering pings for 2s")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the frozen member's silence went unnoticed:\n{}",
+            c.members[leader].log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
+    let woken = c.members[frozen].endpoint();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let got = etcdctl(&woken, &["get", "during19", "--print-value-only"], None);
+        if got.code == 0 && got.stdout.trim() == "x" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the woken member did not catch up: {got:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        activations(&c) > active_before,
+        "the leader never dialed the woken member again:\n{}",
+        c.members[leader].log_text()
+    );
+}

@@ -244,6 +244,10 @@ impl EtcdServer {
             snap_dir.clone(),
             crate::tls::peer_dialer(&config)?,
             metrics.clone(),
+            crate::cluster::transport::Timeouts {
+                read: config.raft_read_timeout.0,
+                write: config.raft_write_timeout.0,
+            },
         );
         // etcd's minimum lease TTL: 1.5 election timeouts, rounded up to whole seconds.
         let min_ttl = (config.election_timeout * 3 / 2).div_ceil(1000) as i64;

@@ -311,9 +311,7 @@ pub const ETCD_FLAGS: &[EtcdFlag] = &[
         default: "'5s'",
         versions: "3.5 3.6 3.7",
         yaml: "",
-        handling: Handling::NoEffect(
-            "The peer transport keeps one long-lived stream per peer and times out on missed heartbeats instead.",
-        ),
+        handling: Handling::Config,
     },
     EtcdFlag {
         name: "raft-write-timeout",
@@ -321,7 +319,7 @@ pub const ETCD_FLAGS: &[EtcdFlag] = &[
         default: "'5s'",
         versions: "3.5 3.6 3.7",
         yaml: "",
-        handling: Handling::NoEffect("As --raft-read-timeout."),
+        handling: Handling::Config,
     },
     EtcdFlag {
         name: "initial-advertise-peer-urls",

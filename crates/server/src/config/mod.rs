@@ -281,6 +281,16 @@ pub struct Config {
     #[arg(long, default_value = "20s")]
     pub grpc_keepalive_timeout: GoDuration,
 
+    /// How long a Raft connection between members may stay silent (no message, no ping answer)
+    /// before it is closed and dialed again.
+    #[arg(long, default_value = "5s")]
+    pub raft_read_timeout: GoDuration,
+
+    /// How long a write on a Raft connection between members may stay blocked before the
+    /// connection is closed and dialed again.
+    #[arg(long, default_value = "5s")]
+    pub raft_write_timeout: GoDuration,
+
     /// The most learners the cluster may have at once.
     #[arg(long, default_value_t = 1)]
     pub max_learners: u32,

@@ -17,10 +17,9 @@ pub(super) const DIAL_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long the peer may take to answer the hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often an open connection is pinged, so that a peer that vanished without closing it
-/// (a machine gone, a partition) is noticed, as HTTP/2 pings noticed it before.
+/// (a machine gone, a partition) is noticed within `--raft-read-timeout`; at least four pings
+/// fit in that time.
 const PING_INTERVAL: Duration = Duration::from_secs(1);
-/// Silence after which a connection is taken for dead, on either side.
-pub(super) const SILENCE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest reply frame: a refusal's reason.
 const MAX_REPLY_BYTES: usize = 64 * 1024;
 
@@ -209,9 +208,11 @@ where
     tracing::info!(peer = format!("{peer:x}"), %url, "peer became active");
     t.active.write().entry(peer).or_insert_with(Instant::now);
     let generation = link.connected(direct);
-    let writing = link.write(writer, generation);
+    let writing = link.write(writer, generation, t.timeouts.write);
+    let silence = t.timeouts.read;
     let pinging = async {
-        let mut tick = tokio::time::interval(PING_INTERVAL);
+        let every = PING_INTERVAL.min(silence / 4).max(Duration::from_millis(1));
+        let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
@@ -220,7 +221,7 @@ where
     };
     let replies = async {
         loop {
-            let reply = tokio::time::timeout(SILENCE_TIMEOUT, frame::read(&mut r, MAX_REPLY_BYTES));
+            let reply = tokio::time::timeout(silence, frame::read(&mut r, MAX_REPLY_BYTES));
             match reply.await {
                 Ok(Ok(Some(reply))) => match Reply::decode(&reply) {
                     Ok(Reply::Pong) => {}
@@ -229,7 +230,11 @@ where
                 },
                 Ok(Ok(None)) => return Ended::after("connection closed by the peer"),
                 Ok(Err(e)) => return Ended::after(e.to_string()),
-                Err(_) => return Ended::after("the peer stopped answering pings"),
+                Err(_) => {
+                    return Ended::after(format!(
+                        "the peer stopped answering pings for {silence:?}"
+                    ));
+                }
             }
         }
     };

@@ -2,7 +2,6 @@
 //! service: each accepted connection's first bytes say which it is, and Raft connections are
 //! read here, every message stepped straight into the local Raft node.
 
-use super::dial::SILENCE_TIMEOUT;
 use super::frame::{self, MAGIC, Reply};
 use super::{MAX_MESSAGE_BYTES, MEMBER_REMOVED};
 use cairn_proto::cairnpb::PeerHello;
@@ -40,10 +39,11 @@ where
         let (tx, http) = mpsc::channel(1024);
         tokio::spawn(async move {
             loop {
-                let (mut io, addr) = listener.accept().await;
-                if tx.is_closed() {
-                    return;
-                }
+                // The port closes with the HTTP server that stopped taking its connections.
+                let (mut io, addr) = tokio::select! {
+                    accepted = listener.accept() => accepted,
+                    () = tx.closed() => return,
+                };
                 let (tx, peers) = (tx.clone(), peers.clone());
                 tokio::spawn(async move {
                     let mut first = [0u8; MAGIC.len()];
@@ -170,8 +170,9 @@ where
         .metrics
         .peer_received_bytes
         .with_label_values(&[&format!("{:x}", hello.from)]);
+    let silence = server.config.raft_read_timeout.0;
     loop {
-        let message = tokio::time::timeout(SILENCE_TIMEOUT, frame::read(&mut r, MAX_MESSAGE_BYTES));
+        let message = tokio::time::timeout(silence, frame::read(&mut r, MAX_MESSAGE_BYTES));
         let message = match message.await {
             Ok(Ok(Some(message))) => message,
             Ok(Ok(None)) => return,
@@ -182,7 +183,7 @@ where
             Err(_) => {
                 tracing::warn!(
                     from = format!("{:x}", hello.from),
-                    "peer connection silent for {SILENCE_TIMEOUT:?}: closed"
+                    "peer connection silent for {silence:?}: closed"
                 );
                 return;
             }

@@ -15,6 +15,7 @@ use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
@@ -159,19 +160,25 @@ impl Link {
     }
 
     /// Writes the backlog to the connection of `generation` as it fills, until that
-    /// connection is replaced or fails.
+    /// connection is replaced or fails, or a write stays blocked for `timeout`.
     pub(super) async fn write<W: AsyncWrite + Unpin>(
         &self,
         writer: Writer<W>,
         generation: u64,
+        timeout: Duration,
     ) -> io::Result<()> {
         match writer {
-            Writer::Plain(conn) => self.write_plain(&conn, generation).await,
-            Writer::Stream(w) => self.write_stream(w, generation).await,
+            Writer::Plain(conn) => self.write_plain(&conn, generation, timeout).await,
+            Writer::Stream(w) => self.write_stream(w, generation, timeout).await,
         }
     }
 
-    async fn write_plain(&self, conn: &OwnedWriteHalf, generation: u64) -> io::Result<()> {
+    async fn write_plain(
+        &self,
+        conn: &OwnedWriteHalf,
+        generation: u64,
+        timeout: Duration,
+    ) -> io::Result<()> {
         enum Next {
             Wait,
             More,
@@ -201,7 +208,7 @@ impl Link {
                 // A notification sent since the check above is kept as a permit.
                 Next::Wait => self.pending.notified().await,
                 Next::More => {}
-                Next::Writable => conn.writable().await?,
+                Next::Writable => within(timeout, conn.writable()).await?,
             }
         }
     }
@@ -210,6 +217,7 @@ impl Link {
         &self,
         mut w: W,
         generation: u64,
+        timeout: Duration,
     ) -> io::Result<()> {
         let mut buf = Vec::new();
         loop {
@@ -227,11 +235,24 @@ impl Link {
                 continue;
             }
             // One write for everything waiting: on TLS, few large records.
-            w.write_all(&buf).await?;
-            w.flush().await?;
+            within(timeout, async {
+                w.write_all(&buf).await?;
+                w.flush().await
+            })
+            .await?;
             buf.clear();
         }
     }
+}
+
+/// `io` unless it takes longer than `timeout` (`--raft-write-timeout`).
+async fn within<T>(timeout: Duration, io: impl Future<Output = io::Result<T>>) -> io::Result<T> {
+    tokio::time::timeout(timeout, io).await.unwrap_or_else(|_| {
+        Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("a write stayed blocked for {timeout:?}"),
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -300,8 +321,12 @@ mod tests {
         let writer = {
             let link = link.clone();
             tokio::spawn(async move {
-                link.write::<tokio::io::Empty>(Writer::Plain(write), generation)
-                    .await
+                link.write::<tokio::io::Empty>(
+                    Writer::Plain(write),
+                    generation,
+                    Duration::from_secs(5),
+                )
+                .await
             })
         };
         // Large messages fill the socket buffers before anyone reads, so later ones wait in the

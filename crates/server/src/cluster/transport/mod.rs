@@ -125,6 +125,16 @@ pub struct PeerTransport {
     removed: Arc<tokio::sync::Notify>,
     dialer: PeerDialer,
     metrics: Arc<crate::metrics::Metrics>,
+    timeouts: Timeouts,
+}
+
+/// etcd's `--raft-read-timeout` and `--raft-write-timeout` for Raft connections.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timeouts {
+    /// Silence (no message, no answer to a ping) after which a connection is closed.
+    pub read: Duration,
+    /// How long a write may stay blocked before the connection is closed.
+    pub write: Duration,
 }
 
 impl PeerTransport {
@@ -135,8 +145,10 @@ impl PeerTransport {
         snap_dir: PathBuf,
         dialer: PeerDialer,
         metrics: Arc<crate::metrics::Metrics>,
+        timeouts: Timeouts,
     ) -> PeerTransport {
         let t = PeerTransport {
+            timeouts,
             dialer,
             metrics,
             snap_dir,
