@@ -155,6 +155,9 @@ pub enum Command {
     /// Lists or disarms the cluster's alarms
     #[command(args_override_self = true)]
     Alarm(AlarmArgs),
+    /// Downgrade related commands
+    #[command(args_override_self = true)]
+    Downgrade(DowngradeArgs),
     #[command(external_subcommand)]
     External(Vec<OsString>),
 }
@@ -768,6 +771,29 @@ pub enum AlarmCommand {
     /// Deactivates every active alarm
     #[command(args_override_self = true)]
     Disarm(RestArgs),
+    /// An unknown subcommand: cobra shows the parent's help and ignores its arguments.
+    #[command(external_subcommand)]
+    External(#[allow(dead_code)] Vec<OsString>),
+}
+
+#[derive(Args, Debug)]
+#[command(subcommand_required = false)]
+pub struct DowngradeArgs {
+    #[command(subcommand)]
+    pub command: Option<DowngradeCommand>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DowngradeCommand {
+    /// Validate downgrade capability before starting downgrade
+    #[command(args_override_self = true)]
+    Validate(RestArgs),
+    /// Start a downgrade action to cluster
+    #[command(args_override_self = true)]
+    Enable(RestArgs),
+    /// Cancel the ongoing downgrade action to cluster
+    #[command(args_override_self = true)]
+    Cancel(RestArgs),
     /// An unknown subcommand: cobra shows the parent's help and ignores its arguments.
     #[command(external_subcommand)]
     External(#[allow(dead_code)] Vec<OsString>),

@@ -5,8 +5,8 @@ use crate::auth::{self, Credentials};
 use crate::check;
 use crate::cli::{
     AlarmCommand, AuthCommand, CheckCommand, Cli, Command, CompactionArgs, DelArgs,
-    EndpointCommand, GetArgs, LeaseCommand, MemberCommand, PutArgs, RoleCommand, SnapshotCommand,
-    TxnArgs, UserCommand,
+    DowngradeCommand, EndpointCommand, GetArgs, LeaseCommand, MemberCommand, PutArgs, RoleCommand,
+    SnapshotCommand, TxnArgs, UserCommand,
 };
 use crate::elect_lock;
 use crate::exit::{EXIT_BAD_CONNECTION, Exit, status_message};
@@ -23,6 +23,7 @@ use crate::txn;
 use crate::watch;
 use cairn_client::AuthChannel;
 use cairn_client::Client;
+use cairn_proto::etcdserverpb::downgrade_request::DowngradeAction;
 use cairn_proto::etcdserverpb::{
     CompactionRequest, MemberListRequest, RangeRequest, StatusRequest, kv_client::KvClient,
 };
@@ -145,6 +146,21 @@ pub fn run(cli: Cli) -> Result<(), Exit> {
             }
         },
         Command::Defrag(a) => maintenance::defrag(&rt, &mut g, &a),
+        Command::Downgrade(x) => match x.command {
+            Some(DowngradeCommand::Validate(a)) => {
+                maintenance::downgrade(&rt, &mut g, DowngradeAction::Validate, &a)
+            }
+            Some(DowngradeCommand::Enable(a)) => {
+                maintenance::downgrade(&rt, &mut g, DowngradeAction::Enable, &a)
+            }
+            Some(DowngradeCommand::Cancel(a)) => {
+                maintenance::downgrade(&rt, &mut g, DowngradeAction::Cancel, &a)
+            }
+            Some(DowngradeCommand::External(_)) | None => {
+                print_help(&["downgrade"]);
+                Ok(())
+            }
+        },
         Command::Alarm(x) => match x.command {
             Some(AlarmCommand::List(a)) => maintenance::alarm_list(&rt, &mut g, &a),
             Some(AlarmCommand::Disarm(a)) => maintenance::alarm_disarm(&rt, &mut g, &a),

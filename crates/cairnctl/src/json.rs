@@ -237,6 +237,14 @@ pub fn header_only(h: &Option<ResponseHeader>) -> String {
     o.finish()
 }
 
+/// A DowngradeResponse: its header and the cluster version.
+pub fn downgrade(r: &cairn_proto::etcdserverpb::DowngradeResponse) -> String {
+    let mut o = Obj::new();
+    omit_header(&mut o, &r.header);
+    o.omit_str("version", &r.version);
+    o.finish()
+}
+
 /// etcdctl's `epHashKV{Ep string "Endpoint"; Resp *HashKVResponse "HashKV"}`, as 3.4 prints it
 /// (3.5 adds `hash_revision`).
 pub fn endpoint_hashkv(ep: &str, r: &HashKvResponse) -> String {

@@ -21,8 +21,8 @@ use cairn_client::Client;
 use cairn_cliout::progress::Progress;
 use cairn_proto::cairnpb::DefragmentProgressRequest;
 use cairn_proto::etcdserverpb::{
-    AlarmRequest, AlarmResponse, AlarmType, DefragmentRequest, SnapshotRequest,
-    alarm_request::AlarmAction,
+    AlarmRequest, AlarmResponse, AlarmType, DefragmentRequest, DowngradeRequest, SnapshotRequest,
+    alarm_request::AlarmAction, downgrade_request::DowngradeAction,
 };
 use std::ffi::OsString;
 use std::io::IsTerminal as _;
@@ -447,6 +447,41 @@ pub fn alarm_disarm(rt: &Runtime, g: &mut Globals, a: &RestArgs) -> Result<(), E
         Ok(disarmed)
     }))?;
     emit(&printer.alarm(&resp)?);
+    Ok(())
+}
+
+/// `downgrade validate|enable <TARGET_VERSION>` and `downgrade cancel`, as etcdctl 3.6 (cancel
+/// ignores any argument).
+pub fn downgrade(
+    rt: &Runtime,
+    g: &mut Globals,
+    action: DowngradeAction,
+    a: &RestArgs,
+) -> Result<(), Exit> {
+    let version = if action == DowngradeAction::Cancel {
+        String::new()
+    } else {
+        match a.args.as_slice() {
+            [] => return Err(Exit::bad_args("TARGET_VERSION not provided")),
+            [one] if one.is_empty() => return Err(Exit::bad_args("target version not provided")),
+            [one] => one.to_string_lossy().into_owned(),
+            _ => return Err(Exit::bad_args("too many arguments")),
+        }
+    };
+    let printer = client_config(g, EnvScope::Global)?;
+    let resp = rt.block_on(timed(g.command_timeout, async {
+        let client = dial(&g.endpoints, g.dial_timeout).await?;
+        client
+            .maintenance()
+            .downgrade(DowngradeRequest {
+                action: action as i32,
+                version,
+            })
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(rpc_error)
+    }))?;
+    emit(&printer.downgrade(action, &resp)?);
     Ok(())
 }
 

@@ -8,13 +8,15 @@ use crate::json;
 use crate::table;
 use crate::watch::WatchResp;
 use cairn_proto::authpb::{Permission, permission::Type as PermType};
+use cairn_proto::etcdserverpb::downgrade_request::DowngradeAction;
 use cairn_proto::etcdserverpb::{
     AlarmMember, AlarmResponse, AuthRoleGetResponse, AuthRoleListResponse, AuthStatusResponse,
-    AuthUserGetResponse, AuthUserListResponse, DeleteRangeResponse, HashKvResponse,
-    LeaseGrantResponse, LeaseKeepAliveResponse, LeaseLeasesResponse, LeaseRevokeResponse,
-    LeaseTimeToLiveResponse, Member, MemberAddResponse, MemberListResponse, MemberPromoteResponse,
-    MemberRemoveResponse, MemberUpdateResponse, MoveLeaderResponse, PutResponse, RangeResponse,
-    ResponseHeader, StatusResponse, TxnResponse, WatchResponse, response_op,
+    AuthUserGetResponse, AuthUserListResponse, DeleteRangeResponse, DowngradeResponse,
+    HashKvResponse, LeaseGrantResponse, LeaseKeepAliveResponse, LeaseLeasesResponse,
+    LeaseRevokeResponse, LeaseTimeToLiveResponse, Member, MemberAddResponse, MemberListResponse,
+    MemberPromoteResponse, MemberRemoveResponse, MemberUpdateResponse, MoveLeaderResponse,
+    PutResponse, RangeResponse, ResponseHeader, StatusResponse, TxnResponse, WatchResponse,
+    response_op,
 };
 use cairn_proto::mvccpb::KeyValue;
 use prost::Message as _;
@@ -269,6 +271,29 @@ impl Printer {
                 Ok(format!("Leadership transferred from {from:x} to {to:x}\n").into_bytes())
             }
             Format::Json => Ok(line(json::header_only(&r.header))),
+            Format::Protobuf => Ok(r.encode_to_vec()),
+            Format::Fields | Format::Table => Err(self.format.unsupported()),
+        }
+    }
+
+    pub fn downgrade(
+        &self,
+        action: DowngradeAction,
+        r: &DowngradeResponse,
+    ) -> Result<Vec<u8>, Exit> {
+        match self.format {
+            Format::Simple => {
+                let verb = match action {
+                    DowngradeAction::Validate => "validate",
+                    DowngradeAction::Enable => "enable",
+                    DowngradeAction::Cancel => "cancel",
+                };
+                Ok(
+                    format!("Downgrade {verb} success, cluster version {}\n", r.version)
+                        .into_bytes(),
+                )
+            }
+            Format::Json => Ok(line(json::downgrade(r))),
             Format::Protobuf => Ok(r.encode_to_vec()),
             Format::Fields | Format::Table => Err(self.format.unsupported()),
         }

@@ -29,6 +29,7 @@ pub(crate) struct ApplyLoop {
     pub(crate) members: Arc<Members>,
     pub(crate) auth: Arc<crate::auth::AuthStore>,
     pub(crate) alarms: Arc<crate::alarm::Alarms>,
+    pub(crate) versions: Arc<crate::cluster::version::Versions>,
     pub(crate) peers: PeerTransport,
     /// Where snapshot copies from the leader arrive.
     pub(crate) snap_dir: std::path::PathBuf,
@@ -174,7 +175,9 @@ impl ApplyLoop {
             Request::Txn(t) => auth.check_txn(who, t),
             Request::LeaseRevoke(r) => auth.check_lease_keys(who, &self.lessor.keys(r.id)),
             // Compaction destroys history: root only (etcd 3.4 lets anyone compact).
-            Request::Compaction(_) | Request::Auth(_) => auth.check_admin(who),
+            Request::Compaction(_) | Request::Auth(_) | Request::Downgrade(_) => {
+                auth.check_admin(who)
+            }
             Request::LeaseGrant(_)
             | Request::Authenticate(_)
             | Request::LeaseCheckpoint(_)
@@ -233,6 +236,7 @@ impl ApplyLoop {
         self.lessor.reload(&self.store)?;
         self.auth.reload(&self.store)?;
         self.alarms.reload(&self.store)?;
+        self.versions.reload(&self.store)?;
         self.members
             .reload(&self.store, self.member_id, &self.config)?;
         let ids: Vec<u64> = self.members.all().iter().map(|m| m.id).collect();
@@ -356,6 +360,9 @@ impl ApplyLoop {
                         .map_err(Into::into),
                     (None, Some(Request::Alarm(r))) => {
                         self.alarms.apply(&mut a, &r).map(Applied::Alarm)
+                    }
+                    (None, Some(Request::Downgrade(d))) => {
+                        self.versions.apply(&mut a, &d).map(|()| Applied::Downgrade)
                     }
                     (None, Some(Request::MemberChange(c))) => {
                         let applied = self.members.apply_change(&mut a, &c)?;

@@ -46,6 +46,7 @@ pub enum Applied {
     Auth,
     Token(String),
     Alarm(cairn_proto::etcdserverpb::AlarmResponse),
+    Downgrade,
 }
 
 pub(crate) type ApplyResult = Result<Applied, ServerError>;
@@ -64,6 +65,8 @@ pub struct EtcdServer {
     pub auth: Arc<crate::auth::AuthStore>,
     /// NOSPACE and CORRUPT alarms as the log describes them.
     pub(crate) alarms: Arc<crate::alarm::Alarms>,
+    /// The cluster version and the downgrade in effect, as the log describes them.
+    pub(crate) versions: Arc<crate::cluster::version::Versions>,
     /// Carries Raft messages to the other members.
     pub(crate) peers: PeerTransport,
     /// This member's name and client URLs have been applied through the log.
@@ -222,6 +225,7 @@ impl EtcdServer {
             crate::auth::Tokens::from_config(&config)?,
         )?);
         let alarms = Arc::new(crate::alarm::Alarms::load(&store)?);
+        let versions = Arc::new(crate::cluster::version::Versions::load(&store)?);
         if config.force_new_cluster {
             // Raft commits the removal of every other member (see cairn_raft's NodeConfig);
             // the membership record follows here, as those entries carry no request.
@@ -273,6 +277,7 @@ impl EtcdServer {
             members: members.clone(),
             auth: auth.clone(),
             alarms: alarms.clone(),
+            versions: versions.clone(),
             peers: peers.clone(),
             snap_dir: snap_dir.clone(),
             config: config.clone(),
@@ -336,6 +341,7 @@ impl EtcdServer {
             members,
             auth,
             alarms,
+            versions,
             peers,
             published: AtomicBool::new(false),
             leader_lost: watch::channel(0).0,

@@ -3,7 +3,7 @@
 //! built yet. The same probes and metrics are served alone on `--listen-metrics-urls`.
 
 use crate::etcd::EtcdServer;
-use crate::maintenance::{ETCD_VERSION, STORAGE_VERSION};
+use crate::maintenance::ETCD_VERSION;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Query, State};
@@ -189,11 +189,11 @@ async fn health(
     (code, axum::Json(body)).into_response()
 }
 
-async fn version() -> Response {
+async fn version(State(server): State<Arc<EtcdServer>>) -> Response {
     axum::Json(json!({
         "etcdserver": ETCD_VERSION,
-        "etcdcluster": crate::api::maintenance::cluster_version(),
-        "storage": STORAGE_VERSION,
+        "etcdcluster": server.versions.cluster().full(),
+        "storage": server.versions.storage().full(),
         "cairn": env!("CARGO_PKG_VERSION"),
     }))
     .into_response()

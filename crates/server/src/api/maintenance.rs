@@ -1,12 +1,15 @@
-//! The Maintenance service: status, hashes, leader transfer and snapshots (`backup.rs`), and
-//! UNIMPLEMENTED naming the method for the operations that arrive with later work.
+//! The Maintenance service: status, alarms, defragmentation, hashes, leader transfer, snapshots
+//! (`backup.rs`) and downgrades (the state is `cluster::version`'s).
 
+use crate::cluster::version::{Version, msg as downgrade_msg};
 use crate::etcd::EtcdServer;
+use cairn_proto::cairnpb::{DowngradeInfoSet, internal_request::Request as Replicated};
 use cairn_proto::etcdserverpb::{
-    AlarmRequest, AlarmResponse, DefragmentRequest, DefragmentResponse, DowngradeInfo,
-    DowngradeRequest, DowngradeResponse, HashKvRequest, HashKvResponse, HashRequest, HashResponse,
-    MoveLeaderRequest, MoveLeaderResponse, SnapshotRequest, SnapshotResponse, StatusRequest,
-    StatusResponse, alarm_request::AlarmAction, maintenance_server::Maintenance,
+    AlarmRequest, AlarmResponse, DefragmentRequest, DefragmentResponse, DowngradeRequest,
+    DowngradeResponse, HashKvRequest, HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest,
+    MoveLeaderResponse, SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse,
+    alarm_request::AlarmAction, downgrade_request::DowngradeAction,
+    maintenance_server::Maintenance,
 };
 use std::pin::Pin;
 use std::sync::Arc;
@@ -16,22 +19,8 @@ use tonic::{Request, Response, Status};
 /// The etcd version Cairn reports to clients: kube-apiserver gates features on it.
 pub const ETCD_VERSION: &str = "3.6.0";
 
-/// The cluster version as etcd reports it: the server version's major and minor with patch 0.
-pub fn cluster_version() -> String {
-    let major_minor = ETCD_VERSION
-        .rsplit_once('.')
-        .map_or(ETCD_VERSION, |(mm, _)| mm);
-    format!("{major_minor}.0")
-}
-/// The storage schema version etcd 3.6 reports.
-pub const STORAGE_VERSION: &str = "3.6.0";
-
 /// Niceness of the defragmentation's copy (the lowest there is).
 const DEFRAG_NICENESS: i32 = 19;
-
-pub(super) fn not_yet(what: &str) -> Status {
-    Status::unimplemented(format!("cairn: {what} is not implemented yet"))
-}
 
 pub struct MaintenanceService {
     pub server: Arc<EtcdServer>,
@@ -91,12 +80,9 @@ impl Maintenance for MaintenanceService {
                 .collect(),
             db_size_in_use: s.store.db_size_in_use() as i64,
             is_learner: s.is_learner(),
-            storage_version: STORAGE_VERSION.to_string(),
+            storage_version: s.versions.storage().full(),
             db_size_quota: s.config.quota_bytes() as i64,
-            downgrade_info: Some(DowngradeInfo {
-                enabled: false,
-                target_version: String::new(),
-            }),
+            downgrade_info: Some(s.versions.downgrade_info()),
         }))
     }
 
@@ -229,6 +215,78 @@ impl Maintenance for MaintenanceService {
         request: Request<DowngradeRequest>,
     ) -> Result<Response<DowngradeResponse>, Status> {
         super::require_root_untranslated(&self.server, &request).await?;
-        Err(not_yet("Maintenance.Downgrade"))
+        let req = request.into_inner();
+        let s = &self.server;
+        // The cluster version when the request arrived: etcd answers with it for every action
+        // (an enabled downgrade lowers it, and a canceled one raises it, only afterwards).
+        let cluster = s.versions.cluster();
+        match DowngradeAction::try_from(req.action) {
+            Ok(DowngradeAction::Validate) => {
+                downgrade_validate(s, &req.version).await?;
+            }
+            Ok(DowngradeAction::Enable) => {
+                let proposed = match downgrade_validate(s, &req.version).await {
+                    Ok(target) => s
+                        .propose_entry(
+                            Replicated::Downgrade(DowngradeInfoSet {
+                                enabled: true,
+                                ver: target.full(),
+                            }),
+                            None,
+                            None,
+                        )
+                        .await
+                        .map_err(Status::from),
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = proposed {
+                    tracing::warn!(error = %e.message(), "reject downgrade request");
+                    return Err(e);
+                }
+            }
+            Ok(DowngradeAction::Cancel) => {
+                // etcd 3.6 logs a failed cancel and answers with success all the same.
+                if let Err(e) = downgrade_cancel(s).await {
+                    tracing::warn!(error = %e.message(), "failed to cancel downgrade");
+                }
+            }
+            Err(_) => return Err(Status::unknown("etcdserver: unknown method")),
+        }
+        Ok(Response::new(DowngradeResponse {
+            header: s.header(s.store.revision()),
+            version: cluster.major_minor(),
+        }))
     }
+}
+
+/// etcd 3.6's checks before a downgrade: the target parses, the cluster's state is current
+/// (a linearizable read), the target is one minor below the cluster version, and no downgrade
+/// is under way. The target on success.
+async fn downgrade_validate(s: &EtcdServer, target: &str) -> Result<Version, Status> {
+    let target = Version::parse_target(target)?;
+    s.linearizable_barrier().await?;
+    if Some(target) != s.versions.cluster().allowed_downgrade() {
+        return Err(Status::invalid_argument(downgrade_msg::INVALID_TARGET));
+    }
+    if s.versions.downgrading() {
+        return Err(Status::failed_precondition(downgrade_msg::IN_PROGRESS));
+    }
+    Ok(target)
+}
+
+async fn downgrade_cancel(s: &EtcdServer) -> Result<(), Status> {
+    s.linearizable_barrier().await?;
+    if !s.versions.downgrading() {
+        return Err(Status::failed_precondition(downgrade_msg::NONE_IN_FLIGHT));
+    }
+    s.propose_entry(
+        Replicated::Downgrade(DowngradeInfoSet {
+            enabled: false,
+            ver: String::new(),
+        }),
+        None,
+        None,
+    )
+    .await?;
+    Ok(())
 }

@@ -11,6 +11,7 @@ pub(crate) mod membership;
 pub(crate) mod reconfig;
 pub(crate) mod snapshot;
 pub(crate) mod transport;
+pub(crate) mod version;
 
 use crate::etcd::EtcdServer;
 use cairn_proto::cairnpb::{MemberAttributes, internal_request::Request};
@@ -40,7 +41,7 @@ pub(crate) async fn publish(server: Arc<EtcdServer>) {
                 // etcd logs this once the cluster version is known; tools that start members
                 // (etcd's own e2e suite among them) wait for it before sending requests.
                 tracing::info!(
-                    cluster_version = %crate::api::maintenance::cluster_version(),
+                    cluster_version = %server.versions.cluster().full(),
                     "enabled capabilities for version"
                 );
                 return;

@@ -1219,7 +1219,9 @@ pub const ETCD_FLAGS: &[EtcdFlag] = &[
         default: "(no default shown; flag default 5s)",
         versions: "3.5 3.6",
         yaml: "experimental-downgrade-check-time",
-        handling: Handling::NoEffect("Downgrades are not supported."),
+        handling: Handling::NoEffect(
+            "Cairn members never run an older binary, so a downgrade never completes by itself: it lasts until `downgrade cancel`.",
+        ),
     },
     EtcdFlag {
         name: "downgrade-check-time",
@@ -1227,7 +1229,9 @@ pub const ETCD_FLAGS: &[EtcdFlag] = &[
         default: "(no default shown; flag default 5s)",
         versions: "3.6 3.7",
         yaml: "downgrade-check-time",
-        handling: Handling::NoEffect("Downgrades are not supported."),
+        handling: Handling::NoEffect(
+            "Cairn members never run an older binary, so a downgrade never completes by itself: it lasts until `downgrade cancel`.",
+        ),
     },
     EtcdFlag {
         name: "experimental-warning-apply-duration",

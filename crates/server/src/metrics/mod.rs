@@ -84,6 +84,7 @@ pub struct Metrics {
     pub peer_sent_failures: IntCounterVec,
     pub peer_round_trip: HistogramVec,
     active_peers: IntGaugeVec,
+    cluster_version: IntGaugeVec,
 
     pub leases_granted: IntCounter,
     pub leases_revoked: IntCounter,
@@ -144,15 +145,19 @@ impl Metrics {
             "server_version",
             version,
         )?;
-        info(
+        let cluster_version = register(
             &r,
-            "etcd_cluster_version",
-            "Which version is running. 1 for 'cluster_version' label with current cluster version",
-            "cluster_version",
-            version
-                .rsplit_once('.')
-                .map_or(version, |(major_minor, _)| major_minor),
+            IntGaugeVec::new(
+                Opts::new(
+                    "etcd_cluster_version",
+                    "Which version is running. 1 for 'cluster_version' label with current cluster version",
+                ),
+                &["cluster_version"],
+            )?,
         )?;
+        cluster_version
+            .with_label_values(&[&crate::cluster::version::Version::server().major_minor()])
+            .set(1);
         // etcd reports the Go release it was built with; Cairn has none, and says so.
         info(
             &r,
@@ -172,6 +177,7 @@ impl Metrics {
             register(&r, IntCounterVec::new(Opts::new(name, help), &[label])?)
         };
         Ok(Metrics {
+            cluster_version,
             grpc: grpc::GrpcMetrics::new(&r, level)?,
             has_leader: gauge(
                 &r,
@@ -480,6 +486,11 @@ impl Metrics {
         self.db_size_debugging.set(size);
         self.db_size_in_use.set(clamp(store.db_size_in_use()));
         self.watchers.set(clamp(store.watcher_count() as u64));
+        // A downgrade changes the cluster version: only the current one is labeled.
+        self.cluster_version.reset();
+        self.cluster_version
+            .with_label_values(&[&server.versions.cluster().major_minor()])
+            .set(1);
         let local = format!("{:x}", server.member_id);
         self.active_peers.reset();
         for member in server.members.all() {
