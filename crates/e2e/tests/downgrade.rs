@@ -5,7 +5,14 @@
 use cairn_e2e::{Cluster, cairnctl, http_get};
 use std::time::{Duration, Instant};
 
-const FAST_RAFT: &[&str] = &["--heartbeat-interval", "50", "--election-timeout", "500"];
+const FLAGS: &[&str] = &[
+    "--heartbeat-interval",
+    "50",
+    "--election-timeout",
+    "500",
+    "--snapshot-count",
+    "5",
+];
 
 fn versions(port: u16) -> serde_json::Value {
     let body = http_get(port, "/version").unwrap_or_default();
@@ -41,7 +48,7 @@ fn wait_cluster_version(c: &Cluster, cluster: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_downgrade_is_validated_enabled_everywhere_kept_and_canceled() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = Cluster::start(dir.path(), 3, FAST_RAFT);
+    let mut c = Cluster::start(dir.path(), 3, FLAGS);
     c.leader(Duration::from_secs(10)).await;
     // Sent to a follower as often as to the leader: any member takes it.
     let ep = c.members[0].endpoint();
@@ -136,8 +143,20 @@ async fn a_downgrade_is_validated_enabled_everywhere_kept_and_canceled() {
     fails(&["downgrade", "enable", "3.4"], 1, in_progress);
     fails(&["downgrade", "validate", "3.4"], 1, in_progress);
 
-    // The state is the log's: a member restarted from its data keeps it.
+    // The state is the log's and the backend's: a member restarted from its data keeps it,
+    // also once a durable copy of its backend was made after the downgrade (every 5 entries
+    // here), so that the entry is no longer replayed from the WAL.
+    for i in 0..20 {
+        assert_eq!(run(&["put", &format!("after{i}"), "v"]).code, 0);
+    }
+    std::thread::sleep(Duration::from_millis(500));
     c.members[1].restart();
+    let started = c.members[1].log_text();
+    let last_start = started.rsplit("member started").next().unwrap_or_default();
+    assert!(
+        !last_start.contains("ready to downgrade") || started.matches("member started").count() < 2,
+        "the restart replayed the downgrade from the WAL, so the backend went untested"
+    );
     wait_cluster_version(&c, "3.5.0");
 
     // The answer names the cluster version the request found; the cluster is back at 3.6.
