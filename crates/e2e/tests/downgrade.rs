@@ -1,4 +1,4 @@
-//! Cluster downgrades as etcd 3.6 has them (`Maintenance.Downgrade`, `etcdctl downgrade`):
+//! Cluster downgrades as etcd 3.6 and 3.7 have them (`Maintenance.Downgrade`, `etcdctl downgrade`):
 //! validation and its errors, enabling (the cluster then runs at the target version on every
 //! member, through restarts), cancelling.
 
@@ -50,6 +50,15 @@ async fn a_downgrade_is_validated_enabled_everywhere_kept_and_canceled() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = Cluster::start(dir.path(), 3, FLAGS);
     c.leader(Duration::from_secs(10)).await;
+    // Versions relative to the one the server reports (3.7 today): `now` and one below it.
+    let server = versions(c.members[0].client_port)["etcdserver"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let minor: u64 = server.split('.').nth(1).unwrap().parse().unwrap();
+    let v = |minor: u64| format!("3.{minor}");
+    let (now, below) = (v(minor), v(minor - 1));
+    let full = |mm: &str| format!("{mm}.0");
     // Sent to a follower as often as to the leader: any member takes it.
     let ep = c.members[0].endpoint();
     let run = |args: &[&str]| cairnctl(&ep, args, None);
@@ -69,7 +78,7 @@ async fn a_downgrade_is_validated_enabled_everywhere_kept_and_canceled() {
         "Error: TARGET_VERSION not provided\n",
     );
     fails(
-        &["downgrade", "enable", "3.5", "3.4"],
+        &["downgrade", "enable", &below, "3.4"],
         128,
         "Error: too many arguments\n",
     );
@@ -78,43 +87,44 @@ async fn a_downgrade_is_validated_enabled_everywhere_kept_and_canceled() {
         128,
         "Error: target version not provided\n",
     );
+    let format = "etcdserver: wrong downgrade target version format";
+    let invalid = "etcdserver: invalid downgrade target version";
     for (target, error) in [
-        ("v3.5", "etcdserver: wrong downgrade target version format"),
-        ("3", "etcdserver: wrong downgrade target version format"),
-        ("3.4", "etcdserver: invalid downgrade target version"),
-        ("3.6", "etcdserver: invalid downgrade target version"),
-        ("3.7.0", "etcdserver: invalid downgrade target version"),
+        (format!("v{below}"), format),
+        ("3".to_string(), format),
+        (v(minor - 2), invalid),
+        (now.clone(), invalid),
+        (format!("3.{}.0", minor + 1), invalid),
     ] {
-        fails(
-            &["downgrade", "validate", target],
-            1,
-            &format!("Error: {error}\n"),
-        );
-        fails(
-            &["downgrade", "enable", target],
-            1,
-            &format!("Error: {error}\n"),
-        );
+        for action in ["validate", "enable"] {
+            fails(
+                &["downgrade", action, &target],
+                1,
+                &format!("Error: {error}\n"),
+            );
+        }
     }
-    let ok = run(&["downgrade", "validate", "3.5.2"]);
+    let ok = run(&["downgrade", "validate", &format!("{below}.2")]);
     assert_eq!(
-        ok.stdout, "Downgrade validate success, cluster version 3.6\n",
+        ok.stdout,
+        format!("Downgrade validate success, cluster version {now}\n"),
         "{ok:?}"
     );
-    wait_cluster_version(&c, "3.6.0");
+    wait_cluster_version(&c, &full(&now));
 
-    let ok = run(&["downgrade", "enable", "3.5"]);
+    let ok = run(&["downgrade", "enable", &below]);
     assert_eq!(
-        ok.stdout, "Downgrade enable success, cluster version 3.6\n",
+        ok.stdout,
+        format!("Downgrade enable success, cluster version {now}\n"),
         "{ok:?}"
     );
-    // Every member runs at 3.5 now, and says so everywhere etcd does.
-    wait_cluster_version(&c, "3.5.0");
+    // Every member runs at the version below now, and says so everywhere etcd does.
+    wait_cluster_version(&c, &full(&below));
     for m in &c.members {
         let s = status(&m.endpoint());
-        assert_eq!(s["storageVersion"], "3.5.0", "{s}");
+        assert_eq!(s["storageVersion"], full(&below), "{s}");
         assert_eq!(s["downgradeInfo"]["enabled"], true, "{s}");
-        assert_eq!(s["downgradeInfo"]["targetVersion"], "3.5.0", "{s}");
+        assert_eq!(s["downgradeInfo"]["targetVersion"], full(&below), "{s}");
         assert!(
             m.log_text().contains("The server is ready to downgrade"),
             "{}",
@@ -122,8 +132,9 @@ async fn a_downgrade_is_validated_enabled_everywhere_kept_and_canceled() {
         );
         let metrics = http_get(m.client_port, "/metrics").unwrap_or_default();
         assert!(
-            metrics.contains("etcd_cluster_version{cluster_version=\"3.5\"} 1")
-                && !metrics.contains("cluster_version=\"3.6\""),
+            metrics.contains(&format!(
+                "etcd_cluster_version{{cluster_version=\"{below}\"}} 1"
+            )) && !metrics.contains(&format!("cluster_version=\"{now}\"")),
             "{}",
             metrics
                 .lines()
@@ -132,16 +143,16 @@ async fn a_downgrade_is_validated_enabled_everywhere_kept_and_canceled() {
                 .join("\n")
         );
     }
-    // As on etcd once its cluster version dropped: 3.5 is no longer one below the cluster
-    // version, and 3.4 is but waits for this downgrade to end.
+    // As on etcd once its cluster version dropped: the target is no longer one below the
+    // cluster version, and the version below that is but waits for this downgrade to end.
     fails(
-        &["downgrade", "enable", "3.5"],
+        &["downgrade", "enable", &below],
         1,
-        "Error: etcdserver: invalid downgrade target version\n",
+        &format!("Error: {invalid}\n"),
     );
     let in_progress = "Error: etcdserver: cluster has a downgrade job in progress\n";
-    fails(&["downgrade", "enable", "3.4"], 1, in_progress);
-    fails(&["downgrade", "validate", "3.4"], 1, in_progress);
+    fails(&["downgrade", "enable", &v(minor - 2)], 1, in_progress);
+    fails(&["downgrade", "validate", &v(minor - 2)], 1, in_progress);
 
     // The state is the log's and the backend's: a member restarted from its data keeps it,
     // also once a durable copy of its backend was made after the downgrade (every 5 entries
@@ -157,15 +168,15 @@ async fn a_downgrade_is_validated_enabled_everywhere_kept_and_canceled() {
         !last_start.contains("ready to downgrade") || started.matches("member started").count() < 2,
         "the restart replayed the downgrade from the WAL, so the backend went untested"
     );
-    wait_cluster_version(&c, "3.5.0");
+    wait_cluster_version(&c, &full(&below));
 
-    // The answer names the cluster version the request found; the cluster is back at 3.6.
+    // The answer names the cluster version the request found; the cluster is back at `now`.
     let json = run(&["downgrade", "cancel", "-w", "json"]);
     assert_eq!(json.code, 0, "{json:?}");
     let answer: serde_json::Value = serde_json::from_str(&json.stdout).unwrap_or_default();
-    assert_eq!(answer["version"], "3.5", "{json:?}");
+    assert_eq!(answer["version"], below.as_str(), "{json:?}");
     assert!(answer["header"]["raft_term"].as_u64().is_some(), "{json:?}");
-    wait_cluster_version(&c, "3.6.0");
+    wait_cluster_version(&c, &full(&now));
     assert!(
         c.members[2]
             .log_text()
@@ -173,10 +184,11 @@ async fn a_downgrade_is_validated_enabled_everywhere_kept_and_canceled() {
         "{}",
         c.members[2].log_text()
     );
-    // etcd 3.6 answers a cancel with nothing to cancel with success, and logs why.
+    // etcd 3.6 and later answer a cancel with nothing to cancel with success, and log why.
     let again = run(&["downgrade", "cancel"]);
     assert_eq!(
-        again.stdout, "Downgrade cancel success, cluster version 3.6\n",
+        again.stdout,
+        format!("Downgrade cancel success, cluster version {now}\n"),
         "{again:?}"
     );
     assert!(
@@ -185,14 +197,14 @@ async fn a_downgrade_is_validated_enabled_everywhere_kept_and_canceled() {
             .contains("failed to cancel downgrade")
     );
     let s = status(&ep);
-    assert_eq!(s["storageVersion"], "3.6.0", "{s}");
+    assert_eq!(s["storageVersion"], full(&now), "{s}");
     assert_eq!(
         s["downgradeInfo"]["enabled"],
         serde_json::Value::Null,
         "{s}"
     );
     fails(
-        &["downgrade", "validate", "3.5", "-w", "table"],
+        &["downgrade", "validate", &below, "-w", "table"],
         4,
         "Error: table not supported as output format\n",
     );

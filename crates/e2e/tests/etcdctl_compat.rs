@@ -43,7 +43,7 @@ fn endpoint_status_and_health() {
     let s = &v[0]["Status"];
     assert_eq!(v[0]["Endpoint"], ep.as_str());
     assert_eq!(s["header"]["revision"], 2);
-    assert_eq!(s["version"], "3.6.0");
+    assert_eq!(s["version"], "3.7.0");
     assert!(s["dbSize"].as_i64().unwrap() > 0);
     assert!(s["dbSizeInUse"].as_i64().unwrap() > 0);
     assert_eq!(s["leader"], s["header"]["member_id"]);
@@ -52,7 +52,7 @@ fn endpoint_status_and_health() {
 
     let run = etcdctl(&ep, &["endpoint", "status", "-w", "table"], None);
     assert_eq!(run.code, 0);
-    assert!(run.stdout.contains(" 3.6.0 |"), "{}", run.stdout);
+    assert!(run.stdout.contains(" 3.7.0 |"), "{}", run.stdout);
     assert!(
         run.stdout.contains("|      true |      false |"),
         "{}",

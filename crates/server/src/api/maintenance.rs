@@ -17,7 +17,7 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 /// The etcd version Cairn reports to clients: kube-apiserver gates features on it.
-pub const ETCD_VERSION: &str = "3.6.0";
+pub const ETCD_VERSION: &str = "3.7.0";
 
 /// Niceness of the defragmentation's copy (the lowest there is).
 const DEFRAG_NICENESS: i32 = 19;
@@ -245,7 +245,7 @@ impl Maintenance for MaintenanceService {
                 }
             }
             Ok(DowngradeAction::Cancel) => {
-                // etcd 3.6 logs a failed cancel and answers with success all the same.
+                // etcd 3.6 and later log a failed cancel and answers with success all the same.
                 if let Err(e) = downgrade_cancel(s).await {
                     tracing::warn!(error = %e.message(), "failed to cancel downgrade");
                 }

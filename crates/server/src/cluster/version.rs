@@ -1,7 +1,8 @@
-//! The cluster version and downgrades, as etcd 3.6 has them.
+//! The cluster version and downgrades, as etcd 3.6 and 3.7 have them.
 //!
-//! Every Cairn member runs the same code and reports etcd 3.6, so the cluster version is 3.6.0
-//! unless a downgrade is enabled: then, as in etcd 3.6, the cluster runs at the target version
+//! Every Cairn member runs the same code and reports one etcd version (`crate::ETCD_VERSION`), so
+//! the cluster version is that one unless a downgrade is enabled: then, as in etcd 3.6 and
+//! later, the cluster runs at the target version
 //! (one minor lower) until the downgrade is canceled, and reports it as its cluster and storage
 //! version (`/version`, Status, `etcd_cluster_version`). Cairn's storage format is the same at
 //! either version, so nothing on disk changes. etcd ends a downgrade by itself once every member
