@@ -92,7 +92,8 @@ pub(crate) fn from_index(req: &RangeRequest, rev: i64, current: i64) -> bool {
     req.keys_only
         && !req.count_only
         && rev == current
-        && !(answer_order(req).0 == SortTarget::Value && answer_order(req).1 != SortOrder::None)
+        // Sorting by value needs the values (a value target is always sorted: see answer_order).
+        && answer_order(req).0 != SortTarget::Value
 }
 
 /// How many values a Range reads: without sorting or filtering, only limit + 1 (the extra one
