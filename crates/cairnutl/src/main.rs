@@ -1,5 +1,5 @@
 //! `cairnutl`: etcdutl's offline commands for Cairn — `snapshot status`, `snapshot restore`,
-//! `defrag` and `hashkv` — on snapshot files and the data dirs of stopped members, with
+//! `defrag`, `hashkv` and `migrate` — on snapshot files and the data dirs of stopped members, with
 //! etcdutl's flags, outputs and exit codes.
 //!
 //! Owns: the command line (the snapshot commands themselves are the library's, which cairnctl
@@ -48,6 +48,19 @@ enum Command {
         /// Revision to hash up to (0: the latest).
         #[arg(long, default_value_t = 0)]
         rev: i64,
+    },
+    /// Migrates the storage version of a data dir no member is running on.
+    Migrate {
+        /// Path to the etcd data dir
+        #[arg(long, required = true)]
+        data_dir: PathBuf,
+        /// Target etcd version to migrate contents of data dir. Minimal value 3.5. Format "X.Y"
+        /// for example 3.6.
+        #[arg(long, required = true)]
+        target_version: String,
+        /// Ignore migration failure and forcefully override storage version. Not recommended.
+        #[arg(long)]
+        force: bool,
     },
     /// Prints the version of cairnutl.
     Version,
@@ -176,11 +189,73 @@ fn main() -> ExitCode {
             }
             Err(e) => fail(EXIT_ERROR, e),
         },
+        Command::Migrate {
+            data_dir,
+            target_version,
+            force,
+        } => migrate(&data_dir, &target_version, force),
         Command::Version => {
             println!("cairnutl version: {}", cairn_server::ETCD_VERSION);
             let api: Vec<&str> = cairn_server::ETCD_VERSION.split('.').take(2).collect();
             println!("API version: {}", api.join("."));
             ExitCode::SUCCESS
         }
+    }
+}
+
+/// `migrate`, with etcdutl 3.6's checks of the target and its log lines.
+fn migrate(data_dir: &std::path::Path, target: &str, force: bool) -> ExitCode {
+    if target.matches('.').count() != 1 {
+        return fail(
+            EXIT_BAD_ARGS,
+            format!("wrong target version format, expected \"X.Y\", got {target:?}"),
+        );
+    }
+    let parsed = target.split_once('.').and_then(|(major, minor)| {
+        let number = |n: &str| {
+            let plain = !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit());
+            (plain && (n == "0" || !n.starts_with('0'))).then(|| n.parse::<u64>().ok())?
+        };
+        Some((number(major)?, number(minor)?))
+    });
+    let Some((major, minor)) = parsed else {
+        return fail(
+            EXIT_BAD_ARGS,
+            format!("failed to parse target version: {target}.0 is not a valid version"),
+        );
+    };
+    if (major, minor) < (3, 5) {
+        return fail(
+            EXIT_BAD_ARGS,
+            format!("target version \"{major}.{minor}\" not supported. Minimal \"3.5\""),
+        );
+    }
+    let first = offline::migrate(data_dir, major, minor, false);
+    let outcome = match first {
+        Err(offline::OfflineError::Unsupported(_)) if force => {
+            if let Err(e) = &first {
+                log_info(
+                    "normal migrate failed, trying with force",
+                    &[("error", e.to_string())],
+                );
+            }
+            offline::migrate(data_dir, major, minor, true)
+        }
+        other => other,
+    };
+    match outcome {
+        Ok(offline::Migrated::UpToDate(v)) => {
+            log_info("storage version up-to-date", &[("storage-version", v)]);
+            ExitCode::SUCCESS
+        }
+        Ok(offline::Migrated::Updated(v)) => {
+            log_info("updated storage version", &[("new-storage-version", v)]);
+            ExitCode::SUCCESS
+        }
+        Ok(offline::Migrated::Forced(v)) => {
+            log_info("forcefully set storage version", &[("storage-version", v)]);
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(EXIT_ERROR, e),
     }
 }

@@ -10,7 +10,10 @@
 //!
 //! The downgrade state changes only by applying `InternalRequest.downgrade` and is kept in the
 //! backend's meta table, in etcd's JSON (`{"target-version":"3.5.0","enabled":true}`), so a
-//! restart or a snapshot carries it.
+//! restart or a snapshot carries it. The storage version is kept there too (`storageVersion`,
+//! as etcd 3.6 keeps it): it follows the cluster version, and a member that finds another one
+//! at start (`cairnutl migrate` wrote it while the member was stopped) moves it to the cluster
+//! version, as etcd's storage version monitor does.
 
 use crate::errors::ServerError;
 use cairn_mvcc::{Applier, Store};
@@ -20,6 +23,8 @@ use parking_lot::RwLock;
 use tonic::Status;
 
 const DOWNGRADE_KEY: &str = "downgrade";
+/// The storage version, "3.7.0" (etcd 3.6's `meta` bucket key of the same name).
+pub const STORAGE_VERSION_KEY: &str = "storageVersion";
 
 /// etcd's words for a refused downgrade request.
 pub(crate) mod msg {
@@ -31,14 +36,14 @@ pub(crate) mod msg {
 
 /// A cluster version: etcd compares only major and minor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct Version {
+pub struct Version {
     pub major: u64,
     pub minor: u64,
 }
 
 impl Version {
     /// The version this build reports.
-    pub(crate) fn server() -> Version {
+    pub fn server() -> Version {
         let mut parts = crate::ETCD_VERSION
             .split('.')
             .map(|p| p.parse().unwrap_or(0));
@@ -64,13 +69,24 @@ impl Version {
     }
 
     /// "3.5.0": how the log and `/version` write it.
-    pub(crate) fn full(self) -> String {
+    pub fn full(self) -> String {
         format!("{}.{}.0", self.major, self.minor)
     }
 
     /// "3.5": how Status's clients and the Downgrade response write it.
-    pub(crate) fn major_minor(self) -> String {
+    pub fn major_minor(self) -> String {
         format!("{}.{}", self.major, self.minor)
+    }
+
+    /// The storage version a backend records, if it records one.
+    pub fn stored(store: &Store) -> Result<Option<Version>, ServerError> {
+        let Some(raw) = store.meta(STORAGE_VERSION_KEY)? else {
+            return Ok(None);
+        };
+        let text = String::from_utf8_lossy(&raw);
+        semver_major_minor(&text)
+            .map(Some)
+            .ok_or_else(|| ServerError::Internal(format!("stored storage version {text:?}")))
     }
 }
 
@@ -107,26 +123,54 @@ fn semver_major_minor(text: &str) -> Option<Version> {
     })
 }
 
-/// The downgrade in effect, if any, as the log describes it.
-#[derive(Default)]
+/// The downgrade in effect, if any, as the log describes it, and the storage version.
 pub(crate) struct Versions {
     target: RwLock<Option<Version>>,
+    storage: RwLock<Version>,
 }
 
 impl Versions {
+    /// The state a member starts with; a storage version other than the cluster version (or
+    /// none yet) is moved to it in the backend.
     pub(crate) fn load(store: &Store) -> Result<Versions, ServerError> {
-        let versions = Versions::default();
+        let versions = Versions {
+            target: RwLock::default(),
+            storage: RwLock::new(Version::server()),
+        };
         versions.reload(store)?;
+        let cluster = versions.cluster();
+        let stored = Version::stored(store)?;
+        if stored != Some(cluster) {
+            if let Some(stored) = stored {
+                tracing::info!(
+                    cluster_version = %cluster.major_minor(),
+                    storage_version = %stored.major_minor(),
+                    "cluster version differs from storage version."
+                );
+            }
+            let (index, term) = (store.consistent_index(), store.term());
+            let mut a = store.begin_apply()?;
+            a.put_meta(STORAGE_VERSION_KEY, cluster.full().as_bytes())?;
+            a.commit(index, term, true)?;
+            if stored.is_some() {
+                tracing::info!(
+                    new_storage_version = %cluster.full(),
+                    "updated storage version"
+                );
+            }
+            *versions.storage.write() = cluster;
+        }
         Ok(versions)
     }
 
-    /// Reads the downgrade state again (after the backend was replaced by a snapshot).
+    /// Reads the state again (after the backend was replaced by a snapshot).
     pub(crate) fn reload(&self, store: &Store) -> Result<(), ServerError> {
         let target = match store.meta(DOWNGRADE_KEY)? {
             Some(raw) => decode(&raw)?,
             None => None,
         };
         *self.target.write() = target;
+        *self.storage.write() = Version::stored(store)?.unwrap_or_else(|| self.cluster());
         Ok(())
     }
 
@@ -135,9 +179,10 @@ impl Versions {
         self.target.read().unwrap_or_else(Version::server)
     }
 
-    /// The storage version reported: etcd 3.6 migrates its schema to the cluster version.
+    /// The storage version the backend records: the cluster version, as etcd 3.6 and later
+    /// migrate their schema to it.
     pub(crate) fn storage(&self) -> Version {
-        self.cluster()
+        *self.storage.read()
     }
 
     pub(crate) fn downgrade_info(&self) -> DowngradeInfo {
@@ -169,6 +214,9 @@ impl Versions {
         };
         a.put_meta(DOWNGRADE_KEY, encode(target).as_bytes())?;
         let before = std::mem::replace(&mut *self.target.write(), target);
+        let cluster = self.cluster();
+        a.put_meta(STORAGE_VERSION_KEY, cluster.full().as_bytes())?;
+        *self.storage.write() = cluster;
         match (before, target) {
             (_, Some(target)) => tracing::info!(
                 target_version = %target.full(),

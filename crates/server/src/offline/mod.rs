@@ -1,5 +1,6 @@
 //! What `cairnutl` does while no member runs: read and check snapshot files, restore one into a
-//! new member's data dir, defragment a stopped member's backend, hash its history.
+//! new member's data dir, defragment a stopped member's backend, hash its history, set the
+//! storage version it records (`migrate`).
 //!
 //! Owns: the layout of a data dir as these tools see it (`member/snap/db`, `member/wal`), the
 //! snapshot file's framing (the backend followed by the SHA-256 of it, as Maintenance.Snapshot
@@ -47,6 +48,9 @@ pub enum OfflineError {
     Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
     Server(#[from] crate::ServerError),
+    /// etcdutl's words for a migration to a version it does not know.
+    #[error("cannot create migration plan: version {0:?} is not supported")]
+    Unsupported(String),
 }
 
 pub(crate) fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> OfflineError + '_ {
@@ -86,4 +90,59 @@ pub fn hash_kv(db: &Path, revision: i64) -> Result<(u32, i64, i64), OfflineError
     })?;
     let (hash, compacted, hashed) = store.hash_kv(revision)?;
     Ok((hash, hashed, compacted))
+}
+
+/// What `cairnutl migrate` found and did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Migrated {
+    /// The backend already records the target (major.minor).
+    UpToDate(String),
+    /// The storage version was set to the target (major.minor.0).
+    Updated(String),
+    /// The target is newer than this build knows, and `force` set it all the same.
+    Forced(String),
+}
+
+/// `cairnutl migrate`: sets the storage version a stopped member's backend records to
+/// `major.minor`, as etcdutl 3.6's migrate sets etcd's schema version. Cairn's storage format
+/// is the same at every version, so only the record changes; a member started on the data
+/// dir moves it back to the cluster version (see `cluster::version`). A version newer than
+/// this build's is refused unless `force`.
+pub fn migrate(
+    data_dir: &Path,
+    major: u64,
+    minor: u64,
+    force: bool,
+) -> Result<Migrated, OfflineError> {
+    use crate::cluster::version::{STORAGE_VERSION_KEY, Version};
+    let db = backend_path(data_dir);
+    if !db.exists() {
+        return Err(OfflineError::Io {
+            path: db,
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        });
+    }
+    let store = cairn_mvcc::Store::open(&db).map_err(|source| OfflineError::NotABackend {
+        path: db.clone(),
+        source,
+    })?;
+    let target = Version { major, minor };
+    // A backend from before storage versions were recorded was written at this build's.
+    let current = Version::stored(&store)?.unwrap_or_else(Version::server);
+    if current == target {
+        return Ok(Migrated::UpToDate(target.major_minor()));
+    }
+    let newer = target > Version::server();
+    if newer && !force {
+        return Err(OfflineError::Unsupported(target.full()));
+    }
+    let (index, term) = (store.consistent_index(), store.term());
+    let mut a = store.begin_apply()?;
+    a.put_meta(STORAGE_VERSION_KEY, target.full().as_bytes())?;
+    a.commit(index, term, true)?;
+    Ok(if newer {
+        Migrated::Forced(target.major_minor())
+    } else {
+        Migrated::Updated(target.full())
+    })
 }
