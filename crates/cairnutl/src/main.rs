@@ -1,5 +1,5 @@
 //! `cairnutl`: etcdutl's offline commands for Cairn — `snapshot status`, `snapshot restore`,
-//! `defrag`, `hashkv` and `migrate` — on snapshot files and the data dirs of stopped members, with
+//! `defrag`, `hashkv`, `migrate` and `backup` — on snapshot files and the data dirs of stopped members, with
 //! etcdutl's flags, outputs and exit codes.
 //!
 //! Owns: the command line (the snapshot commands themselves are the library's, which cairnctl
@@ -48,6 +48,31 @@ enum Command {
         /// Revision to hash up to (0: the latest).
         #[arg(long, default_value_t = 0)]
         rev: i64,
+    },
+    /// [legacy] offline backup of a stopped member's data dir, for a new cluster started on it
+    /// with --force-new-cluster.
+    Backup {
+        /// Path to the etcd data dir
+        #[arg(long, required = true)]
+        data_dir: PathBuf,
+        /// Path to the etcd wal dir
+        #[arg(long)]
+        wal_dir: Option<PathBuf>,
+        /// Path to the backup dir
+        #[arg(long, required = true)]
+        backup_dir: PathBuf,
+        /// Path to the backup wal dir
+        #[arg(long)]
+        backup_wal_dir: Option<PathBuf>,
+        /// Backup v3 backend data. Included by default.
+        #[arg(
+            long,
+            default_value = "true",
+            num_args = 0..=1,
+            default_missing_value = "true",
+            require_equals = true
+        )]
+        with_v3: String,
     },
     /// Migrates the storage version of a data dir no member is running on.
     Migrate {
@@ -189,6 +214,47 @@ fn main() -> ExitCode {
             }
             Err(e) => fail(EXIT_ERROR, e),
         },
+        Command::Backup {
+            data_dir,
+            wal_dir,
+            backup_dir,
+            backup_wal_dir,
+            with_v3,
+        } => {
+            match with_v3.as_str() {
+                "true" | "1" | "t" | "T" | "TRUE" | "True" => {}
+                "false" | "0" | "f" | "F" | "FALSE" | "False" => {
+                    return fail(
+                        EXIT_BAD_ARGS,
+                        "--with-v3=false backs up etcd's v2 store only, which Cairn does not have",
+                    );
+                }
+                other => {
+                    return fail(
+                        EXIT_BAD_ARGS,
+                        format!(
+                            "invalid argument {other:?} for \"--with-v3\" flag: strconv.ParseBool: parsing {other:?}: invalid syntax"
+                        ),
+                    );
+                }
+            }
+            let opts = offline::BackupOptions {
+                data_dir,
+                wal_dir,
+                backup_dir,
+                backup_wal_dir,
+            };
+            match offline::backup(&opts) {
+                Ok(()) => {
+                    log_info(
+                        "backed up the data dir; start a member on the copy with --force-new-cluster",
+                        &[("backup-dir", opts.backup_dir.display().to_string())],
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(EXIT_ERROR, e),
+            }
+        }
         Command::Migrate {
             data_dir,
             target_version,

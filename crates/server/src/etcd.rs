@@ -201,6 +201,12 @@ impl EtcdServer {
         join: Option<Joined>,
     ) -> Result<Arc<EtcdServer>, ServerError> {
         config.validate()?;
+        if crate::offline::is_marked_backup(&config.data_dir()) && !config.force_new_cluster {
+            return Err(ServerError::Config(format!(
+                "{} is a copy made by `cairnutl backup`: start it with --force-new-cluster (without it the copy would act as the member it was copied from, next to that member)",
+                config.data_dir().display()
+            )));
+        }
         let backend = config.backend_path();
         if let Some(dir) = backend.parent() {
             std::fs::create_dir_all(dir)
@@ -363,6 +369,11 @@ impl EtcdServer {
             applied_index,
             "member started"
         );
+        if config.force_new_cluster {
+            // The WAL now records this member alone: the copy is a cluster of its own.
+            crate::offline::clear_mark(&config.data_dir())
+                .map_err(|e| ServerError::Io(e.to_string()))?;
+        }
         Ok(server)
     }
 

@@ -1,6 +1,6 @@
 //! What `cairnutl` does while no member runs: read and check snapshot files, restore one into a
 //! new member's data dir, defragment a stopped member's backend, hash its history, set the
-//! storage version it records (`migrate`).
+//! storage version it records (`migrate`), copy it for a new cluster (`backup`).
 //!
 //! Owns: the layout of a data dir as these tools see it (`member/snap/db`, `member/wal`), the
 //! snapshot file's framing (the backend followed by the SHA-256 of it, as Maintenance.Snapshot
@@ -9,9 +9,11 @@
 //! Must not: touch a data dir a member has open (the backend's file lock refuses it), or leave a
 //! half-written data dir where a member could start on it.
 
+mod backup;
 mod restore;
 mod snapshot_file;
 
+pub use backup::{BackupOptions, backup, clear_mark, is_marked_backup};
 pub use restore::{RestoreOptions, Restored, restore};
 pub use snapshot_file::{SnapshotStatus, snapshot_status};
 
@@ -48,6 +50,9 @@ pub enum OfflineError {
     Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
     Server(#[from] crate::ServerError),
+    /// etcdutl's words for a backup dir that already holds a backup.
+    #[error("expected {dir:?} to be empty, got [{}]", names.join(" "))]
+    NotEmpty { dir: String, names: Vec<String> },
     /// etcdutl's words for a migration to a version it does not know.
     #[error("cannot create migration plan: version {0:?} is not supported")]
     Unsupported(String),
