@@ -41,6 +41,12 @@ pub fn credentials(user: &str, password: &str) -> Result<Option<Credentials>, Ex
     credentials_with(user, password, || ask_password("Password: "))
 }
 
+/// etcdctl 3.5's `authDestCfg` for make-mirror's `--dest-user`/`--dest-password`: as
+/// [`credentials`], asking with its own prompt.
+pub fn dest_credentials(user: &str, password: &str) -> Result<Option<Credentials>, Exit> {
+    credentials_with(user, password, || ask_password("Destination Password: "))
+}
+
 fn credentials_with(
     user: &str,
     password: &str,

@@ -88,17 +88,12 @@ pub fn make_mirror(rt: &Runtime, g: &mut Globals, a: &MakeMirrorArgs) -> Result<
         .await
         .map_err(|_| Exit::error("context deadline exceeded"))?
         .map_err(Exit::error)?;
-        if let Some(user) = a.dest_user.as_deref().filter(|u| !u.is_empty()) {
-            let (user, password) = match (user.split_once(':'), a.dest_password.as_deref()) {
-                (Some((u, p)), _) => (u.to_string(), p.to_string()),
-                (None, Some(p)) => (user.to_string(), p.to_string()),
-                (None, None) => {
-                    return Err(Exit::bad_args(
-                        "--dest-password is required with --dest-user (or give --dest-user user:password)",
-                    ));
-                }
-            };
-            dest.authenticate(&user, &password)
+        let login = crate::auth::dest_credentials(
+            a.dest_user.as_deref().unwrap_or_default(),
+            a.dest_password.as_deref().unwrap_or_default(),
+        )?;
+        if let Some(login) = login {
+            dest.authenticate(&login.user, &login.password)
                 .await
                 .map_err(Exit::error)?;
         }
@@ -114,7 +109,8 @@ pub fn make_mirror(rt: &Runtime, g: &mut Globals, a: &MakeMirrorArgs) -> Result<
         });
         let result = mirror(&source, &dest, &prefix, &rename, &copied).await;
         reporter.abort();
-        result
+        // etcdctl exits with its error even when the watch just ended: "Error: <nil>".
+        result.and(Err(Exit::error("<nil>")))
     })
 }
 

@@ -16,13 +16,27 @@ pub struct Bg {
 }
 
 impl Bg {
-    pub fn spawn(mut cmd: Command) -> Bg {
+    pub fn spawn(cmd: Command) -> Bg {
+        Bg::spawn_fed(cmd, None)
+    }
+
+    /// As [`Bg::spawn`], with `input` on the process's stdin (then closed).
+    pub fn spawn_fed(mut cmd: Command, input: Option<&str>) -> Bg {
+        let stdin = if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        };
         let mut child = cmd
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn client");
+        if let (Some(mut pipe), Some(input)) = (child.stdin.take(), input) {
+            use std::io::Write as _;
+            let _ = pipe.write_all(input.as_bytes());
+        }
         let (tx, lines) = channel();
         let out = child.stdout.take().expect("stdout");
         std::thread::spawn(move || {

@@ -165,3 +165,52 @@ fn make_mirror_argument_errors_match_etcdctl() {
         assert_eq!(ours.stderr, theirs.stderr, "{args:?}");
     }
 }
+
+/// etcdctl 3.5's `--dest-user` without a password asks for it ("Destination Password: ") and
+/// logs in to the destination with it.
+#[test]
+fn a_destination_user_without_password_is_asked_for_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = Member::start(&dir.path().join("src"), &[]);
+    let dest = Member::start(&dir.path().join("dst"), &["--bcrypt-cost", "4"]);
+    let src = source.endpoint();
+    let dst = dest.endpoint();
+    ok(etcdctl(&src, &["put", "a/1", "one"], None));
+    ok(etcdctl(&dst, &["user", "add", "root:pw"], None));
+    ok(etcdctl(&dst, &["auth", "enable"], None));
+    let mut cmd = std::process::Command::new(cairn_e2e::cairnctl_bin());
+    cmd.args([
+        "--endpoints",
+        &src,
+        "make-mirror",
+        "--dest-user",
+        "root",
+        &dst,
+    ]);
+    let mirror = Bg::spawn_fed(cmd, Some("pw\n"));
+    let as_root = |args: &[&str]| {
+        let mut all = vec!["--user", "root:pw"];
+        all.extend_from_slice(args);
+        etcdctl(&dst, &all, None)
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while as_root(&["get", "a/1", "--print-value-only"]).stdout.trim() != "one" {
+        assert!(
+            Instant::now() < deadline,
+            "nothing mirrored: {}",
+            mirror.stderr_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    ok(etcdctl(&src, &["put", "a/2", "two"], None));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while as_root(&["get", "a/2", "--print-value-only"]).stdout.trim() != "two" {
+        assert!(Instant::now() < deadline, "{}", mirror.stderr_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let prompt = mirror.lines(1, Duration::from_secs(5));
+    assert!(
+        prompt[0].starts_with("Destination Password: "),
+        "{prompt:?}"
+    );
+}
