@@ -170,3 +170,77 @@ pub fn defragment(path: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<(u6
     crate::snapshot::sync_parent(path)?;
     Ok((before, size(path)?))
 }
+
+/// Writes a new store from another store's records, for restoring a backend of another format
+/// (etcd's): [`Import`] is handed to `fill`, and everything it was given is committed in one
+/// durable transaction, with the store revision and compaction it reports.
+pub fn import(path: &Path, fill: impl FnOnce(&mut Import<'_>) -> Result<()>) -> Result<Rebased> {
+    let db = open_backend(path)?;
+    let mut w = db.begin_write().map_err(MvccError::backend)?;
+    w.set_durability(Durability::Immediate)
+        .map_err(MvccError::backend)?;
+    let (revision, compacted) = {
+        let mut import = Import {
+            kv: w.open_table(KV).map_err(MvccError::backend)?,
+            leases: w.open_table(LEASES).map_err(MvccError::backend)?,
+            revision: 1,
+            compacted: 0,
+        };
+        fill(&mut import)?;
+        let revision = import.revision.max(import.compacted);
+        let mut meta = w.open_table(META).map_err(MvccError::backend)?;
+        for (name, value) in [
+            ("current_rev", revision as u64),
+            ("compact_rev", import.compacted as u64),
+        ] {
+            meta.insert(name, &value.to_le_bytes()[..])
+                .map_err(MvccError::backend)?;
+        }
+        (revision, import.compacted)
+    };
+    w.commit().map_err(MvccError::backend)?;
+    Ok(Rebased {
+        revision,
+        compact_revision: compacted,
+    })
+}
+
+/// What [`import`] fills a new store with.
+pub struct Import<'t> {
+    kv: redb::Table<'t, u128, &'static [u8]>,
+    leases: redb::Table<'t, i64, &'static [u8]>,
+    revision: i64,
+    compacted: i64,
+}
+
+impl Import<'_> {
+    /// A record at revision (`main`, `sub`): an encoded `mvccpb.KeyValue`, or a deletion's
+    /// tombstone (whose KeyValue holds the key).
+    pub fn record(&mut self, main: i64, sub: i64, tombstone: bool, kv: &[u8]) -> Result<()> {
+        let kind = if tombstone {
+            crate::KIND_TOMBSTONE
+        } else {
+            crate::KIND_PUT
+        };
+        let mut value = Vec::with_capacity(1 + kv.len());
+        value.push(kind);
+        value.extend_from_slice(kv);
+        let key = crate::Revision::new(main, sub).to_key();
+        self.kv
+            .insert(key, value.as_slice())
+            .map_err(MvccError::backend)?;
+        self.revision = self.revision.max(main);
+        Ok(())
+    }
+
+    /// A lease, in the lessor's own encoding.
+    pub fn lease(&mut self, id: i64, record: &[u8]) -> Result<()> {
+        self.leases.insert(id, record).map_err(MvccError::backend)?;
+        Ok(())
+    }
+
+    /// The revision up to which the history was compacted.
+    pub fn compacted(&mut self, revision: i64) {
+        self.compacted = self.compacted.max(revision);
+    }
+}

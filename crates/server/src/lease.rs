@@ -70,7 +70,7 @@ fn ttl_duration(ttl: i64) -> Duration {
 
 /// The backend record of a lease: its granted TTL (seconds) and its remaining TTL (ms) as of
 /// its last grant or checkpoint.
-fn encode_record(ttl: i64, remaining_ms: i64) -> [u8; 16] {
+pub(crate) fn encode_record(ttl: i64, remaining_ms: i64) -> [u8; 16] {
     let mut b = [0u8; 16];
     b[..8].copy_from_slice(&ttl.to_le_bytes());
     b[8..].copy_from_slice(&remaining_ms.to_le_bytes());

@@ -190,6 +190,14 @@ fn build(
     let snap_dir = parent_of(&db);
     std::fs::create_dir_all(&snap_dir).map_err(io_error(&snap_dir))?;
     extract(&opts.snapshot, &db, !opts.skip_hash_check, progress)?;
+    if super::bbolt::is_bbolt(&db) {
+        // A snapshot of real etcd: its backend becomes a Cairn one first.
+        let etcd = db.with_extension("etcd");
+        std::fs::rename(&db, &etcd).map_err(io_error(&db))?;
+        let converted = super::from_etcd::convert(&etcd, &db);
+        let _ = std::fs::remove_file(&etcd);
+        converted?;
+    }
 
     // As etcd: the new log starts after one index per member, in term 1.
     let index = membership.members.len() as u64;
