@@ -1,5 +1,6 @@
 //! Migrating from real etcd offline: `etcdctl snapshot save` against etcd 3.4.23, then
-//! `cairnutl snapshot restore` of that file starts a Cairn member with the same keys, values,
+//! `cairnutl snapshot status` reads the file as etcdctl does, and `cairnutl snapshot restore` of
+//! it starts a Cairn member with the same keys, values,
 //! revisions, versions, history, compaction and leases. A snapshot of an etcd with auth in use
 //! is refused (its users and roles are not carried over).
 
@@ -70,6 +71,16 @@ fn a_snapshot_of_real_etcd_restores_into_cairn_with_its_history() {
     let file = dir.path().join("etcd.db");
     let f = file.to_str().unwrap();
     ok(etcdctl(&src, &["snapshot", "save", f], None));
+    // cairnutl reads etcd's snapshot file as etcdctl does: same hash, revision, keys, size.
+    for format in ["simple", "json", "table"] {
+        let theirs = ok(etcdctl(
+            &src,
+            &["snapshot", "status", f, "-w", format],
+            None,
+        ));
+        let ours = ok(cairnutl(&["snapshot", "status", f, "-w", format]));
+        assert_eq!(ours.stdout, theirs.stdout, "{format}");
+    }
 
     let mut m = Member::unstarted("m1", &dir.path().join("m1"), &[]);
     let peer = m.peer_url();

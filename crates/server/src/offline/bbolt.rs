@@ -40,6 +40,19 @@ pub(crate) struct Bbolt {
     path: PathBuf,
     page_size: u64,
     root: u64,
+    /// Pages in use (the meta's high-water mark): the database's size in pages.
+    pages: u64,
+}
+
+/// A top-level bucket: its name and its header (with the inline page of a small bucket).
+type Bucket = (Vec<u8>, Vec<u8>);
+
+/// What `etcdutl snapshot status` reports of a backend.
+pub(crate) struct Status {
+    pub hash: u32,
+    pub revision: i64,
+    pub total_keys: u64,
+    pub total_size: u64,
 }
 
 fn le_u16(b: &[u8], at: usize) -> Option<u16> {
@@ -70,7 +83,7 @@ impl Bbolt {
             return Err(damaged(path, "no valid meta page"));
         }
         // Two meta pages; the valid one with the newer transaction is the database.
-        let mut best: Option<(u64, u64)> = None;
+        let mut best: Option<(u64, u64, u64)> = None;
         for page in 0..2u64 {
             let mut meta = [0u8; PAGE_HEADER + 64];
             if file.read_exact_at(&mut meta, page * page_size).is_err() {
@@ -83,12 +96,14 @@ impl Bbolt {
             if !valid {
                 continue;
             }
-            let (root, txid) = (le_u64(body, 16).unwrap_or(0), le_u64(body, 48).unwrap_or(0));
-            if best.is_none_or(|(_, t)| txid > t) {
-                best = Some((root, txid));
+            let root = le_u64(body, 16).unwrap_or(0);
+            let pages = le_u64(body, 40).unwrap_or(0);
+            let txid = le_u64(body, 48).unwrap_or(0);
+            if best.is_none_or(|(_, _, t)| txid > t) {
+                best = Some((root, pages, txid));
             }
         }
-        let Some((root, _)) = best else {
+        let Some((root, pages, _)) = best else {
             return Err(damaged(path, "no valid meta page"));
         };
         Ok(Bbolt {
@@ -96,6 +111,7 @@ impl Bbolt {
             path: path.to_path_buf(),
             page_size,
             root,
+            pages,
         })
     }
 
@@ -115,20 +131,57 @@ impl Bbolt {
         Ok(page)
     }
 
-    /// Calls `visit` with every key and value of the top-level bucket `name`, in key order;
-    /// false if there is no such bucket.
-    pub(crate) fn each(&self, name: &[u8], visit: &mut Visit<'_>) -> Result<bool, OfflineError> {
-        let mut bucket: Option<Vec<u8>> = None;
+    /// The top-level buckets, in key order.
+    fn buckets(&self) -> Result<Vec<Bucket>, OfflineError> {
+        let mut buckets = Vec::new();
         self.walk(&self.page(self.root)?, 0, &mut |key, value, flags| {
-            if flags & BUCKET_LEAF != 0 && key == name {
-                bucket = Some(value.to_vec());
+            if flags & BUCKET_LEAF != 0 {
+                buckets.push((key.to_vec(), value.to_vec()));
             }
             Ok(())
         })?;
-        let Some(header) = bucket else {
+        Ok(buckets)
+    }
+
+    /// Calls `visit` with every key and value of the top-level bucket `name`, in key order;
+    /// false if there is no such bucket.
+    pub(crate) fn each(&self, name: &[u8], visit: &mut Visit<'_>) -> Result<bool, OfflineError> {
+        let Some((_, header)) = self.buckets()?.into_iter().find(|(n, _)| n == name) else {
             return Ok(false);
         };
-        let root = le_u64(&header, 0).ok_or_else(|| damaged(&self.path, "bucket header"))?;
+        self.each_in(&header, visit)?;
+        Ok(true)
+    }
+
+    /// etcd's snapshot status: a CRC-32C over every bucket's name and then its keys and values,
+    /// the main revision of the last record in `key`, the number of entries, and the size.
+    pub(crate) fn status(&self) -> Result<Status, OfflineError> {
+        let mut hash = 0u32;
+        let mut revision = 0i64;
+        let mut total_keys = 0u64;
+        for (name, header) in self.buckets()? {
+            hash = crc32c::crc32c_append(hash, &name);
+            let is_key = name == b"key";
+            self.each_in(&header, &mut |key, value| {
+                hash = crc32c::crc32c_append(hash, key);
+                hash = crc32c::crc32c_append(hash, value);
+                if is_key && let Some(main) = key.get(..8).and_then(|b| b.try_into().ok()) {
+                    revision = i64::from_be_bytes(main);
+                }
+                total_keys += 1;
+                Ok(())
+            })?;
+        }
+        Ok(Status {
+            hash,
+            revision,
+            total_keys,
+            total_size: self.pages * self.page_size,
+        })
+    }
+
+    fn each_in(&self, header: &[u8], visit: &mut Visit<'_>) -> Result<(), OfflineError> {
+        let root = le_u64(header, 0).ok_or_else(|| damaged(&self.path, "bucket header"))?;
         let page = if root == 0 {
             // An inline bucket: its page follows its header in the parent's value.
             header[BUCKET_HEADER.min(header.len())..].to_vec()
@@ -140,8 +193,7 @@ impl Bbolt {
                 visit(key, value)?;
             }
             Ok(())
-        })?;
-        Ok(true)
+        })
     }
 
     fn walk(

@@ -94,6 +94,16 @@ pub struct SnapshotStatus {
 pub fn snapshot_status(snapshot: &Path) -> Result<SnapshotStatus, OfflineError> {
     let copy = scratch_beside(snapshot, "status");
     extract(snapshot, &copy.0, false, &mut |_, _| {})?;
+    if super::bbolt::is_bbolt(&copy.0) {
+        // A snapshot of real etcd: its numbers as etcdutl computes them.
+        let status = super::bbolt::Bbolt::open(&copy.0)?.status()?;
+        return Ok(SnapshotStatus {
+            hash: status.hash,
+            revision: status.revision,
+            total_keys: status.total_keys,
+            total_size: status.total_size,
+        });
+    }
     let total_size = std::fs::metadata(&copy.0).map_err(io_error(&copy.0))?.len();
     let status =
         cairn_mvcc::offline::status(&copy.0).map_err(|source| OfflineError::NotABackend {
