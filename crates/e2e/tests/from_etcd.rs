@@ -1,10 +1,10 @@
 //! Migrating from real etcd offline: `etcdctl snapshot save` against etcd 3.4.23, then
 //! `cairnutl snapshot status` reads the file as etcdctl does, and `cairnutl snapshot restore` of
 //! it starts a Cairn member with the same keys, values,
-//! revisions, versions, history, compaction and leases. A snapshot of an etcd with auth in use
-//! is refused (its users and roles are not carried over).
+//! revisions, versions, history, compaction and leases, and with auth on, the same users, roles
+//! and permissions.
 
-use cairn_e2e::{Member, RealEtcd, Run, cairnutl, etcdctl};
+use cairn_e2e::{Member, RealEtcd, Run, cairnutl, etcdctl, normalized};
 use serde_json::Value;
 
 fn ok(run: Run) -> Run {
@@ -134,11 +134,29 @@ fn a_snapshot_of_real_etcd_restores_into_cairn_with_its_history() {
 }
 
 #[test]
-fn a_snapshot_of_etcd_with_auth_in_use_is_refused() {
+fn users_roles_and_permissions_come_along_with_auth_on() {
     let etcd = RealEtcd::start();
     let src = etcd.endpoint();
-    ok(etcdctl(&src, &["user", "add", "root:pw"], None));
-    ok(etcdctl(&src, &["auth", "enable"], None));
+    for step in [
+        &["user", "add", "root:pw"][..],
+        &["user", "add", "alice:apw"],
+        &["role", "add", "r"],
+        &[
+            "role",
+            "grant-permission",
+            "r",
+            "readwrite",
+            "a/",
+            "--prefix",
+        ],
+        &["user", "grant-role", "alice", "r"],
+        &["auth", "enable"],
+    ] {
+        ok(etcdctl(&src, step, None));
+    }
+    for key in ["a/1", "b/1"] {
+        ok(etcdctl(&src, &["--user", "root:pw", "put", key, "v"], None));
+    }
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("etcd.db");
     let f = file.to_str().unwrap();
@@ -147,15 +165,41 @@ fn a_snapshot_of_etcd_with_auth_in_use_is_refused() {
         &["--user", "root:pw", "snapshot", "save", f],
         None,
     ));
-    let target = dir.path().join("out");
-    let run = cairnutl(&[
+
+    let mut m = Member::unstarted("m1", &dir.path().join("m1"), &[]);
+    let peer = m.peer_url();
+    let data = m.data_dir.to_str().unwrap().to_string();
+    let initial = format!("m1={peer}");
+    ok(cairnutl(&[
         "snapshot",
         "restore",
         f,
+        "--name",
+        "m1",
+        "--initial-cluster",
+        &initial,
+        "--initial-advertise-peer-urls",
+        &peer,
         "--data-dir",
-        target.to_str().unwrap(),
-    ]);
-    assert_eq!(run.code, 1, "{run:?}");
-    assert!(run.stderr.contains("authentication in use"), "{run:?}");
-    assert!(!target.exists());
+        &data,
+    ]));
+    m.initial_cluster = Some(initial);
+    m.client_args = vec!["--user".into(), "root:pw".into()];
+    m.launch();
+    let ep = m.endpoint();
+    // The same answers from Cairn as from the etcd the snapshot came from.
+    for args in [
+        &["get", "a/1"][..],
+        &["--user", "root:pw", "get", "b/1"],
+        &["--user", "alice:apw", "get", "a/1"],
+        &["--user", "alice:apw", "get", "b/1"],
+        &["--user", "alice:nope", "get", "a/1"],
+        &["--user", "root:pw", "user", "list"],
+        &["--user", "root:pw", "role", "get", "r"],
+        &["--user", "root:pw", "user", "get", "alice"],
+    ] {
+        let theirs = etcdctl(&src, args, None);
+        let ours = etcdctl(&ep, args, None);
+        assert_eq!(normalized(&ours), normalized(&theirs), "{args:?}");
+    }
 }

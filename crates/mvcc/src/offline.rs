@@ -183,12 +183,17 @@ pub fn import(path: &Path, fill: impl FnOnce(&mut Import<'_>) -> Result<()>) -> 
         let mut import = Import {
             kv: w.open_table(KV).map_err(MvccError::backend)?,
             leases: w.open_table(LEASES).map_err(MvccError::backend)?,
+            meta: Vec::new(),
             revision: 1,
             compacted: 0,
         };
         fill(&mut import)?;
         let revision = import.revision.max(import.compacted);
         let mut meta = w.open_table(META).map_err(MvccError::backend)?;
+        for (name, value) in &import.meta {
+            meta.insert(name.as_str(), value.as_slice())
+                .map_err(MvccError::backend)?;
+        }
         for (name, value) in [
             ("current_rev", revision as u64),
             ("compact_rev", import.compacted as u64),
@@ -209,6 +214,7 @@ pub fn import(path: &Path, fill: impl FnOnce(&mut Import<'_>) -> Result<()>) -> 
 pub struct Import<'t> {
     kv: redb::Table<'t, u128, &'static [u8]>,
     leases: redb::Table<'t, i64, &'static [u8]>,
+    meta: Vec<(String, Vec<u8>)>,
     revision: i64,
     compacted: i64,
 }
@@ -237,6 +243,11 @@ impl Import<'_> {
     pub fn lease(&mut self, id: i64, record: &[u8]) -> Result<()> {
         self.leases.insert(id, record).map_err(MvccError::backend)?;
         Ok(())
+    }
+
+    /// A meta value the server keeps (its auth record, ...).
+    pub fn meta(&mut self, name: &str, value: Vec<u8>) {
+        self.meta.push((name.to_string(), value));
     }
 
     /// The revision up to which the history was compacted.

@@ -57,7 +57,7 @@ impl Tokens {
     }
 }
 
-const AUTH_KEY: &str = "auth";
+pub(crate) const AUTH_KEY: &str = "auth";
 const ROOT_USER: &str = "root";
 const ROOT_ROLE: &str = "root";
 

@@ -4,9 +4,9 @@
 //! `mvccpb.KeyValue` per revision, a tombstone for a deletion), so every revision of the
 //! history is carried over as it was, with its create and mod revisions and versions; leases
 //! keep their TTL and the remaining TTL etcd last checkpointed; the compaction etcd finished is
-//! kept. Membership is not carried (a restore starts a new cluster, as with etcd). Users and
-//! roles are not carried either, so a snapshot of an etcd with auth in use is refused rather
-//! than restored open to everyone.
+//! kept; users, roles (with their bcrypt password hashes and permissions), whether auth is on
+//! and the auth revision are carried too. Membership is not (a restore starts a new cluster, as
+//! with etcd).
 
 use super::OfflineError;
 use super::bbolt::Bbolt;
@@ -40,18 +40,36 @@ fn revision(key: &[u8]) -> Option<(i64, i64, bool)> {
 /// Writes a new Cairn backend at `dest` from the etcd backend at `src`.
 pub(crate) fn convert(src: &Path, dest: &Path) -> Result<(), OfflineError> {
     let etcd = Bbolt::open(src)?;
-    let mut auth_in_use = false;
+    let mut auth = cairn_proto::cairnpb::AuthState {
+        revision: 1,
+        ..Default::default()
+    };
+    let bad_auth = |what: &str, e: prost::DecodeError| OfflineError::NotEtcdBackend {
+        path: src.to_path_buf(),
+        what: format!("{what}: {e}"),
+    };
     etcd.each(b"auth", &mut |key, value| {
-        auth_in_use |= key == b"authEnabled" && value == [1];
+        match key {
+            b"authEnabled" => auth.enabled = value == [1],
+            b"authRevision" => {
+                if let Some(rev) = value.get(..8).and_then(|b| b.try_into().ok()) {
+                    auth.revision = u64::from_be_bytes(rev);
+                }
+            }
+            _ => {}
+        }
         Ok(())
     })?;
-    etcd.each(b"authUsers", &mut |_, _| {
-        auth_in_use = true;
+    etcd.each(b"authUsers", &mut |_, value| {
+        let user = cairn_proto::authpb::User::decode(value).map_err(|e| bad_auth("a user", e))?;
+        auth.users.push(user);
         Ok(())
     })?;
-    if auth_in_use {
-        return Err(OfflineError::EtcdAuth);
-    }
+    etcd.each(b"authRoles", &mut |_, value| {
+        let role = cairn_proto::authpb::Role::decode(value).map_err(|e| bad_auth("a role", e))?;
+        auth.roles.push(role);
+        Ok(())
+    })?;
     let mut compacted = 0i64;
     etcd.each(b"meta", &mut |key, value| {
         if key == b"finishedCompactRev"
@@ -85,6 +103,7 @@ pub(crate) fn convert(src: &Path, dest: &Path) -> Result<(), OfflineError> {
             import.lease(lease.id, &record).map_err(OfflineError::Mvcc)
         });
         import.compacted(compacted);
+        import.meta(crate::auth::AUTH_KEY, auth.encode_to_vec());
         match copied.and(leases) {
             Ok(true) => Ok(()),
             Ok(false) => {

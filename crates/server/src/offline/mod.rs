@@ -54,10 +54,6 @@ pub enum OfflineError {
     Server(#[from] crate::ServerError),
     #[error("{path}: not an etcd backend or damaged: {what}")]
     NotEtcdBackend { path: PathBuf, what: String },
-    #[error(
-        "the snapshot is of an etcd with authentication in use: its users and roles cannot be restored into Cairn yet (restoring without them would leave the data open to every client); disable auth and delete the users and roles before taking the snapshot, or mirror the data with make-mirror"
-    )]
-    EtcdAuth,
     /// etcdutl's words for a backup dir that already holds a backup.
     #[error("expected {dir:?} to be empty, got [{}]", names.join(" "))]
     NotEmpty { dir: String, names: Vec<String> },
