@@ -4,8 +4,9 @@
 //! revisions, versions, history, compaction and leases, and with auth on, the same users, roles
 //! and permissions.
 
-use cairn_e2e::{Member, RealEtcd, Run, cairnutl, etcdctl, normalized};
+use cairn_e2e::{Bg, Member, RealEtcd, Run, cairnutl, etcdctl, normalized};
 use serde_json::Value;
+use std::time::Duration;
 
 fn ok(run: Run) -> Run {
     assert_eq!(run.code, 0, "{run:?}");
@@ -117,6 +118,36 @@ fn a_snapshot_of_real_etcd_restores_into_cairn_with_its_history() {
         old.stderr.contains("required revision has been compacted"),
         "{old:?}"
     );
+    // A watch replaying that history sees the same events, deletions with their revision.
+    let events = |ep: &str| {
+        let watch = Bg::etcdctl(
+            ep,
+            &[
+                "watch",
+                "--prefix",
+                "k/",
+                "--rev",
+                &(mid - 10).to_string(),
+                "-w",
+                "json",
+            ],
+        );
+        let lines = watch.drain(Duration::from_secs(3));
+        let mut events = Vec::new();
+        for line in lines {
+            let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+            events.extend(v["Events"].as_array().cloned().unwrap_or_default());
+        }
+        events
+    };
+    let replayed = events(&ep);
+    assert!(
+        replayed
+            .iter()
+            .any(|e| e["kv"]["mod_revision"].as_i64() == Some(mid) && e["type"] == 1),
+        "no deletion at {mid}: {replayed:?}"
+    );
+    assert_eq!(replayed, events(&src));
     // The lease and its key came along.
     let ttl = json(etcdctl(
         &ep,

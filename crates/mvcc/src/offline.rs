@@ -221,16 +221,24 @@ pub struct Import<'t> {
 
 impl Import<'_> {
     /// A record at revision (`main`, `sub`): an encoded `mvccpb.KeyValue`, or a deletion's
-    /// tombstone (whose KeyValue holds the key).
+    /// tombstone (whose KeyValue holds the key; Cairn's also say their revision, which a watch
+    /// replaying history reports as the deletion's mod revision).
     pub fn record(&mut self, main: i64, sub: i64, tombstone: bool, kv: &[u8]) -> Result<()> {
-        let kind = if tombstone {
-            crate::KIND_TOMBSTONE
+        let mut value = Vec::with_capacity(1 + kv.len() + 11);
+        if tombstone {
+            use prost::Message as _;
+            let mut deleted = cairn_proto::mvccpb::KeyValue::decode(kv).map_err(|e| {
+                MvccError::Backend(format!("the tombstone at revision {main}: {e}"))
+            })?;
+            deleted.mod_revision = main;
+            value.push(crate::KIND_TOMBSTONE);
+            deleted
+                .encode(&mut value)
+                .map_err(|e| MvccError::Backend(e.to_string()))?;
         } else {
-            crate::KIND_PUT
-        };
-        let mut value = Vec::with_capacity(1 + kv.len());
-        value.push(kind);
-        value.extend_from_slice(kv);
+            value.push(crate::KIND_PUT);
+            value.extend_from_slice(kv);
+        }
         let key = crate::Revision::new(main, sub).to_key();
         self.kv
             .insert(key, value.as_slice())

@@ -8,7 +8,7 @@
 //! then the mark. Started otherwise, the copy would come up as the member it was copied from
 //! and talk to that member's peers.
 
-use super::{OfflineError, backend_path, io_error};
+use super::{OfflineError, backend_path, io_error, sync_dir};
 use std::path::{Path, PathBuf};
 
 /// The file that marks a backup, in the copy's `member` dir.
@@ -49,12 +49,6 @@ fn copy_file(from: &Path, to: &Path) -> Result<(), OfflineError> {
     std::fs::File::open(to)
         .and_then(|f| f.sync_all())
         .map_err(io_error(to))
-}
-
-fn sync_dir(path: &Path) -> Result<(), OfflineError> {
-    std::fs::File::open(path)
-        .and_then(|d| d.sync_all())
-        .map_err(io_error(path))
 }
 
 /// etcdutl's refusal of a backup dir that already holds a backend.
@@ -102,8 +96,27 @@ pub fn backup(opts: &BackupOptions) -> Result<(), OfflineError> {
         path: db.clone(),
         source,
     })?;
-    std::fs::create_dir_all(&copy_snap).map_err(io_error(&copy_snap))?;
-    std::fs::create_dir_all(&copy_wal).map_err(io_error(&copy_wal))?;
+    let copied = copy(opts, &db, &wal, &copy_db, &copy_snap, &copy_wal);
+    if copied.is_err() {
+        // A partial copy (a disk filled up) would start with part of the WAL missing: nothing
+        // of it stays. The mark goes last, so that a copy half-removed is still marked.
+        let _ = std::fs::remove_file(&copy_db);
+        let _ = std::fs::remove_dir_all(&copy_wal);
+        let _ = std::fs::remove_file(mark_path(&opts.backup_dir));
+    }
+    copied
+}
+
+fn copy(
+    opts: &BackupOptions,
+    db: &Path,
+    wal: &Path,
+    copy_db: &Path,
+    copy_snap: &Path,
+    copy_wal: &Path,
+) -> Result<(), OfflineError> {
+    std::fs::create_dir_all(copy_snap).map_err(io_error(copy_snap))?;
+    std::fs::create_dir_all(copy_wal).map_err(io_error(copy_wal))?;
     // The mark first: a crash halfway leaves a copy no member starts on by accident.
     let mark = mark_path(&opts.backup_dir);
     std::fs::write(
@@ -112,9 +125,9 @@ pub fn backup(opts: &BackupOptions) -> Result<(), OfflineError> {
     )
     .map_err(io_error(&mark))?;
     sync_dir(&opts.backup_dir.join("member"))?;
-    copy_file(&db, &copy_db)?;
-    let mut segments: Vec<PathBuf> = std::fs::read_dir(&wal)
-        .map_err(io_error(&wal))?
+    copy_file(db, copy_db)?;
+    let mut segments: Vec<PathBuf> = std::fs::read_dir(wal)
+        .map_err(io_error(wal))?
         .filter_map(Result::ok)
         .map(|e| e.path())
         .filter(|p| p.is_file())
@@ -125,7 +138,7 @@ pub fn backup(opts: &BackupOptions) -> Result<(), OfflineError> {
             copy_file(&segment, &copy_wal.join(name))?;
         }
     }
-    sync_dir(&copy_snap)?;
-    sync_dir(&copy_wal)?;
+    sync_dir(copy_snap)?;
+    sync_dir(copy_wal)?;
     Ok(())
 }

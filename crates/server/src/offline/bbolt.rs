@@ -18,7 +18,7 @@ const LEAF: u16 = 0x02;
 const BUCKET_LEAF: u32 = 0x01;
 /// A bucket's header in its parent's leaf: root page id and sequence.
 const BUCKET_HEADER: usize = 16;
-/// Deeper than any real tree; a loop in a damaged file stops here.
+/// Deeper than any real tree.
 const MAX_DEPTH: usize = 64;
 
 /// Whether the file starts like a bbolt database (the magic of its first meta page).
@@ -106,6 +106,13 @@ impl Bbolt {
         let Some((root, pages, _)) = best else {
             return Err(damaged(path, "no valid meta page"));
         };
+        let file_pages = file.metadata().map_err(super::io_error(path))?.len() / page_size;
+        if pages > file_pages {
+            return Err(damaged(
+                path,
+                "the meta page counts more pages than the file holds",
+            ));
+        }
         Ok(Bbolt {
             file,
             path: path.to_path_buf(),
@@ -115,15 +122,22 @@ impl Bbolt {
         })
     }
 
-    /// The page `id` with its overflow pages.
+    /// The page `id` with its overflow pages; a page that is a meta page or lies (in part)
+    /// past the database's end is refused before anything is allocated for it.
     fn page(&self, id: u64) -> Result<Vec<u8>, OfflineError> {
+        let out_of_bounds = || damaged(&self.path, "a page reference out of bounds");
+        if id < 2 || id >= self.pages {
+            return Err(out_of_bounds());
+        }
         let mut header = [0u8; PAGE_HEADER];
         self.file
             .read_exact_at(&mut header, id * self.page_size)
             .map_err(super::io_error(&self.path))?;
-        let overflow = le_u32(&header, 12).unwrap_or(0) as u64;
-        let len = usize::try_from((overflow + 1) * self.page_size)
-            .map_err(|_| damaged(&self.path, "page too large"))?;
+        let overflow = u64::from(le_u32(&header, 12).unwrap_or(0));
+        if id + overflow + 1 > self.pages {
+            return Err(out_of_bounds());
+        }
+        let len = usize::try_from((overflow + 1) * self.page_size).map_err(|_| out_of_bounds())?;
         let mut page = vec![0u8; len];
         self.file
             .read_exact_at(&mut page, id * self.page_size)
@@ -134,12 +148,18 @@ impl Bbolt {
     /// The top-level buckets, in key order.
     fn buckets(&self) -> Result<Vec<Bucket>, OfflineError> {
         let mut buckets = Vec::new();
-        self.walk(&self.page(self.root)?, 0, &mut |key, value, flags| {
-            if flags & BUCKET_LEAF != 0 {
-                buckets.push((key.to_vec(), value.to_vec()));
-            }
-            Ok(())
-        })?;
+        let mut seen = std::collections::HashSet::new();
+        self.walk(
+            &self.page(self.root)?,
+            0,
+            &mut seen,
+            &mut |key, value, flags| {
+                if flags & BUCKET_LEAF != 0 {
+                    buckets.push((key.to_vec(), value.to_vec()));
+                }
+                Ok(())
+            },
+        )?;
         Ok(buckets)
     }
 
@@ -188,18 +208,26 @@ impl Bbolt {
         } else {
             self.page(root)?
         };
-        self.walk(&page, 0, &mut |key, value, flags| {
-            if flags & BUCKET_LEAF == 0 {
-                visit(key, value)?;
-            }
-            Ok(())
-        })
+        self.walk(
+            &page,
+            0,
+            &mut std::collections::HashSet::new(),
+            &mut |key, value, flags| {
+                if flags & BUCKET_LEAF == 0 {
+                    visit(key, value)?;
+                }
+                Ok(())
+            },
+        )
     }
 
+    /// Visits a tree's leaf elements in order. A valid tree reaches every page once: a page
+    /// reached again (`seen`) means a damaged file, whose loops would otherwise take forever.
     fn walk(
         &self,
         page: &[u8],
         depth: usize,
+        seen: &mut std::collections::HashSet<u64>,
         visit: &mut VisitLeaf<'_>,
     ) -> Result<(), OfflineError> {
         let bad = || damaged(&self.path, "malformed page");
@@ -212,17 +240,20 @@ impl Bbolt {
             let at = PAGE_HEADER + i * ELEMENT;
             if flags & BRANCH != 0 {
                 let child = le_u64(page, at + 8).ok_or_else(bad)?;
-                self.walk(&self.page(child)?, depth + 1, visit)?;
+                if !seen.insert(child) {
+                    return Err(bad());
+                }
+                self.walk(&self.page(child)?, depth + 1, seen, visit)?;
             } else if flags & LEAF != 0 {
                 let leaf_flags = le_u32(page, at).ok_or_else(bad)?;
                 let pos = le_u32(page, at + 4).ok_or_else(bad)? as usize;
                 let ksize = le_u32(page, at + 8).ok_or_else(bad)? as usize;
                 let vsize = le_u32(page, at + 12).ok_or_else(bad)? as usize;
-                let key_at = at + pos;
-                let key = page.get(key_at..key_at + ksize).ok_or_else(bad)?;
-                let value = page
-                    .get(key_at + ksize..key_at + ksize + vsize)
-                    .ok_or_else(bad)?;
+                let key_at = at.checked_add(pos).ok_or_else(bad)?;
+                let value_at = key_at.checked_add(ksize).ok_or_else(bad)?;
+                let end = value_at.checked_add(vsize).ok_or_else(bad)?;
+                let key = page.get(key_at..value_at).ok_or_else(bad)?;
+                let value = page.get(value_at..end).ok_or_else(bad)?;
                 visit(key, value, leaf_flags)?;
             } else {
                 return Err(bad());

@@ -70,6 +70,13 @@ pub(crate) fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> OfflineErr
 }
 
 /// The backend file of the data dir `data_dir`.
+/// Makes a directory's entries (files created or renamed in it) durable.
+pub(crate) fn sync_dir(path: &Path) -> Result<(), OfflineError> {
+    std::fs::File::open(path)
+        .and_then(|d| d.sync_all())
+        .map_err(io_error(path))
+}
+
 pub fn backend_path(data_dir: &Path) -> PathBuf {
     data_dir.join("member").join("snap").join("db")
 }

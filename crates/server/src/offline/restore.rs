@@ -7,7 +7,7 @@
 //! A staging dir left by a crash is removed by the next restore to the same place.
 
 use super::snapshot_file::extract;
-use super::{OfflineError, backend_path, io_error};
+use super::{OfflineError, backend_path, io_error, sync_dir};
 use crate::config::Config;
 use crate::etcd::initial_membership;
 use prost::Message;
@@ -54,12 +54,6 @@ fn staging(path: &Path) -> PathBuf {
 
 fn is_empty_dir(path: &Path) -> bool {
     std::fs::read_dir(path).is_ok_and(|mut entries| entries.next().is_none())
-}
-
-fn sync_dir(path: &Path) -> Result<(), OfflineError> {
-    std::fs::File::open(path)
-        .and_then(|d| d.sync_all())
-        .map_err(io_error(path))
 }
 
 fn parent_of(path: &Path) -> PathBuf {

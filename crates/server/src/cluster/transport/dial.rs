@@ -8,7 +8,7 @@ use super::{MEMBER_REMOVED, PeerTransport};
 use cairn_proto::cairnpb::PeerHello;
 use prost::Message;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
@@ -53,7 +53,7 @@ pub(super) async fn run(t: PeerTransport, peer: u64, urls: Vec<String>, link: Ar
     loop {
         if link.is_closed() {
             // The member was removed (or its URLs changed and a new task took over).
-            t.active.write().remove(&peer);
+            t.mark_inactive(peer, &link);
             return;
         }
         let Some(url) = urls.get(attempt % urls.len().max(1)).cloned() else {
@@ -63,13 +63,15 @@ pub(super) async fn run(t: PeerTransport, peer: u64, urls: Vec<String>, link: Ar
         attempt += 1;
         let ended = connect_once(&t, peer, &url, &link).await;
         link.disconnected();
-        t.active.write().remove(&peer);
+        t.mark_inactive(peer, &link);
         let reason = super::go_tls_words(ended.reason);
         if ended.accepted || last_reason.as_deref() != Some(reason.as_str()) {
             tracing::warn!(peer = format!("{peer:x}"), %url, %reason, "peer became inactive");
             last_reason = Some(reason);
         }
-        t.report_unreachable(peer);
+        if !link.is_closed() {
+            t.report_unreachable(peer);
+        }
         if ended.accepted {
             backoff = BACKOFF_MIN;
         }
@@ -206,7 +208,7 @@ where
     W: AsyncWrite + Unpin,
 {
     tracing::info!(peer = format!("{peer:x}"), %url, "peer became active");
-    t.active.write().entry(peer).or_insert_with(Instant::now);
+    t.mark_active(peer, link);
     let generation = link.connected(direct);
     let writing = link.write(writer, generation, t.timeouts.write);
     let silence = t.timeouts.read;
@@ -230,6 +232,8 @@ where
                 },
                 Ok(Ok(None)) => return Ended::after("connection closed by the peer"),
                 Ok(Err(e)) => return Ended::after(e.to_string()),
+                // Pings wait behind a long backlog: a link still draining it is alive.
+                Err(_) if link.drained_within(silence) => {}
                 Err(_) => {
                     return Ended::after(format!(
                         "the peer stopped answering pings for {silence:?}"

@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
@@ -32,6 +32,9 @@ pub(super) struct Link {
     /// Set when the peer leaves the cluster (or its URLs change): its connection task ends.
     closed: AtomicBool,
     sent_bytes: prometheus::IntCounter,
+    /// When the writer task last moved queued bytes to the socket: a link busy with a long
+    /// backlog is alive even while its pings wait behind that backlog.
+    drained_at: Mutex<Option<Instant>>,
 }
 
 #[derive(Default)]
@@ -86,6 +89,7 @@ impl Link {
             pending: Notify::new(),
             closed: AtomicBool::new(false),
             sent_bytes,
+            drained_at: Mutex::new(None),
         }
     }
 
@@ -96,6 +100,17 @@ impl Link {
 
     pub(super) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
+    }
+
+    /// Whether the writer task moved queued bytes to the socket within `window`.
+    pub(super) fn drained_within(&self, window: Duration) -> bool {
+        self.drained_at
+            .lock()
+            .is_some_and(|at| at.elapsed() < window)
+    }
+
+    fn drained(&self) {
+        *self.drained_at.lock() = Some(Instant::now());
     }
 
     /// Queues (or writes at once) one frame; false if it was dropped.
@@ -197,6 +212,7 @@ impl Link {
                     match conn.try_write_vectored(&state.slices()) {
                         Ok(n) => {
                             state.consume(n);
+                            self.drained();
                             Next::More
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => Next::Writable,
@@ -221,14 +237,16 @@ impl Link {
     ) -> io::Result<()> {
         let mut buf = Vec::new();
         loop {
-            {
+            let taken = {
                 let mut state = self.state.lock();
                 if state.generation != generation || self.is_closed() {
                     return Ok(());
                 }
-                for piece in state.backlog.drain(..) {
-                    buf.extend_from_slice(&piece);
-                }
+                std::mem::take(&mut state.backlog)
+            };
+            // Copied outside the lock the Raft thread takes to queue.
+            for piece in taken {
+                buf.extend_from_slice(&piece);
             }
             if buf.is_empty() {
                 self.pending.notified().await;
@@ -240,6 +258,7 @@ impl Link {
                 w.flush().await
             })
             .await?;
+            self.drained();
             buf.clear();
         }
     }

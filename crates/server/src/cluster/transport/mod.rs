@@ -92,6 +92,16 @@ pub(crate) fn channel(
     })
 }
 
+/// Which link a peer's activity was recorded through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct LinkToken(usize);
+
+impl LinkToken {
+    fn of(link: &Arc<Link>) -> LinkToken {
+        LinkToken(Arc::as_ptr(link) as usize)
+    }
+}
+
 struct PeerEntry {
     link: Arc<Link>,
     urls: Vec<String>,
@@ -108,9 +118,9 @@ pub struct PeerTransport {
     raft: Arc<Mutex<Option<RaftHandle>>>,
     /// Channels for unary calls to other members, connected on first use.
     clients: Arc<Mutex<HashMap<u64, tonic::transport::Channel>>>,
-    /// Since when each peer's stream has been up (etcd's ActiveSince), for the reconfiguration
+    /// Since when each peer's connection has been up (etcd's ActiveSince), for the reconfiguration
     /// checks.
-    active: Arc<RwLock<HashMap<u64, Instant>>>,
+    active: Arc<RwLock<HashMap<u64, (Instant, LinkToken)>>>,
     /// Where sender tasks run; set by `start`, so that peers added later (from the apply
     /// thread) get theirs too.
     runtime: Arc<Mutex<Option<tokio::runtime::Handle>>>,
@@ -215,7 +225,7 @@ impl PeerTransport {
         }
     }
 
-    /// A member was added, or its peer URLs changed: (re)open its stream.
+    /// A member was added, or its peer URLs changed: (re)open its connection.
     pub(crate) fn set_peer(&self, id: u64, urls: Vec<String>) {
         if id == self.me {
             return;
@@ -264,9 +274,29 @@ impl PeerTransport {
         }
     }
 
-    /// Since when the stream to `peer` has been up; None if it is down.
+    /// Since when the connection to `peer` has been up; None if it is down.
     pub(crate) fn active_since(&self, peer: u64) -> Option<Instant> {
-        self.active.read().get(&peer).copied()
+        self.active.read().get(&peer).map(|(since, _)| *since)
+    }
+
+    /// `peer` is reachable through `link` (since the first time it was, on this link).
+    fn mark_active(&self, peer: u64, link: &Arc<Link>) {
+        let token = LinkToken::of(link);
+        let mut active = self.active.write();
+        if active.get(&peer).is_none_or(|(_, owner)| *owner != token) {
+            active.insert(peer, (Instant::now(), token));
+        }
+    }
+
+    /// `link`'s connection to `peer` ended; a newer link (new URLs) that took over is left be.
+    fn mark_inactive(&self, peer: u64, link: &Arc<Link>) {
+        let mut active = self.active.write();
+        if active
+            .get(&peer)
+            .is_some_and(|(_, owner)| *owner == LinkToken::of(link))
+        {
+            active.remove(&peer);
+        }
     }
 
     /// A client for unary calls to member `id`'s peer port; None for an unknown member.
@@ -361,7 +391,7 @@ impl cairn_raft::Transport for PeerTransport {
     }
 }
 
-/// Times an empty call to `peer` every [`PROBE_INTERVAL`] while its stream is up, until the
+/// Times an empty call to `peer` every [`PROBE_INTERVAL`] while its connection is up, until the
 /// peer is removed (its link closes).
 async fn probe_loop(t: PeerTransport, peer: u64, link: Arc<Link>) {
     let label = format!("{peer:x}");
