@@ -746,6 +746,17 @@ impl RealEtcd {
         RealEtcd::start_with("http", &[], &[])
     }
 
+    /// The server's `--data-dir`.
+    pub fn data_dir(&self) -> PathBuf {
+        self._dir.path().join("data")
+    }
+
+    /// SIGKILL; the data dir stays until the value is dropped.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// With extra server flags; `scheme` `https` for TLS, `client_args` what etcdctl needs to
     /// reach it then.
     pub fn start_with(scheme: &str, extra: &[&str], client_args: &[&str]) -> RealEtcd {
