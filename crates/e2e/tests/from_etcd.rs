@@ -26,6 +26,32 @@ fn state(ep: &str, extra: &[&str]) -> (Value, Value) {
     (v["kvs"].clone(), v["header"]["revision"].clone())
 }
 
+/// A one-member Cairn (not started) and `cairnutl snapshot restore` of `file` into its data dir,
+/// with `extra` flags; the member is set up to start as the restored cluster.
+fn restore_into(dir: &std::path::Path, file: &str, extra: &[&str]) -> (Member, Run) {
+    let mut m = Member::unstarted("m1", &dir.join("m1"), &[]);
+    let peer = m.peer_url();
+    let data = m.data_dir.to_str().unwrap().to_string();
+    let initial = format!("m1={peer}");
+    let mut args = vec![
+        "snapshot",
+        "restore",
+        file,
+        "--name",
+        "m1",
+        "--initial-cluster",
+        &initial,
+        "--initial-advertise-peer-urls",
+        &peer,
+        "--data-dir",
+        &data,
+    ];
+    args.extend_from_slice(extra);
+    let run = cairnutl(&args);
+    m.initial_cluster = Some(initial);
+    (m, run)
+}
+
 #[test]
 fn a_snapshot_of_real_etcd_restores_into_cairn_with_its_history() {
     let etcd = RealEtcd::start();
@@ -83,24 +109,8 @@ fn a_snapshot_of_real_etcd_restores_into_cairn_with_its_history() {
         assert_eq!(ours.stdout, theirs.stdout, "{format}");
     }
 
-    let mut m = Member::unstarted("m1", &dir.path().join("m1"), &[]);
-    let peer = m.peer_url();
-    let data = m.data_dir.to_str().unwrap().to_string();
-    let restored = cairnutl(&[
-        "snapshot",
-        "restore",
-        f,
-        "--name",
-        "m1",
-        "--initial-cluster",
-        &format!("m1={peer}"),
-        "--initial-advertise-peer-urls",
-        &peer,
-        "--data-dir",
-        &data,
-    ]);
+    let (mut m, restored) = restore_into(dir.path(), f, &[]);
     assert_eq!(restored.code, 0, "{restored:?}");
-    m.initial_cluster = Some(format!("m1={peer}"));
     m.launch();
     let ep = m.endpoint();
 
@@ -197,24 +207,8 @@ fn users_roles_and_permissions_come_along_with_auth_on() {
         None,
     ));
 
-    let mut m = Member::unstarted("m1", &dir.path().join("m1"), &[]);
-    let peer = m.peer_url();
-    let data = m.data_dir.to_str().unwrap().to_string();
-    let initial = format!("m1={peer}");
-    ok(cairnutl(&[
-        "snapshot",
-        "restore",
-        f,
-        "--name",
-        "m1",
-        "--initial-cluster",
-        &initial,
-        "--initial-advertise-peer-urls",
-        &peer,
-        "--data-dir",
-        &data,
-    ]));
-    m.initial_cluster = Some(initial);
+    let (mut m, restored) = restore_into(dir.path(), f, &[]);
+    ok(restored);
     m.client_args = vec!["--user".into(), "root:pw".into()];
     m.launch();
     let ep = m.endpoint();
@@ -256,38 +250,16 @@ fn a_stopped_etcd_members_backend_file_restores() {
     ));
     etcd.kill9();
     let db = etcd.data_dir().join("member").join("snap").join("db");
-    let mut m = Member::unstarted("m1", &dir.path().join("m1"), &[]);
-    let peer = m.peer_url();
-    let data = m.data_dir.to_str().unwrap().to_string();
-    let initial = format!("m1={peer}");
     let db = db.to_str().unwrap();
-    let args = |extra: &[&'static str]| {
-        let mut a = vec![
-            "snapshot",
-            "restore",
-            db,
-            "--name",
-            "m1",
-            "--initial-cluster",
-            &initial,
-            "--initial-advertise-peer-urls",
-            &peer,
-            "--data-dir",
-            &data,
-        ];
-        a.extend_from_slice(extra);
-        a.into_iter().map(str::to_string).collect::<Vec<_>>()
-    };
-    let run = |a: Vec<String>| cairnutl(&a.iter().map(String::as_str).collect::<Vec<_>>());
-    let refused = run(args(&[]));
+    let (_, refused) = restore_into(dir.path(), db, &[]);
     assert!(
         refused
             .stderr
             .contains("snapshot missing hash but --skip-hash-check=false"),
         "{refused:?}"
     );
-    ok(run(args(&["--skip-hash-check"])));
-    m.initial_cluster = Some(initial.clone());
+    let (mut m, restored) = restore_into(dir.path(), db, &["--skip-hash-check"]);
+    ok(restored);
     m.launch();
     let (got, got_revision) = state(&m.endpoint(), &[]);
     assert_eq!(got, want);
