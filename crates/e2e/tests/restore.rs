@@ -270,7 +270,10 @@ fn damaged_snapshots_and_unsafe_targets_are_refused() {
     let run = restore(&cut, &["--skip-hash-check"]);
     assert_eq!(run.code, 1, "{run:?}");
     assert!(
-        run.stderr.contains("not a Cairn backend or damaged"),
+        run.stderr.contains(&format!(
+            "Error: {}: not an etcd backend or damaged",
+            cut.display()
+        )),
         "{run:?}"
     );
     nothing_left();

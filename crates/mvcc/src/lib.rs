@@ -47,7 +47,7 @@ use std::time::{Duration, Instant};
 
 pub use index::{KeyIndex, Revision};
 pub use ops::{Applier, CompactOutcome, RawRange, txn_is_read_only, txn_is_serializable};
-pub use snapshot::{Defragmented, close_gradually};
+pub use snapshot::{Defragmented, Frozen, FrozenMarks, close_gradually};
 pub use watch::{StreamId, StreamSink, WatchError, WatchEvent, WatchId, WatchMsg, WatchSpec};
 
 use cairn_proto::mvccpb::{Event, event::EventType};

@@ -324,3 +324,92 @@ impl Store {
         Ok(consistent)
     }
 }
+
+/// A consistent view of the backend as of its last write-back, read without copying it: what a
+/// snapshot in another format (etcd's) is written from while writes go on. It holds a read
+/// transaction, so the pages it sees stay allocated until it is dropped.
+pub struct Frozen {
+    txn: redb::ReadTransaction,
+}
+
+/// Called with a record's revision, whether it is a tombstone, and its encoded KeyValue.
+pub type VisitRecord<'a, E> =
+    dyn FnMut(crate::Revision, bool, &[u8]) -> std::result::Result<(), E> + 'a;
+/// Called with a lease's id and record.
+pub type VisitLease<'a, E> = dyn FnMut(i64, &[u8]) -> std::result::Result<(), E> + 'a;
+
+/// A store's position as a [`Frozen`] view has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrozenMarks {
+    pub consistent_index: u64,
+    pub term: u64,
+    pub revision: i64,
+    pub compacted: i64,
+}
+
+impl Store {
+    /// A consistent view of the backend. What is applied but not written back is not in it:
+    /// call [`Store::write_back_now`] first for everything applied so far.
+    pub fn freeze(&self) -> Result<Frozen> {
+        let txn = self.db().begin_read().map_err(MvccError::backend)?;
+        Ok(Frozen { txn })
+    }
+}
+
+impl Frozen {
+    pub fn marks(&self) -> Result<FrozenMarks> {
+        let meta = self.txn.open_table(META).map_err(MvccError::backend)?;
+        Ok(FrozenMarks {
+            consistent_index: meta_u64(&meta, "consistent_index")?,
+            term: meta_u64(&meta, "term")?,
+            revision: meta_u64(&meta, "current_rev")? as i64,
+            compacted: meta_u64(&meta, "compact_rev")? as i64,
+        })
+    }
+
+    /// A meta value the server stored.
+    pub fn meta(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        let meta = self.txn.open_table(META).map_err(MvccError::backend)?;
+        let value = meta.get(name).map_err(MvccError::backend)?;
+        Ok(value.map(|v| v.value().to_vec()))
+    }
+
+    /// Every record of the history in revision order: its revision, whether it is a deletion's
+    /// tombstone, and its encoded `mvccpb.KeyValue` (a tombstone's holds the key and the
+    /// deletion's revision).
+    pub fn records<E: From<MvccError>>(
+        &self,
+        visit: &mut VisitRecord<'_, E>,
+    ) -> std::result::Result<(), E> {
+        let kv = self.txn.open_table(KV).map_err(MvccError::backend)?;
+        for item in kv.iter().map_err(MvccError::backend)? {
+            let (key, value) = item.map_err(MvccError::backend)?;
+            let rev = crate::Revision::from_key(key.value());
+            let (kind, record) = match value.value().split_first() {
+                Some((kind, record)) => (*kind, record),
+                None => {
+                    return Err(MvccError::Corrupt {
+                        rev,
+                        reason: "empty record".into(),
+                    }
+                    .into());
+                }
+            };
+            visit(rev, kind == crate::KIND_TOMBSTONE, record)?;
+        }
+        Ok(())
+    }
+
+    /// Every lease record (the server's encoding), by id.
+    pub fn leases<E: From<MvccError>>(
+        &self,
+        visit: &mut VisitLease<'_, E>,
+    ) -> std::result::Result<(), E> {
+        let leases = self.txn.open_table(LEASES).map_err(MvccError::backend)?;
+        for item in leases.iter().map_err(MvccError::backend)? {
+            let (id, record) = item.map_err(MvccError::backend)?;
+            visit(id.value(), record.value())?;
+        }
+        Ok(())
+    }
+}

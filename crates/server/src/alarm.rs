@@ -19,7 +19,28 @@ use parking_lot::RwLock;
 use prost::Message;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-const ALARMS_KEY: &str = "alarms";
+pub(crate) const ALARMS_KEY: &str = "alarms";
+
+/// The stored list of alarms in the backend's meta (a snapshot in etcd's format carries it in
+/// a bucket of its own).
+pub(crate) fn stored(raw: Option<&[u8]>) -> Result<Vec<AlarmMember>, ServerError> {
+    match raw {
+        Some(raw) => Ok(AlarmResponse::decode(raw)
+            .map_err(|e| ServerError::Internal(format!("stored alarms: {e}")))?
+            .alarms),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// The meta name and value that store `list`.
+pub(crate) fn to_store(list: Vec<AlarmMember>) -> (&'static str, Vec<u8>) {
+    let encoded = AlarmResponse {
+        header: None,
+        alarms: list,
+    }
+    .encode_to_vec();
+    (ALARMS_KEY, encoded)
+}
 
 /// etcd's estimate of what a put adds to the backend beyond its key and value.
 const KV_OVERHEAD: u64 = 256;
@@ -42,14 +63,7 @@ impl Alarms {
 
     /// Reads the alarms again (after the backend was replaced by a snapshot).
     pub(crate) fn reload(&self, store: &Store) -> Result<(), ServerError> {
-        let list = match store.meta(ALARMS_KEY)? {
-            Some(raw) => {
-                AlarmResponse::decode(raw.as_slice())
-                    .map_err(|e| ServerError::Internal(format!("stored alarms: {e}")))?
-                    .alarms
-            }
-            None => Vec::new(),
-        };
+        let list = stored(store.meta(ALARMS_KEY)?.as_deref())?;
         self.publish(list);
         Ok(())
     }
@@ -113,12 +127,8 @@ impl Alarms {
             _ => {}
         }
         if list != *self.active.read() {
-            let encoded = AlarmResponse {
-                header: None,
-                alarms: list.clone(),
-            }
-            .encode_to_vec();
-            a.put_meta(ALARMS_KEY, &encoded)?;
+            let (name, encoded) = to_store(list.clone());
+            a.put_meta(name, &encoded)?;
             self.publish(list);
         }
         Ok(AlarmResponse {

@@ -77,7 +77,7 @@ pub(crate) fn encode_record(ttl: i64, remaining_ms: i64) -> [u8; 16] {
     b
 }
 
-fn decode_record(raw: &[u8]) -> Option<(i64, i64)> {
+pub(crate) fn decode_record(raw: &[u8]) -> Option<(i64, i64)> {
     let ttl = i64::from_le_bytes(raw.get(..8)?.try_into().ok()?);
     let remaining_ms = i64::from_le_bytes(raw.get(8..16)?.try_into().ok()?);
     Some((ttl, remaining_ms))

@@ -17,6 +17,7 @@ pub mod compactor;
 pub mod config;
 mod errors;
 pub mod etcd;
+mod etcd_backend;
 mod failpoint;
 mod gateway;
 mod http;

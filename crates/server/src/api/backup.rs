@@ -1,6 +1,8 @@
-//! Maintenance.Snapshot: a consistent copy of the backend streamed to a client, framed as etcd
-//! frames it (blobs of 32 KiB with the bytes still to come, then the SHA-256 of everything sent
-//! as the last blob, which restore tools check).
+//! Maintenance.Snapshot: a consistent copy of the backend streamed to a client, in etcd's
+//! backend format (a bbolt file: `etcd_backend::export`) so that etcd's own tools and etcd
+//! itself can read and restore it, framed as etcd frames it (blobs of 32 KiB with the bytes
+//! still to come, then the SHA-256 of everything sent as the last blob, which restore tools
+//! check).
 //!
 //! The copy is made from one read transaction of the backend, so writes go on while it is made
 //! and sent; its pages reach the disk as they are written (`cairn_mvcc::writeback`), so a large
@@ -107,16 +109,20 @@ fn make_copy(
     // What has been applied but not yet written back belongs in the copy. Made at normal
     // priority: a write-back holds the backend's writer, which applies may wait for.
     store.write_back_now()?;
+    let frozen = store.freeze()?;
     crate::readpool::lower_priority(SEND_NICENESS);
     let started = std::time::Instant::now();
-    store.write_snapshot(path)?;
+    let marks = crate::etcd_backend::export(&frozen, path)?;
+    drop(frozen);
     metrics
         .snapshot_duration
         .observe(started.elapsed().as_secs_f64());
     tracing::info!(
         size = std::fs::metadata(path).map_or(0, |m| m.len()),
+        revision = marks.revision,
+        consistent_index = marks.consistent_index,
         took_ms = started.elapsed().as_millis() as u64,
-        "copied the backend for a snapshot"
+        "wrote the backend in etcd's format for a snapshot"
     );
     let file = std::fs::File::open(path).map_err(io)?;
     std::fs::remove_file(path).map_err(io)?;

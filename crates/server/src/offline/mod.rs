@@ -10,8 +10,6 @@
 //! half-written data dir where a member could start on it.
 
 mod backup;
-mod bbolt;
-mod from_etcd;
 mod restore;
 mod snapshot_file;
 
@@ -57,9 +55,22 @@ pub enum OfflineError {
     /// etcdutl's words for a backup dir that already holds a backup.
     #[error("expected {dir:?} to be empty, got [{}]", names.join(" "))]
     NotEmpty { dir: String, names: Vec<String> },
+    #[error(transparent)]
+    Bbolt(cairn_bbolt::BboltError),
     /// etcdutl's words for a migration to a version it does not know.
     #[error("cannot create migration plan: version {0:?} is not supported")]
     Unsupported(String),
+}
+
+impl From<cairn_bbolt::BboltError> for OfflineError {
+    fn from(e: cairn_bbolt::BboltError) -> Self {
+        match e {
+            cairn_bbolt::BboltError::Damaged { path, what } => {
+                OfflineError::NotEtcdBackend { path, what }
+            }
+            other => OfflineError::Bbolt(other),
+        }
+    }
 }
 
 pub(crate) fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> OfflineError + '_ {

@@ -184,13 +184,20 @@ fn build(
     let snap_dir = parent_of(&db);
     std::fs::create_dir_all(&snap_dir).map_err(io_error(&snap_dir))?;
     extract(&opts.snapshot, &db, !opts.skip_hash_check, progress)?;
-    if super::bbolt::is_bbolt(&db) {
+    if cairn_bbolt::is_bbolt(&db) {
         // A snapshot of real etcd: its backend becomes a Cairn one first.
         let etcd = db.with_extension("etcd");
         std::fs::rename(&db, &etcd).map_err(io_error(&db))?;
-        let converted = super::from_etcd::convert(&etcd, &db);
+        let converted = crate::etcd_backend::convert(&etcd, &db);
         let _ = std::fs::remove_file(&etcd);
-        converted?;
+        converted.map_err(|e| match e {
+            // Named after the file the operator gave, not the staged copy.
+            OfflineError::NotEtcdBackend { what, .. } => OfflineError::NotEtcdBackend {
+                path: opts.snapshot.clone(),
+                what,
+            },
+            other => other,
+        })?;
     }
 
     // As etcd: the new log starts after one index per member, in term 1.

@@ -94,9 +94,9 @@ pub struct SnapshotStatus {
 pub fn snapshot_status(snapshot: &Path) -> Result<SnapshotStatus, OfflineError> {
     let copy = scratch_beside(snapshot, "status");
     extract(snapshot, &copy.0, false, &mut |_, _| {})?;
-    if super::bbolt::is_bbolt(&copy.0) {
-        // A snapshot of real etcd: its numbers as etcdutl computes them.
-        let status = super::bbolt::Bbolt::open(&copy.0)?.status()?;
+    if cairn_bbolt::is_bbolt(&copy.0) {
+        // A snapshot in etcd's format: its numbers as etcdutl computes them.
+        let status = crate::etcd_backend::status(&copy.0)?;
         return Ok(SnapshotStatus {
             hash: status.hash,
             revision: status.revision,
