@@ -418,6 +418,17 @@ pub struct Cluster {
     pub members: Vec<Member>,
 }
 
+/// Starts every member and waits until each serves (members of one cluster need each other to
+/// elect a leader, so none is waited for alone).
+pub fn launch_all(members: &mut [Member]) {
+    for m in members.iter_mut() {
+        m.spawn();
+    }
+    for m in members.iter_mut() {
+        m.wait_ready();
+    }
+}
+
 impl Cluster {
     /// Starts `n` members named m1…mn, each with its own data dir under `dir`, and waits until
     /// every one serves.
@@ -738,6 +749,7 @@ pub fn cairnutl(args: &[&str]) -> Run {
 /// Real etcd (Debian's `etcd-server`), for side-by-side comparisons.
 pub struct RealEtcd {
     pub client_port: u16,
+    peer: String,
     child: Child,
     _dir: tempfile::TempDir,
 }
@@ -750,6 +762,16 @@ impl RealEtcd {
     /// The server's `--data-dir`.
     pub fn data_dir(&self) -> PathBuf {
         self._dir.path().join("data")
+    }
+
+    /// SIGTERM, as an operator stops etcd, and waits for it to exit; the data dir stays until
+    /// the value is dropped.
+    pub fn stop(&mut self) {
+        // SAFETY: a plain kill(2) of our own child, which has not been waited for yet.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let _ = self.child.wait();
     }
 
     /// SIGKILL; the data dir stays until the value is dropped.
@@ -811,6 +833,19 @@ impl RealEtcd {
         extra: &[&str],
         client_args: &[&str],
     ) -> RealEtcd {
+        RealEtcd::spawn(dir, peer, client_port, scheme, extra, client_args, true)
+    }
+
+    /// Starts etcd; with `wait`, until it is healthy.
+    fn spawn(
+        dir: tempfile::TempDir,
+        peer: &str,
+        client_port: u16,
+        scheme: &str,
+        extra: &[&str],
+        client_args: &[&str],
+        wait: bool,
+    ) -> RealEtcd {
         let bin = ["/usr/bin/etcd", "/usr/local/bin/etcd"]
             .into_iter()
             .find(|p| Path::new(p).exists())
@@ -834,9 +869,21 @@ impl RealEtcd {
             .expect("spawn etcd");
         let e = RealEtcd {
             client_port,
+            peer: peer.to_string(),
             child,
             _dir: dir,
         };
+        if !wait {
+            return e;
+        }
+        e.wait_healthy(scheme, client_args);
+        e
+    }
+
+    /// Waits until the member answers its health check (with a leader).
+    fn wait_healthy(&self, scheme: &str, client_args: &[&str]) {
+        let client_port = self.client_port;
+        let client = format!("{scheme}://127.0.0.1:{client_port}");
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             let healthy = if scheme == "https" {
@@ -853,11 +900,50 @@ impl RealEtcd {
                 }
             };
             if healthy {
-                return e;
+                return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("etcd did not become healthy");
+    }
+
+    /// `n` members of one new etcd cluster, named `m0`, `m1`, ..., each healthy.
+    pub fn cluster(n: usize) -> Vec<RealEtcd> {
+        let peers: Vec<String> = (0..n)
+            .map(|_| format!("http://127.0.0.1:{}", free_port()))
+            .collect();
+        let initial = peers
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("m{i}={p}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let members: Vec<RealEtcd> = peers
+            .iter()
+            .enumerate()
+            .map(|(i, peer)| {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let name = format!("m{i}");
+                RealEtcd::spawn(
+                    dir,
+                    peer,
+                    free_port(),
+                    "http",
+                    &["--name", &name, "--initial-cluster", &initial],
+                    &[],
+                    false,
+                )
+            })
+            .collect();
+        for m in &members {
+            m.wait_healthy("http", &[]);
+        }
+        members
+    }
+
+    /// The member's peer URL.
+    pub fn peer_url(&self) -> &str {
+        &self.peer
     }
 
     pub fn endpoint(&self) -> String {

@@ -34,6 +34,8 @@ pub struct History {
     pub revision: Value,
     /// The state 10 revisions before the deletion.
     pub old_state: Value,
+    /// What a watch replaying `k/` from 10 revisions before the deletion reports.
+    pub events: Vec<Value>,
 }
 
 /// Puts, overwrites, a deletion of two keys, a compaction, a lease with a key and a
@@ -62,12 +64,14 @@ pub fn write_history(ep: &str) -> History {
     ok(etcdctl(ep, &["txn"], Some("\nput t/1 a\nput t/2 b\n\n\n")));
     let (state_now, revision) = state(ep, &[]);
     let old_state = state(ep, &["--rev", &(mid - 10).to_string()]).0;
+    let events = replayed_events(ep, mid - 10);
     History {
         mid,
         lease_id,
         state: state_now,
         revision,
         old_state,
+        events,
     }
 }
 
@@ -93,10 +97,10 @@ pub fn replayed_events(ep: &str, from: i64) -> Vec<Value> {
     events
 }
 
-/// Asserts that the member at `ep` holds `history` as the member it was written on did (at
-/// `src`, still running): state, revision, history above the compaction, the compaction's
-/// error below it, watch replay, the lease, and the next write's revision.
-pub fn assert_same_history(ep: &str, src: &str, history: &History) {
+/// Asserts that the member at `ep` holds `history` as the member it was written on did:
+/// state, revision, history above the compaction, the compaction's error below it, watch
+/// replay, the lease, and the next write's revision.
+pub fn assert_same_history(ep: &str, history: &History) {
     let (got, got_revision) = state(ep, &[]);
     assert_eq!(got, history.state);
     assert_eq!(got_revision, history.revision);
@@ -122,7 +126,7 @@ pub fn assert_same_history(ep: &str, src: &str, history: &History) {
             .any(|e| e["kv"]["mod_revision"].as_i64() == Some(mid) && e["type"] == 1),
         "no deletion at {mid}: {replayed:?}"
     );
-    assert_eq!(replayed, replayed_events(src, mid - 10));
+    assert_eq!(replayed, history.events);
     let ttl = json(etcdctl(
         ep,
         &[

@@ -69,7 +69,7 @@ fn zap_json_lines_carry_the_key_events_once_with_their_numbers() {
     let defrag = with_msg(&lines, "finished defragmenting");
     assert_eq!(defrag.len(), 1, "{raw}");
     assert!(defrag[0]["size_before"].as_u64().is_some_and(|s| s > 0));
-    let snapshot = with_msg(&lines, "copied the backend for a snapshot");
+    let snapshot = with_msg(&lines, "wrote the backend in etcd's format for a snapshot");
     assert_eq!(snapshot.len(), 1, "{raw}");
     assert!(snapshot[0]["size"].as_u64().is_some_and(|s| s > 0));
     assert_eq!(with_msg(&lines, "member started").len(), 1);

@@ -519,13 +519,14 @@ fn cairnctl_restores_and_reads_snapshots_as_etcdctl_3_5() {
     assert_eq!(again.code, 1, "{again:?}");
     assert!(again.stderr.contains("not empty"), "{again:?}");
 
-    // `defrag --data-dir` works offline as in etcdctl 3.4: refused while the member runs,
-    // silent on success once it is stopped, and the member starts on the result.
+    // `defrag --data-dir` works offline as in etcdctl 3.5 (after its note): refused while the
+    // member runs, silent on success once it is stopped, and the member starts on the result.
+    let note =
+        "Use `etcdutl defrag` instead. The --data-dir is going to be decomissioned in v3.6.\n\n";
     let busy = cairn_e2e::cairnctl("127.0.0.1:1", &["defrag", "--data-dir", &data_dir], None);
     assert_eq!(busy.code, 1, "{busy:?}");
     assert!(
-        busy.stderr
-            .starts_with(&format!("Failed to defragment etcd data[{data_dir}] (")),
+        busy.stderr.starts_with(&format!("{note}Error: ")),
         "{busy:?}"
     );
     m.kill9();
@@ -535,6 +536,7 @@ fn cairnctl_restores_and_reads_snapshots_as_etcdctl_3_5() {
         None,
     ));
     assert_eq!(done.stdout, "", "{done:?}");
+    assert!(done.stderr.starts_with(note), "{done:?}");
     m.restart();
     assert_eq!(all_kvs(&m.endpoint()), expected);
 }

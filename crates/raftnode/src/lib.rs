@@ -452,6 +452,43 @@ pub fn bootstrap_wal(
     term: u64,
     voters: &[u64],
 ) -> Result<(), RaftError> {
+    write_adopted_wal(
+        wal_dir,
+        &AdoptedLog {
+            index,
+            term,
+            voters: voters.to_vec(),
+            learners: Vec::new(),
+            hard_term: term,
+            vote: 0,
+            commit: index,
+            entries: Vec::new(),
+        },
+    )
+}
+
+/// A member's Raft state as another implementation of the same cluster left it (etcd's WAL,
+/// read by the server): the point its state machine holds, its configuration there, its hard
+/// state, and the log after that point with each entry's data already in Cairn's encoding.
+#[derive(Debug, Clone, Default)]
+pub struct AdoptedLog {
+    /// The state machine holds everything up to `index`, an entry of `term`.
+    pub index: u64,
+    pub term: u64,
+    pub voters: Vec<u64>,
+    pub learners: Vec<u64>,
+    /// The hard state: term, vote and commit index, kept as they were so that no vote is
+    /// given twice in a term.
+    pub hard_term: u64,
+    pub vote: u64,
+    pub commit: u64,
+    /// The log after `index`: index, term and data (empty for an entry with nothing to apply).
+    pub entries: Vec<(u64, u64, Vec<u8>)>,
+}
+
+/// Writes a new, empty WAL dir with `log` in it: a snapshot marker at its point, its hard
+/// state, and its entries.
+pub fn write_adopted_wal(wal_dir: &std::path::Path, log: &AdoptedLog) -> Result<(), RaftError> {
     let (mut wal, rec) = Wal::open(wal_dir)?;
     if rec.snapshot.is_some() || rec.hard_state.is_some() || !rec.entries.is_empty() {
         return Err(RaftError::Invalid(format!(
@@ -460,21 +497,33 @@ pub fn bootstrap_wal(
         )));
     }
     let meta = SnapshotMetadata {
-        index,
-        term,
-        conf_state: Some(ConfState::from((voters.to_vec(), Vec::<u64>::new()))),
+        index: log.index,
+        term: log.term,
+        conf_state: Some(ConfState::from((log.voters.clone(), log.learners.clone()))),
     };
     let marker = SnapshotRecord {
-        index,
-        term,
+        index: log.index,
+        term: log.term,
         data: Bytes::from(encode(&meta)?),
     };
     let hard_state = HardState {
-        term,
-        vote: 0,
-        commit: index,
+        term: log.hard_term.max(log.term),
+        vote: log.vote,
+        commit: log.commit.max(log.index),
     };
-    wal.snapshot(&marker, &encode(&hard_state)?, &[])?;
+    let tail = log
+        .entries
+        .iter()
+        .map(|(index, term, data)| {
+            to_record(&Entry {
+                index: *index,
+                term: *term,
+                data: data.clone(),
+                ..Default::default()
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    wal.snapshot(&marker, &encode(&hard_state)?, &tail)?;
     Ok(())
 }
 

@@ -78,6 +78,9 @@ pub enum ServerError {
     Auth(#[from] crate::auth::AuthError),
     #[error("internal error: {0}")]
     Internal(String),
+    /// A data dir etcd wrote that Cairn cannot start on as it is.
+    #[error("cannot start on etcd's data dir {dir}: {reason}")]
+    EtcdDataDir { dir: String, reason: String },
     #[error("{}", msg::MEMBER_NOT_FOUND)]
     MemberNotFound,
     #[error("{}", msg::MEMBER_EXISTS)]

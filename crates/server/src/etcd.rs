@@ -207,6 +207,7 @@ impl EtcdServer {
                 config.data_dir().display()
             )));
         }
+        crate::etcd_backend::adopt(&config)?;
         let backend = config.backend_path();
         if let Some(dir) = backend.parent() {
             std::fs::create_dir_all(dir)

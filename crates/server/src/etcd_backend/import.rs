@@ -114,3 +114,63 @@ pub(crate) fn convert(src: &Path, dest: &Path) -> Result<(), OfflineError> {
         (Err(e), None) => Err(OfflineError::Mvcc(e)),
     }
 }
+
+/// The consistent index etcd recorded in its backend: the last log entry whose effects it holds
+/// (etcd 3.4 records it only with entries that change keys; see `adopt`).
+pub(crate) fn consistent_index(etcd: &Reader) -> Result<u64, OfflineError> {
+    let mut index = 0;
+    etcd.each::<OfflineError>(META, &mut |key, value| {
+        if key == b"consistent_index"
+            && let Some(raw) = value.get(..8).and_then(|b| b.try_into().ok())
+        {
+            index = u64::from_be_bytes(raw);
+        }
+        Ok(())
+    })?;
+    Ok(index)
+}
+
+/// A member as etcd stores it: in its backend's `members` bucket, and as the context of the
+/// configuration change that added it.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub(crate) struct EtcdMember {
+    #[serde(default)]
+    pub id: u64,
+    #[serde(rename = "peerURLs", default)]
+    pub peer_urls: Vec<String>,
+    #[serde(rename = "isLearner", default)]
+    pub is_learner: bool,
+    #[serde(default)]
+    pub name: String,
+    #[serde(rename = "clientURLs", default)]
+    pub client_urls: Vec<String>,
+}
+
+/// The members and removed member ids etcd's backend records (empty in a backend etcd's
+/// restore made: that keeps the members in the log only).
+pub(crate) fn members(etcd: &Reader) -> Result<(Vec<EtcdMember>, Vec<u64>), OfflineError> {
+    let path = std::path::PathBuf::new();
+    let bad = |what: String| OfflineError::NotEtcdBackend {
+        path: path.clone(),
+        what,
+    };
+    let mut members = Vec::new();
+    etcd.each::<OfflineError>(super::MEMBERS, &mut |key, value| {
+        let mut member: EtcdMember = serde_json::from_slice(value)
+            .map_err(|e| bad(format!("member {}: {e}", String::from_utf8_lossy(key))))?;
+        if member.id == 0 {
+            member.id = u64::from_str_radix(&String::from_utf8_lossy(key), 16)
+                .map_err(|e| bad(format!("member id {:?}: {e}", String::from_utf8_lossy(key))))?;
+        }
+        members.push(member);
+        Ok(())
+    })?;
+    let mut removed = Vec::new();
+    etcd.each::<OfflineError>(super::MEMBERS_REMOVED, &mut |key, _| {
+        let id = u64::from_str_radix(&String::from_utf8_lossy(key), 16)
+            .map_err(|e| bad(format!("removed member id: {e}")))?;
+        removed.push(id);
+        Ok(())
+    })?;
+    Ok((members, removed))
+}

@@ -5,13 +5,17 @@
 //! records, the members' JSON, alarms), [`import`]ing a snapshot of etcd into a new Cairn
 //! backend (restore), [`export`]ing a consistent view of Cairn's backend as etcd's file (what
 //! Maintenance.Snapshot sends, so `etcdctl snapshot status|restore` and etcd itself read it),
-//! and [`status`], the numbers `etcdutl snapshot status` prints.
+//! [`status`], the numbers `etcdutl snapshot status` prints, and [`adopt`]ing a data dir etcd
+//! wrote (its backend and its WAL, read by `wal`), so that `cairn` starts where etcd stopped.
 //!
 //! Must not: know bbolt's pages (`cairn_bbolt` does) or redb's tables (`cairn_mvcc` does).
 
+mod adopt;
 mod export;
 mod import;
+mod wal;
 
+pub(crate) use adopt::adopt;
 pub(crate) use export::export;
 pub(crate) use import::convert;
 
