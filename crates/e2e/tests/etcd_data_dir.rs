@@ -1,8 +1,8 @@
 //! Replacing etcd by changing the binary's name: an etcd 3.4.23 member is stopped, and `cairn`
 //! starts on its data dir with the same flags. It goes on as the same member of the same
-//! cluster with the same keys, history, compaction, leases (one granted after the last write,
-//! which etcd had not recorded as applied in its backend, comes from its log), and etcd's own
-//! files are kept aside untouched.
+//! cluster with the same keys, history, compaction and leases, and etcd's own files are kept
+//! aside untouched. Writes etcd acknowledged but had only in its log when it was killed are
+//! applied from that log.
 
 use cairn_e2e::migration::{assert_same_history, json, ok, write_history};
 use cairn_e2e::{Member, RealEtcd, etcdctl};
@@ -12,8 +12,8 @@ fn cairn_starts_where_a_stopped_etcd_member_left_off() {
     let mut etcd = RealEtcd::start();
     let src = etcd.endpoint();
     let history = write_history(&src);
-    // After the last write: etcd 3.4 applies a lease grant without moving the consistent index
-    // its backend records, so this lease is in etcd's log past that point.
+    // After the last write (etcd 3.4 applies a lease grant without moving the consistent index
+    // its backend records).
     let late = json(etcdctl(
         &src,
         &["lease", "grant", "900", "-w", "json"],
@@ -169,4 +169,34 @@ fn a_three_member_etcd_cluster_goes_on_as_a_cairn_cluster() {
         );
     }
     assert_same_history(&cairns[1].endpoint(), &history);
+}
+
+/// etcd commits its backend on an interval: writes acknowledged before a SIGKILL and after the
+/// last commit are only in its WAL (here all of them: the interval is an hour). Cairn, started
+/// on the data dir, applies them from the log it carries over.
+#[test]
+fn writes_only_in_a_killed_etcds_log_are_applied() {
+    let mut etcd = RealEtcd::start_with("http", &["--backend-batch-interval", "1h"], &[]);
+    let src = etcd.endpoint();
+    ok(etcdctl(&src, &["put", "first", "1"], None));
+    let mut txn = String::from("\n");
+    for i in 0..20 {
+        txn.push_str(&format!("put late/{i:02} v{i}\n"));
+    }
+    txn.push_str("\n\n");
+    ok(etcdctl(&src, &["txn"], Some(&txn)));
+    ok(etcdctl(&src, &["put", "last", "x"], None));
+    etcd.kill9();
+
+    let mut m = Member::unstarted("default", &etcd.data_dir(), &[]);
+    m.launch();
+    let ep = m.endpoint();
+    let late = json(etcdctl(
+        &ep,
+        &["get", "late/", "--prefix", "-w", "json"],
+        None,
+    ));
+    assert_eq!(late["count"].as_i64(), Some(20), "{late}");
+    let last = ok(etcdctl(&ep, &["get", "last"], None));
+    assert_eq!(last.stdout, "last\nx\n");
 }

@@ -207,16 +207,18 @@ fn classify(entry: &Entry) -> Result<Carried, String> {
     Err(at("a request Cairn cannot carry over"))
 }
 
-/// A v2 request (etcd 3.4 proposes them bare; `None` if `data` is not one): etcd's own records
-/// under `/0` (member attributes, the cluster version) are nothing to apply; v2 keys are not
-/// kept by Cairn.
+/// A v2 request (etcd 3.4 proposes them bare; `None` if `data` is not one): reads and etcd's
+/// own records under `/0` (member attributes, the cluster version) are nothing to apply; v2
+/// keys are not kept by Cairn.
 fn v2_request(data: &[u8]) -> Option<Result<Carried, String>> {
     const METHODS: [&str; 7] = ["PUT", "POST", "DELETE", "QGET", "GET", "HEAD", "SYNC"];
     let v2 = V2Request::decode(data).ok()?;
-    if !METHODS.contains(&v2.method.as_str()) || !v2.path.starts_with('/') {
+    if !METHODS.contains(&v2.method.as_str()) {
         return None;
     }
-    Some(if v2.path.starts_with("/0/") {
+    // Reads (etcd 3.4's /health proposes a QGET) and SYNC (v2 TTL expiry) change nothing.
+    let reads = ["QGET", "GET", "HEAD", "SYNC"].contains(&v2.method.as_str());
+    Some(if reads || v2.path.starts_with("/0/") {
         Ok(Carried::Nothing)
     } else {
         Err(format!(
@@ -663,6 +665,54 @@ mod tests {
         // A backend ahead of what the WAL still has.
         let err = plan(&read(&w), 9, Vec::new(), Vec::new()).err().unwrap();
         assert!(err.contains("does not reach"), "{err}");
+    }
+
+    /// Entries as etcd 3.4.23 wrote them (from a member's WAL): its publication of the member's
+    /// attributes and of the cluster version (bare v2 requests), and a put.
+    #[test]
+    fn entries_etcd_3_4_wrote_are_read() {
+        let hex = |s: &str| -> Vec<u8> {
+            (0..s.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+                .collect()
+        };
+        let entry = |data: Vec<u8>| Entry {
+            kind: ENTRY_NORMAL,
+            term: 2,
+            index: 5,
+            data,
+        };
+        let publish = hex(concat!(
+            "0881e4e3f1ffc9e88a9a0112035055541a262f302f6d656d626572732f383836623033633461653637",
+            "396131352f61747472696275746573223a7b226e616d65223a2264656661756c74222c22636c6965",
+            "6e7455524c73223a5b22687474703a2f2f3132372e302e302e313a3234373930225d7d2800320038",
+            "004800500058006000680070007800800100"
+        ));
+        assert!(matches!(classify(&entry(publish)), Ok(Carried::Nothing)));
+        let version = hex(concat!(
+            "0884e4e3f1ffc9e88a9a0112035055541a0a2f302f76657273696f6e2205332e342e302800320038",
+            "004800500058006000680070007800800100"
+        ));
+        assert!(matches!(classify(&entry(version)), Ok(Carried::Nothing)));
+        // What etcd 3.4's /health proposes: a v2 QGET with no path.
+        let health = V2Request {
+            id: 9,
+            method: "QGET".into(),
+            path: String::new(),
+        };
+        let mut health = health.encode_to_vec();
+        health.extend_from_slice(&hex("2800320038004800500058006000680070007800800100"));
+        assert!(matches!(classify(&entry(health)), Ok(Carried::Nothing)));
+        let put = hex("220a0a056669727374120131a2060b0885e4e3f1ffc9e88a9a01");
+        let carried = classify(&entry(put));
+        let Ok(Carried::Request(request)) = carried else {
+            panic!("{:?}", carried.err());
+        };
+        let Some(Request::Put(p)) = request.request else {
+            panic!("{request:?}")
+        };
+        assert_eq!((&p.key[..], &p.value[..]), (&b"first"[..], &b"1"[..]));
     }
 
     #[test]
