@@ -796,7 +796,7 @@ impl RealEtcd {
     ) -> RealEtcd {
         let dir = tempfile::tempdir().expect("tempdir");
         let peer = format!("http://127.0.0.1:{}", free_port());
-        RealEtcd::launch(dir, &peer, client_port, scheme, extra, client_args)
+        RealEtcd::spawn(dir, &peer, client_port, scheme, extra, client_args, true)
     }
 
     /// etcd started on a data dir that real `etcdctl snapshot restore` made of `snapshot`.
@@ -822,18 +822,7 @@ impl RealEtcd {
             None,
         );
         assert_eq!(restored.code, 0, "etcdctl snapshot restore: {restored:?}");
-        RealEtcd::launch(dir, &peer, free_port(), "http", &[], &[])
-    }
-
-    fn launch(
-        dir: tempfile::TempDir,
-        peer: &str,
-        client_port: u16,
-        scheme: &str,
-        extra: &[&str],
-        client_args: &[&str],
-    ) -> RealEtcd {
-        RealEtcd::spawn(dir, peer, client_port, scheme, extra, client_args, true)
+        RealEtcd::spawn(dir, &peer, free_port(), "http", &[], &[], true)
     }
 
     /// Starts etcd; with `wait`, until it is healthy.

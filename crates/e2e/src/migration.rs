@@ -2,7 +2,7 @@
 //! overwrites, deletions, a compaction, a lease and a transaction; the state and history as
 //! etcdctl shows them; and auth set up with users, roles and permissions to compare answers.
 
-use crate::{Bg, Run, etcdctl, normalized};
+use crate::{Bg, Run, cairnutl, etcdctl, normalized};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -188,5 +188,19 @@ pub fn assert_same_auth(ours: &str, theirs: &str) {
         let expected = etcdctl(theirs, args, None);
         let got = etcdctl(ours, args, None);
         assert_eq!(normalized(&got), normalized(&expected), "{args:?}");
+    }
+}
+
+/// etcdctl (at `ep`, for its client side only) and cairnutl print the same status of the
+/// snapshot file `file` in every output format.
+pub fn assert_same_snapshot_status(ep: &str, file: &str) {
+    for format in ["simple", "json", "table"] {
+        let theirs = ok(etcdctl(
+            ep,
+            &["snapshot", "status", file, "-w", format],
+            None,
+        ));
+        let ours = ok(cairnutl(&["snapshot", "status", file, "-w", format]));
+        assert_eq!(ours.stdout, theirs.stdout, "{format}");
     }
 }
