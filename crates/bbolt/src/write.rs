@@ -28,30 +28,52 @@ pub struct Writer {
     /// Finished buckets: name and root page.
     buckets: Vec<(Vec<u8>, u64)>,
     open: Option<Tree>,
+    /// The page being serialized (reused).
+    page: Vec<u8>,
 }
 
-/// One element of a page being filled: a leaf's key and value (with its flags), or a branch's
-/// first key of a child page.
+/// One element of a page being filled: a leaf's key and value sizes (with its flags), or a
+/// branch's first key of a child page. The bytes themselves are in [`Level::data`].
+#[derive(Clone, Copy)]
 struct Element {
-    key: Vec<u8>,
-    value: Vec<u8>,
+    key: u32,
+    value: u32,
     flags: u32,
     child: u64,
 }
 
-/// A page being filled at one level of a tree.
+/// A page being filled at one level of a tree. Its buffers are reused from page to page, so
+/// adding a key costs no allocation.
 #[derive(Default)]
 struct Level {
     elements: Vec<Element>,
+    /// The elements' keys and values, back to back.
+    data: Vec<u8>,
+}
+
+impl Level {
     /// The page's size so far: header, elements, keys and values.
-    bytes: usize,
+    fn bytes(&self) -> usize {
+        PAGE_HEADER + self.elements.len() * ELEMENT + self.data.len()
+    }
+
+    fn first_key(&self) -> &[u8] {
+        let len = self.elements.first().map_or(0, |e| e.key as usize);
+        &self.data[..len]
+    }
+
+    fn clear(&mut self) {
+        self.elements.clear();
+        self.data.clear();
+    }
 }
 
 /// A bucket's tree being built: level 0 is the leaves.
 struct Tree {
     name: Vec<u8>,
     levels: Vec<Level>,
-    last_key: Option<Vec<u8>>,
+    last_key: Vec<u8>,
+    empty: bool,
 }
 
 impl Tree {
@@ -59,7 +81,8 @@ impl Tree {
         Tree {
             name: name.to_vec(),
             levels: vec![Level::default()],
-            last_key: None,
+            last_key: Vec::new(),
+            empty: true,
         }
     }
 }
@@ -78,6 +101,7 @@ impl Writer {
             next_page: 2,
             buckets: Vec::new(),
             open: None,
+            page: Vec::with_capacity(PAGE_SIZE),
         })
     }
 
@@ -119,67 +143,59 @@ impl Writer {
                 ),
             });
         }
-        if tree.last_key.as_deref().is_some_and(|last| last >= key) {
+        if !tree.empty && tree.last_key.as_slice() >= key {
             return Err(BboltError::OutOfOrder {
                 bucket: bucket(),
                 key: key.to_vec(),
             });
         }
-        tree.last_key = Some(key.to_vec());
-        self.add(
-            tree,
-            0,
-            Element {
-                key: key.to_vec(),
-                value: value.to_vec(),
-                flags,
-                child: 0,
-            },
-        )
+        tree.empty = false;
+        tree.last_key.clear();
+        tree.last_key.extend_from_slice(key);
+        self.add(tree, 0, key, value, flags, 0)
     }
 
     /// Adds an element to the page filling at `level`, writing that page out first when the
     /// element would not fit. A leaf holds at least one element and a branch two (a large one
     /// overflows into more pages): with one child per branch, long keys would stack levels
     /// without end.
-    fn add(&mut self, tree: &mut Tree, level: usize, element: Element) -> Result<()> {
-        let size = ELEMENT + element.key.len() + element.value.len();
+    fn add(
+        &mut self,
+        tree: &mut Tree,
+        level: usize,
+        key: &[u8],
+        value: &[u8],
+        flags: u32,
+        child: u64,
+    ) -> Result<()> {
+        let size = ELEMENT + key.len() + value.len();
         let fewest = if level == 0 { 1 } else { 2 };
-        let filling = &mut tree.levels[level];
-        if filling.elements.len() >= fewest && filling.bytes + size > PAGE_SIZE {
-            let full = std::mem::take(filling);
-            self.write_level_page(tree, level, full)?;
+        let filling = &tree.levels[level];
+        if filling.elements.len() >= fewest && filling.bytes() + size > PAGE_SIZE {
+            self.write_level_page(tree, level)?;
         }
         let filling = &mut tree.levels[level];
-        if filling.elements.is_empty() {
-            filling.bytes = PAGE_HEADER;
-        }
-        filling.bytes += size;
-        filling.elements.push(element);
+        // Sizes fit: keys are at most 32 KiB and values under 2 GiB, checked by the caller.
+        filling.elements.push(Element {
+            key: key.len() as u32,
+            value: value.len() as u32,
+            flags,
+            child,
+        });
+        filling.data.extend_from_slice(key);
+        filling.data.extend_from_slice(value);
         Ok(())
     }
 
-    /// Writes a level's page and adds it to the level above.
-    fn write_level_page(&mut self, tree: &mut Tree, level: usize, page: Level) -> Result<u64> {
-        let first_key = page
-            .elements
-            .first()
-            .map(|e| e.key.clone())
-            .unwrap_or_default();
-        let id = self.write_page(level > 0, &page.elements)?;
+    /// Writes the page filling at `level` and adds it to the level above.
+    fn write_level_page(&mut self, tree: &mut Tree, level: usize) -> Result<u64> {
+        let id = self.write_page(level > 0, &tree.levels[level])?;
+        let first_key = tree.levels[level].first_key().to_vec();
+        tree.levels[level].clear();
         if tree.levels.len() == level + 1 {
             tree.levels.push(Level::default());
         }
-        self.add(
-            tree,
-            level + 1,
-            Element {
-                key: first_key,
-                value: Vec::new(),
-                flags: 0,
-                child: id,
-            },
-        )?;
+        self.add(tree, level + 1, &first_key, &[], 0, id)?;
         Ok(id)
     }
 
@@ -187,14 +203,13 @@ impl Writer {
     fn finish_tree(&mut self, mut tree: Tree) -> Result<u64> {
         let mut level = 0;
         loop {
-            let page = std::mem::take(&mut tree.levels[level]);
             if level + 1 == tree.levels.len() {
                 // Nothing was written at this level before: this page is the root (an empty
                 // leaf for an empty bucket, as bbolt makes one).
-                return self.write_page(level > 0, &page.elements);
+                return self.write_page(level > 0, &tree.levels[level]);
             }
-            if !page.elements.is_empty() {
-                self.write_level_page(&mut tree, level, page)?;
+            if !tree.levels[level].elements.is_empty() {
+                self.write_level_page(&mut tree, level)?;
             }
             level += 1;
         }
@@ -210,11 +225,9 @@ impl Writer {
     }
 
     /// Writes one page (with its overflow pages) at the end of the file; returns its id.
-    fn write_page(&mut self, branch: bool, elements: &[Element]) -> Result<u64> {
-        let data: usize = elements.iter().map(|e| e.key.len() + e.value.len()).sum();
-        let body = PAGE_HEADER + elements.len() * ELEMENT + data;
-        let pages = body.div_ceil(PAGE_SIZE).max(1);
-        let count = u16::try_from(elements.len()).map_err(|_| BboltError::Unsupported {
+    fn write_page(&mut self, branch: bool, page: &Level) -> Result<u64> {
+        let pages = page.bytes().div_ceil(PAGE_SIZE).max(1);
+        let count = u16::try_from(page.elements.len()).map_err(|_| BboltError::Unsupported {
             bucket: String::new(),
             what: "more elements than a page can count".into(),
         })?;
@@ -223,33 +236,32 @@ impl Writer {
             what: "a page larger than bbolt can address".into(),
         })?;
         let id = self.next_page;
-        let mut page = vec![0u8; pages * PAGE_SIZE];
-        page[0..8].copy_from_slice(&id.to_le_bytes());
-        page[8..10].copy_from_slice(&(if branch { BRANCH } else { LEAF }).to_le_bytes());
-        page[10..12].copy_from_slice(&count.to_le_bytes());
-        page[12..16].copy_from_slice(&overflow.to_le_bytes());
-        let mut data_at = PAGE_HEADER + elements.len() * ELEMENT;
-        for (i, e) in elements.iter().enumerate() {
+        let buf = &mut self.page;
+        buf.clear();
+        buf.resize(pages * PAGE_SIZE, 0);
+        buf[0..8].copy_from_slice(&id.to_le_bytes());
+        buf[8..10].copy_from_slice(&(if branch { BRANCH } else { LEAF }).to_le_bytes());
+        buf[10..12].copy_from_slice(&count.to_le_bytes());
+        buf[12..16].copy_from_slice(&overflow.to_le_bytes());
+        let data_start = PAGE_HEADER + page.elements.len() * ELEMENT;
+        buf[data_start..data_start + page.data.len()].copy_from_slice(&page.data);
+        let mut data_at = data_start;
+        for (i, e) in page.elements.iter().enumerate() {
             let at = PAGE_HEADER + i * ELEMENT;
-            // Sizes fit: keys are at most 32 KiB, values under 2 GiB, checked when added.
             let pos = (data_at - at) as u32;
-            let ksize = e.key.len() as u32;
             if branch {
-                page[at..at + 4].copy_from_slice(&pos.to_le_bytes());
-                page[at + 4..at + 8].copy_from_slice(&ksize.to_le_bytes());
-                page[at + 8..at + 16].copy_from_slice(&e.child.to_le_bytes());
+                buf[at..at + 4].copy_from_slice(&pos.to_le_bytes());
+                buf[at + 4..at + 8].copy_from_slice(&e.key.to_le_bytes());
+                buf[at + 8..at + 16].copy_from_slice(&e.child.to_le_bytes());
             } else {
-                page[at..at + 4].copy_from_slice(&e.flags.to_le_bytes());
-                page[at + 4..at + 8].copy_from_slice(&pos.to_le_bytes());
-                page[at + 8..at + 12].copy_from_slice(&ksize.to_le_bytes());
-                page[at + 12..at + 16].copy_from_slice(&(e.value.len() as u32).to_le_bytes());
+                buf[at..at + 4].copy_from_slice(&e.flags.to_le_bytes());
+                buf[at + 4..at + 8].copy_from_slice(&pos.to_le_bytes());
+                buf[at + 8..at + 12].copy_from_slice(&e.key.to_le_bytes());
+                buf[at + 12..at + 16].copy_from_slice(&e.value.to_le_bytes());
             }
-            page[data_at..data_at + e.key.len()].copy_from_slice(&e.key);
-            data_at += e.key.len();
-            page[data_at..data_at + e.value.len()].copy_from_slice(&e.value);
-            data_at += e.value.len();
+            data_at += (e.key + e.value) as usize;
         }
-        self.out.write_all(&page).map_err(io_error(&self.path))?;
+        self.out.write_all(buf).map_err(io_error(&self.path))?;
         self.next_page += pages as u64;
         Ok(id)
     }

@@ -10,7 +10,7 @@
 
 use super::{
     ALARM, AUTH, AUTH_ROLES, AUTH_USERS, CLUSTER, EtcdLease, KEY, LEASE, MEMBERS, MEMBERS_REMOVED,
-    META, revision_key,
+    META, revision_key, revision_key_array,
 };
 use crate::errors::ServerError;
 use cairn_bbolt::{BboltError, Writer};
@@ -34,7 +34,8 @@ pub(crate) fn export(frozen: &Frozen, dest: &Path) -> Result<FrozenMarks, Server
 
     out.bucket(KEY).map_err(bbolt)?;
     frozen.records(&mut |rev, tombstone, record| {
-        let key = revision_key(rev.main, rev.sub, tombstone);
+        let (key, len) = revision_key_array(rev.main, rev.sub, tombstone);
+        let key = &key[..len];
         if tombstone {
             let deleted = KeyValue::decode(record).map_err(|e| {
                 ServerError::Internal(format!("the tombstone at revision {}: {e}", rev.main))
@@ -43,9 +44,9 @@ pub(crate) fn export(frozen: &Frozen, dest: &Path) -> Result<FrozenMarks, Server
                 key: deleted.key,
                 ..Default::default()
             };
-            out.put(&key, &etcd_tombstone.encode_to_vec())
+            out.put(key, &etcd_tombstone.encode_to_vec())
         } else {
-            out.put(&key, record)
+            out.put(key, record)
         }
         .map_err(bbolt)
     })?;

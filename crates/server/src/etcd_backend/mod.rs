@@ -45,14 +45,18 @@ struct EtcdLease {
 /// etcd's revision key: main and sub as big-endian u64 around a `_`, and a `t` after a
 /// tombstone's.
 fn revision_key(main: i64, sub: i64, tombstone: bool) -> Vec<u8> {
-    let mut key = Vec::with_capacity(18);
-    key.extend_from_slice(&main.to_be_bytes());
-    key.push(b'_');
-    key.extend_from_slice(&sub.to_be_bytes());
-    if tombstone {
-        key.push(b't');
-    }
-    key
+    let (key, len) = revision_key_array(main, sub, tombstone);
+    key[..len].to_vec()
+}
+
+/// [`revision_key`] without an allocation: the bytes and how many of them are the key.
+fn revision_key_array(main: i64, sub: i64, tombstone: bool) -> ([u8; 18], usize) {
+    let mut key = [0u8; 18];
+    key[..8].copy_from_slice(&main.to_be_bytes());
+    key[8] = b'_';
+    key[9..17].copy_from_slice(&sub.to_be_bytes());
+    key[17] = b't';
+    (key, if tombstone { 18 } else { 17 })
 }
 
 fn parse_revision_key(key: &[u8]) -> Option<(i64, i64, bool)> {
