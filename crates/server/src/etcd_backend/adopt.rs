@@ -715,6 +715,17 @@ mod tests {
         assert_eq!((&p.key[..], &p.value[..]), (&b"first"[..], &b"1"[..]));
     }
 
+    proptest::proptest! {
+        /// Any bytes in a log entry are carried, nothing, or refused with a reason.
+        #[test]
+        fn any_entry_is_classified_without_a_panic(
+            data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+            kind in 0i32..4,
+        ) {
+            let _ = classify(&Entry { kind, term: 1, index: 1, data });
+        }
+    }
+
     #[test]
     fn etcd_3_4s_v2_publication_is_nothing_to_apply() {
         let publish = V2Request {

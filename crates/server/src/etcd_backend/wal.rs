@@ -350,6 +350,37 @@ pub(crate) mod tests {
         assert_eq!(got, vec![(1, 1), (2, 1), (3, 1), (4, 2)]);
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+        /// Whatever the bytes, reading a WAL ends with entries or an error, never a panic.
+        #[test]
+        fn any_damage_is_read_or_refused(
+            flips in proptest::collection::vec(
+                (proptest::prelude::any::<proptest::sample::Index>(), proptest::prelude::any::<u8>()),
+                1..6,
+            ),
+            cut in proptest::option::of(proptest::prelude::any::<proptest::sample::Index>()),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let mut w = Writer::new();
+            w.metadata(1, 2);
+            for i in 1..40u64 {
+                w.entry(i, 1, ENTRY_NORMAL, vec![i as u8; (i * 7) as usize]);
+            }
+            w.state(1, 1, 39);
+            let mut bytes = w.bytes.clone();
+            for (at, value) in flips {
+                let at = at.index(bytes.len());
+                bytes[at] ^= value | 1;
+            }
+            if let Some(cut) = cut {
+                bytes.truncate(cut.index(bytes.len()));
+            }
+            std::fs::write(dir.path().join("0000000000000000-0000000000000000.wal"), &bytes).unwrap();
+            let _ = read(dir.path());
+        }
+    }
+
     #[test]
     fn a_damaged_record_is_refused_but_a_torn_tail_ends_the_log() {
         let dir = tempfile::tempdir().unwrap();
