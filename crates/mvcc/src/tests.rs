@@ -1287,3 +1287,35 @@ fn keys_only_reads_come_from_the_index_and_equal_full_reads() {
         .is_err()
     );
 }
+
+/// How long opening a store of 1M keys takes (the key index rebuilt from the backend, most of a
+/// member's restart). Run with `cargo test --release -p cairn-mvcc -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn open_time_with_a_million_keys() {
+    let (dir, store) = open();
+    let value = Bytes::from(vec![b'v'; 256]);
+    for batch in 0..100u64 {
+        let mut a = store.begin_apply().unwrap();
+        for i in 0..10_000u64 {
+            a.put(&PutRequest {
+                key: Bytes::from(format!("{:08}", batch * 10_000 + i)),
+                value: value.clone(),
+                ..Default::default()
+            })
+            .unwrap();
+        }
+        a.commit(batch + 1, 1, false).unwrap();
+        store.write_back_now().unwrap();
+    }
+    drop(store);
+    for _ in 0..3 {
+        let started = std::time::Instant::now();
+        let store = Store::open(dir.path().join("db")).unwrap();
+        println!(
+            "open with 1M keys: {:?} (revision {})",
+            started.elapsed(),
+            store.revision()
+        );
+    }
+}
