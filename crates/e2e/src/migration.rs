@@ -2,7 +2,7 @@
 //! overwrites, deletions, a compaction, a lease and a transaction; the state and history as
 //! etcdctl shows them; and auth set up with users, roles and permissions to compare answers.
 
-use crate::{Bg, Run, cairnutl, etcdctl, normalized};
+use crate::{Bg, Member, Run, cairnutl, etcdctl, normalized};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -203,4 +203,31 @@ pub fn assert_same_snapshot_status(ep: &str, file: &str) {
         let ours = ok(cairnutl(&["snapshot", "status", file, "-w", format]));
         assert_eq!(ours.stdout, theirs.stdout, "{format}");
     }
+}
+
+/// A one-member Cairn (not started) and `cairnutl snapshot restore` of `file` into its data dir
+/// under `dir`,
+/// with `extra` flags; the member is set up to start as the restored cluster.
+pub fn restore_into(dir: &std::path::Path, file: &str, extra: &[&str]) -> (Member, Run) {
+    let mut m = Member::unstarted("m1", &dir.join("m1"), &[]);
+    let peer = m.peer_url();
+    let data = m.data_dir.to_str().unwrap().to_string();
+    let initial = format!("m1={peer}");
+    let mut args = vec![
+        "snapshot",
+        "restore",
+        file,
+        "--name",
+        "m1",
+        "--initial-cluster",
+        &initial,
+        "--initial-advertise-peer-urls",
+        &peer,
+        "--data-dir",
+        &data,
+    ];
+    args.extend_from_slice(extra);
+    let run = cairnutl(&args);
+    m.initial_cluster = Some(initial);
+    (m, run)
 }

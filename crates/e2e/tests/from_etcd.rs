@@ -5,36 +5,10 @@
 //! and permissions.
 
 use cairn_e2e::migration::{
-    assert_same_auth, assert_same_history, assert_same_snapshot_status, ok, set_up_auth, state,
-    write_history,
+    assert_same_auth, assert_same_history, assert_same_snapshot_status, ok, restore_into,
+    set_up_auth, state, write_history,
 };
-use cairn_e2e::{Member, RealEtcd, Run, cairnutl, etcdctl};
-
-/// A one-member Cairn (not started) and `cairnutl snapshot restore` of `file` into its data dir,
-/// with `extra` flags; the member is set up to start as the restored cluster.
-fn restore_into(dir: &std::path::Path, file: &str, extra: &[&str]) -> (Member, Run) {
-    let mut m = Member::unstarted("m1", &dir.join("m1"), &[]);
-    let peer = m.peer_url();
-    let data = m.data_dir.to_str().unwrap().to_string();
-    let initial = format!("m1={peer}");
-    let mut args = vec![
-        "snapshot",
-        "restore",
-        file,
-        "--name",
-        "m1",
-        "--initial-cluster",
-        &initial,
-        "--initial-advertise-peer-urls",
-        &peer,
-        "--data-dir",
-        &data,
-    ];
-    args.extend_from_slice(extra);
-    let run = cairnutl(&args);
-    m.initial_cluster = Some(initial);
-    (m, run)
-}
+use cairn_e2e::{RealEtcd, etcdctl};
 
 #[test]
 fn a_snapshot_of_real_etcd_restores_into_cairn_with_its_history() {

@@ -5,8 +5,8 @@
 //! users, roles and permissions.
 
 use cairn_e2e::migration::{
-    assert_same_auth, assert_same_history, assert_same_snapshot_status, json, ok, set_up_auth,
-    write_history,
+    assert_same_auth, assert_same_history, assert_same_snapshot_status, json, ok, restore_into,
+    set_up_auth, write_history,
 };
 use cairn_e2e::{Member, RealEtcd, etcdctl};
 
@@ -51,7 +51,17 @@ fn a_cairn_snapshot_restores_into_real_etcd_with_its_history() {
     let ep = etcd.endpoint();
     assert_eq!(ok(etcdctl(&ep, &["alarm", "list"], None)).stdout, alarms);
     ok(etcdctl(&ep, &["alarm", "disarm"], None));
-    ok(etcdctl(&src, &["alarm", "disarm"], None));
+    assert_same_history(&ep, &history);
+
+    // The same file restores into Cairn with the same history and alarms.
+    let into = dir.path().join("restored");
+    std::fs::create_dir(&into).unwrap();
+    let (mut restored, run) = restore_into(&into, f, &[]);
+    ok(run);
+    restored.launch();
+    let ep = restored.endpoint();
+    assert_eq!(ok(etcdctl(&ep, &["alarm", "list"], None)).stdout, alarms);
+    ok(etcdctl(&ep, &["alarm", "disarm"], None));
     assert_same_history(&ep, &history);
 }
 
