@@ -58,8 +58,18 @@ fn a_cairn_snapshot_restores_into_real_etcd_with_its_history() {
     std::fs::create_dir(&into).unwrap();
     let (mut restored, run) = restore_into(&into, f, &[]);
     ok(run);
-    restored.launch();
+    // Its /health says false while the alarm is active (as etcd's does): wait for a read.
+    restored.restart_unready();
     let ep = restored.endpoint();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while etcdctl(&ep, &["endpoint", "health"], None).code != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            restored.log_text()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     assert_eq!(ok(etcdctl(&ep, &["alarm", "list"], None)).stdout, alarms);
     ok(etcdctl(&ep, &["alarm", "disarm"], None));
     assert_same_history(&ep, &history);
