@@ -13,6 +13,8 @@ use std::convert::Infallible;
 use std::time::Duration;
 use tower::ServiceExt;
 
+mod coalesce;
+
 /// HTTP/2 settings of a port's connections.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Http2 {
@@ -89,7 +91,10 @@ where
                 }
                 service.clone().oneshot(request)
             });
-        let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), per_request);
+        let connection = builder.serve_connection_with_upgrades(
+            TokioIo::new(coalesce::Coalescing::new(io)),
+            per_request,
+        );
         let connection = graceful.watch(connection.into_owned());
         tokio::spawn(async move {
             // A connection's end (the client left, a protocol error) concerns only it.
