@@ -148,3 +148,50 @@ async fn the_power_loss_test_catches_a_missing_fsync() {
         .expect_err("acknowledged writes survived a power cut without fsync");
     assert!(lost.contains("acknowledged"), "{lost}");
 }
+
+/// Bytes written to the WAL segments of a member's data dir (segments are preallocated: count
+/// up to the zeros after the last batch).
+fn wal_written_bytes(data_dir: &Path) -> u64 {
+    std::fs::read_dir(data_dir.join("member/wal"))
+        .unwrap()
+        .map(|e| cairn_e2e::wal_written_len(&std::fs::read(e.unwrap().path()).unwrap()) as u64)
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_values_compact_the_log_before_the_snapshot_count() {
+    // With a count no test reaches, only the log's size can trigger compaction: Raft holds every
+    // entry above the last durable point in memory, and 60 MiB of 1 MiB values must not all stay.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("m1");
+    let mut member = Member::start(&data, &["--snapshot-count", "1000000"]);
+    let c = cairn_client::Client::connect(&[member.endpoint()], Duration::from_secs(2))
+        .await
+        .unwrap();
+    let value = vec![b'v'; 1 << 20];
+    for i in 0..60 {
+        c.put(format!("big-{i:02}"), value.clone()).await.unwrap();
+    }
+    // The durable write-back and the compaction after it run in the background.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut held = wal_written_bytes(&data);
+    while held >= 40 << 20 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        held = wal_written_bytes(&data);
+    }
+    assert!(
+        held < 40 << 20,
+        "the WAL still holds {held} bytes after 60 MiB of writes"
+    );
+    // Everything is still there after a restart from the compacted log.
+    member.kill9();
+    member.restart();
+    let c = cairn_client::Client::connect(&[member.endpoint()], Duration::from_secs(2))
+        .await
+        .unwrap();
+    for i in [0, 31, 59] {
+        let r = c.get(format!("big-{i:02}")).await.unwrap();
+        assert_eq!(r.kvs.len(), 1, "big-{i:02} lost");
+        assert_eq!(r.kvs[0].value.len(), 1 << 20);
+    }
+}

@@ -198,14 +198,17 @@ fn decode_record(rev: Revision, raw: &[u8]) -> Result<(u8, KeyValue)> {
     decode_as(rev, raw)
 }
 
-/// redb's own page cache. Its default (1 GiB) grows with everything written and read, which
-/// made a member's RSS track its database size; the OS page cache serves the rest just as well
-/// (a miss costs a `pread`), and unlike the process's memory it is given back under pressure.
 /// The size of a new, empty backend file: redb's header, allocator state and empty tables.
 /// (A new bbolt file, etcd's backend, takes 6 pages of 4 KiB.)
 pub const EMPTY_BACKEND_BYTES: u64 = 72 << 10;
 
-pub const BACKEND_CACHE_BYTES: usize = 64 << 20;
+/// redb's own page cache. Its default (1 GiB) grows with everything written and read, which
+/// made a member's RSS track its database size; the OS page cache serves the rest just as well
+/// (a miss costs a `pread`), and unlike the process's memory it is given back under pressure.
+/// At 64 MiB it was still the largest part of an idle member's memory after a benchmark (a
+/// third of it); 16 MiB holds the hot branch pages, and range, txn and put throughput stayed
+/// within run-to-run noise (docs/performance.md).
+pub const BACKEND_CACHE_BYTES: usize = 16 << 20;
 
 /// Opens (or creates) a backend file with Cairn's settings.
 pub(crate) fn open_backend(path: &Path) -> Result<Database> {

@@ -39,6 +39,8 @@ pub(crate) struct ApplyLoop {
     pub(crate) member_id: u64,
     pub(crate) snapshot_count: u64,
     pub(crate) last_compacted: u64,
+    /// Bytes of log entries applied since the last durable write-back was asked for.
+    pub(crate) bytes_since_durable: u64,
     /// Nudges the write-back thread when the buffer is due before its timer says so.
     pub(crate) write_back: SyncSender<()>,
     pub(crate) durable: Arc<DurableRequests>,
@@ -46,6 +48,12 @@ pub(crate) struct ApplyLoop {
     pub(crate) hold: Option<Duration>,
     pub(crate) metrics: Arc<crate::metrics::Metrics>,
 }
+
+/// Log bytes after which a durable write-back is asked for even before `--snapshot-count`
+/// entries: Raft keeps every entry above the last durable point in memory (as etcd does), so
+/// with large values the count alone let a member hold gigabytes of log (100 000 entries of
+/// 1.5 MiB). A write-back costs one backend fsync per this many bytes written.
+pub(crate) const DURABLE_EVERY_BYTES: u64 = 32 << 20;
 
 /// Durable write-backs the apply loop asks for every `--snapshot-count` entries. The
 /// write-back thread makes them and then tells Raft, which may compact its log below: applying
@@ -245,6 +253,7 @@ impl ApplyLoop {
         }
         self.peers.retain_peers(&ids);
         self.last_compacted = consistent;
+        self.bytes_since_durable = 0;
         if let Some(raft) = &self.raft {
             raft.report_durable(consistent);
         }
@@ -289,6 +298,7 @@ impl ApplyLoop {
                 if entry.index <= consistent || entry.data.is_empty() {
                     continue;
                 }
+                self.bytes_since_durable += entry.data.len() as u64;
                 let req = match InternalRequest::decode(entry.data.as_ref()) {
                     Ok(r) => r,
                     Err(e) => {
@@ -394,9 +404,12 @@ impl ApplyLoop {
             a.commit(last_index, last_term, false)?;
             // The handle arrives just after the node starts; a request before that is made at
             // the next batch.
-            if last_index - self.last_compacted >= self.snapshot_count && self.raft.is_some() {
+            let due = last_index - self.last_compacted >= self.snapshot_count
+                || self.bytes_since_durable >= DURABLE_EVERY_BYTES;
+            if due && self.raft.is_some() {
                 self.durable.request(last_index);
                 self.last_compacted = last_index;
+                self.bytes_since_durable = 0;
                 // A nudge already queued covers this one too.
                 let _ = self.write_back.try_send(());
             }

@@ -293,6 +293,7 @@ impl EtcdServer {
             member_id,
             snapshot_count: config.snapshot_count,
             last_compacted: applied_index,
+            bytes_since_durable: 0,
             hold: crate::failpoint::apply_hold(),
             metrics: metrics.clone(),
         }));
