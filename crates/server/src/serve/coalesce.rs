@@ -35,9 +35,16 @@ pub(crate) struct Coalescing<T> {
     buf: Vec<u8>,
     /// Bytes of `buf` already written to `inner`.
     written: usize,
-    /// Set while a flush waits for the deferred wake-up.
-    waiting: Option<(Arc<FlushSignal>, Instant)>,
+    /// The deferred wake-up's target, one per connection: a late wake-up from an earlier wait
+    /// can only let a later flush go early.
+    signal: Arc<FlushSignal>,
+    /// Since when a flush waits for the deferred wake-up.
+    waiting_since: Option<Instant>,
 }
+
+/// A buffer grown past this by a burst is given back once drained, so an idle connection holds
+/// little.
+const KEPT_CAPACITY: usize = 16 * 1024;
 
 /// Woken by the scheduler once the worker has run out of ready tasks.
 #[derive(Default)]
@@ -63,7 +70,8 @@ impl<T> Coalescing<T> {
             inner,
             buf: Vec::new(),
             written: 0,
-            waiting: None,
+            signal: Arc::new(FlushSignal::default()),
+            waiting_since: None,
         }
     }
 
@@ -85,6 +93,9 @@ impl<T: AsyncWrite + Unpin> Coalescing<T> {
             self.written += n;
         }
         self.buf.clear();
+        if self.buf.capacity() > KEPT_CAPACITY {
+            self.buf = Vec::new();
+        }
         self.written = 0;
         Poll::Ready(Ok(()))
     }
@@ -101,8 +112,9 @@ impl<T: AsyncWrite + Unpin> Coalescing<T> {
 
     /// Whether the held-back flush may go now; if not, arranges to be woken when it may.
     fn flush_due(&mut self, cx: &mut Context<'_>) -> bool {
-        match &self.waiting {
-            Some((signal, since)) => {
+        let signal = &self.signal;
+        match self.waiting_since {
+            Some(since) => {
                 if signal.fired.load(Ordering::Acquire) || since.elapsed() >= MAX_FLUSH_DELAY {
                     return true;
                 }
@@ -110,14 +122,14 @@ impl<T: AsyncWrite + Unpin> Coalescing<T> {
                 false
             }
             None => {
-                let signal = Arc::new(FlushSignal::default());
+                signal.fired.store(false, Ordering::Release);
                 signal.task.register(cx.waker());
                 let waker = Waker::from(signal.clone());
                 // The first poll of `yield_now` hands its waker to the scheduler, which wakes it
                 // after running every task that is ready; outside a runtime it wakes at once.
                 let yielded = std::pin::pin!(tokio::task::yield_now());
                 let _ = yielded.poll(&mut Context::from_waker(&waker));
-                self.waiting = Some((signal, Instant::now()));
+                self.waiting_since = Some(Instant::now());
                 false
             }
         }
@@ -166,14 +178,14 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Coalescing<T> {
             }
             std::task::ready!(this.poll_drain(cx))?;
         }
-        this.waiting = None;
+        this.waiting_since = None;
         Pin::new(&mut this.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
         std::task::ready!(this.poll_drain(cx))?;
-        this.waiting = None;
+        this.waiting_since = None;
         Pin::new(&mut this.inner).poll_shutdown(cx)
     }
 }
@@ -295,6 +307,21 @@ mod tests {
         want.extend_from_slice(&big);
         want.extend_from_slice(b"tail");
         assert_eq!(io.inner.bytes, want);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_burst_does_not_leave_a_large_buffer_behind() {
+        let mut io = Coalescing::new(CountingSink::default());
+        io.write_all(&vec![1u8; 40 * 1024])
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        io.flush().await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(io.buf.capacity() <= KEPT_CAPACITY);
+        io.write_all(b"small")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        io.flush().await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(io.inner.bytes.len(), 40 * 1024 + 5);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
