@@ -66,6 +66,10 @@ pub const MAX_PROPOSAL_BYTES: usize = cairn_wal::MAX_ENTRY_DATA_LEN - 64;
 /// (etcd's SnapshotCatchUpEntries).
 pub const CATCH_UP_ENTRIES: u64 = 5000;
 
+/// The most entry data kept below a compaction point for followers a little behind, whatever
+/// the entry count allows: 5000 entries of 1.5 MiB would be 7.5 GiB of memory.
+pub const CATCH_UP_BYTES: u64 = 32 << 20;
+
 /// How long a ReadIndex request may go unanswered before it is sent again (the message, or
 /// the leader's answer, may have been lost).
 /// How far past a snapshot being made or sent the leader lets its log grow before it compacts
@@ -1315,8 +1319,8 @@ impl Runner {
     }
 
     /// Folds the log up to `index` into a WAL snapshot marker and drops it from memory. With
-    /// other members, the last `catch_up_entries` entries below `index` are kept for
-    /// followers that are a little behind.
+    /// other members, the last `catch_up_entries` entries below `index` (no more than
+    /// [`CATCH_UP_BYTES`] of them) are kept for followers that are a little behind.
     fn compact(&mut self, index: u64) -> Result<(), RaftError> {
         let floor = self.snapshot_floor();
         let store = self.node.store();
@@ -1324,7 +1328,7 @@ impl Runner {
         let index = if alone {
             index
         } else {
-            index.saturating_sub(self.catch_up_entries)
+            store.catch_up_floor(index, self.catch_up_entries, CATCH_UP_BYTES)
         };
         let index = match floor {
             Some(floor) if index > floor && index - floor <= MAX_ENTRIES_HELD_FOR_SNAPSHOTS => {

@@ -47,6 +47,25 @@ impl LogStore {
         self.hard_state.commit = self.hard_state.commit.max(meta.index);
     }
 
+    /// Where a compaction at `index` should stop so that followers a little behind can still
+    /// catch up from the log: at most `max_entries` entries at or below `index` are kept, and
+    /// no more of them than `max_bytes` of data, so a margin of large entries cannot hold
+    /// gigabytes in memory (a follower further behind gets a snapshot instead).
+    pub fn catch_up_floor(&self, index: u64, max_entries: u64, max_bytes: u64) -> u64 {
+        let by_count = index.saturating_sub(max_entries);
+        let mut kept = 0u64;
+        for e in self.entries.iter().rev().skip_while(|e| e.index > index) {
+            if e.index <= by_count {
+                break;
+            }
+            kept += e.data.len() as u64;
+            if kept > max_bytes {
+                return e.index;
+            }
+        }
+        by_count
+    }
+
     /// Drops the entries at or below `index` (which the state machine has made durable).
     pub fn compact(&mut self, index: u64, term: u64) {
         if index <= self.snap_index {
@@ -137,6 +156,25 @@ mod tests {
             term,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn the_catch_up_margin_is_bounded_by_entries_and_by_bytes() {
+        let mut s = LogStore::default();
+        let big: Vec<Entry> = (1..=100)
+            .map(|i| Entry {
+                data: vec![0u8; 1000],
+                ..ent(i, 1)
+            })
+            .collect();
+        s.append(&big);
+        // Small entries: the count decides.
+        assert_eq!(s.catch_up_floor(90, 10, 1 << 20), 80);
+        assert_eq!(s.catch_up_floor(5, 10, 1 << 20), 0);
+        // Large ones: no more than 5000 bytes stay at or below the compaction point.
+        assert_eq!(s.catch_up_floor(90, 50, 5000), 85);
+        // Entries above the compaction point do not count.
+        assert_eq!(s.catch_up_floor(60, 50, 3000), 57);
     }
 
     #[test]

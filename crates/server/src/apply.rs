@@ -55,7 +55,8 @@ pub(crate) struct ApplyLoop {
 /// 1.5 MiB). A write-back costs one backend fsync per this many bytes written.
 pub(crate) const DURABLE_EVERY_BYTES: u64 = 32 << 20;
 
-/// Durable write-backs the apply loop asks for every `--snapshot-count` entries. The
+/// Durable write-backs the apply loop asks for every `--snapshot-count` entries (or
+/// [`DURABLE_EVERY_BYTES`]). The
 /// write-back thread makes them and then tells Raft, which may compact its log below: applying
 /// never waits for the backend's fsync (with many buffered records that took hundreds of
 /// milliseconds, and every write in flight waited with it).
